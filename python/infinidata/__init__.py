@@ -1,0 +1,24 @@
+"""infinidata: datasets far larger than memory.
+
+Tables of named NumPy columns live in memory-mapped temp files, not in the Python heap.
+Slices, index arrays, shuffles, filters and concatenations are views that copy no row data;
+reads return NumPy arrays; batches stream out on worker threads. The engine is C.
+
+    >>> import numpy as np, infinidata
+    >>> tv = infinidata.TableView({"x": np.arange(10, dtype=np.float32)})
+    >>> tv[2:5]["x"]
+    array([2., 3., 4.], dtype=float32)
+
+Temp files go under $INFINIDATA_TMPDIR, else ./.infinidata_tmp (created on first use).
+"""
+
+from ._infinidata import (  # noqa: F401
+    FORMAT_VERSION,
+    BatchIter,
+    CorruptDataError,
+    TableView,
+    gc,
+)
+
+__all__ = ["TableView", "BatchIter", "CorruptDataError", "FORMAT_VERSION", "gc"]
+__version__ = "0.1.0"

@@ -1,0 +1,67 @@
+/* batch.h: the batch iterator: gathers consecutive batches of a view on worker threads.
+ *
+ * Batches are rows [k*B, (k+1)*B) of the view, in order; the last one is partial unless
+ * drop_last. With threads <= 1 and readahead 0 each batch is gathered on demand in the
+ * calling thread. Otherwise W worker threads gather batches ahead of the consumer, never
+ * more than `window` batches produced but not yet taken, where
+ *   W      = min(threads, 2 * online CPUs, 64, number of batches)
+ *   window = max(W, min(readahead, IDT_BATCH_MAX_WINDOW, batches fitting in
+ *                       IDT_BATCH_MAX_BYTES of fixed-width rows))
+ * so memory in flight is bounded by window x batch bytes however large the arguments.
+ *
+ * A batch's column buffers are allocated by the iterator and handed to the caller, who owns
+ * each one (free with idt_free) once taken: the gather writes straight into the memory the
+ * caller's arrays will own, with no second copy.
+ *
+ * The iterator holds a reference to its view. idt_batcher_free stops and joins every worker
+ * before it returns, whatever state they are in. Worker threads touch nothing but the view
+ * and the buffers. */
+#ifndef IDT_BATCH_H
+#define IDT_BATCH_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "view.h"
+
+#define IDT_BATCH_MAX_WINDOW 1024
+#define IDT_BATCH_MAX_BYTES ((int64_t)1 << 30)
+#define IDT_BATCH_MAX_WORKERS 64
+
+typedef struct idt_batch {
+    int64_t index;    /* batch number */
+    int64_t nrows;
+    int64_t ncols;
+    void **bufs;      /* per column; set to NULL when the caller takes one */
+    int64_t *widths;  /* per column string width (0 for fixed) */
+} idt_batch;
+
+typedef struct idt_batcher idt_batcher;
+
+/* Start iterating over `v` (a reference is taken). Errors: IDT_EVALUE (batch_size < 1,
+ * threads < 1, readahead < 0), IDT_ENOMEM, IDT_EIO (threads could not start). */
+int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t threads,
+                    int64_t readahead, idt_batcher **out, idt_error *err);
+
+/* Next batch into *out. Returns 1 with a batch, 0 at the end, IDT_TIMEOUT when
+ * timeout_ms (>= 0; -1 waits forever) passed with no batch ready (call again), or a
+ * negative error code (the batch could not be made; the iterator is finished). */
+#define IDT_TIMEOUT 2
+int idt_batcher_next(idt_batcher *it, idt_batch **out, int timeout_ms, idt_error *err);
+
+/* Number of batches in total, and worker threads running. */
+int64_t idt_batcher_count(const idt_batcher *it);
+int64_t idt_batcher_workers(const idt_batcher *it);
+/* The view being iterated (borrowed; alive as long as the iterator). */
+const idt_view *idt_batcher_view(const idt_batcher *it);
+
+/* Stop and join the workers, free what was not taken, drop the view. NULL is a no-op. */
+void idt_batcher_free(idt_batcher *it);
+/* Stop and join the workers of every live iterator (for interpreter exit). The iterators
+ * stay valid to free; next() on them returns 0. */
+void idt_batcher_stop_all(void);
+
+/* Free a batch and every buffer not taken. */
+void idt_batch_free(idt_batch *b);
+
+#endif

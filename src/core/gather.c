@@ -1,0 +1,232 @@
+/* gather.c: reading selected rows of a view into caller buffers: the hot path.
+ *
+ * Ranges over RUN segments copy with one memcpy per column (step 1) or a strided loop.
+ * Everything else is resolved in chunks of CHUNK rows to (store, row) pairs and gathered
+ * column by column with software prefetch, so the resolve cost is paid once per row. */
+#include <string.h>
+
+#include "utf8.h"
+#include "view.h"
+
+enum { CHUNK = 1024, PREFETCH = 8 };
+
+/* Column index in `st` of the view's column j. */
+static inline int64_t col_in(const idt_view *v, const idt_store *st, int64_t j) {
+    return v->uniform ? v->cols[j] : idt_schema_find(st->schema, idt_view_column(v, j)->name);
+}
+
+/* Copy one row of rb bytes. Small power-of-two sizes compile to single moves. */
+static inline void copy_row(char *dst, const char *src, int64_t rb) {
+    switch (rb) {
+    case 1: memcpy(dst, src, 1); break;
+    case 2: memcpy(dst, src, 2); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 8: memcpy(dst, src, 8); break;
+    case 16: memcpy(dst, src, 16); break;
+    default: memcpy(dst, src, (size_t)rb);
+    }
+}
+
+/* Resolved rows of one chunk. */
+typedef struct resolved {
+    const idt_store *st[CHUNK];
+    int64_t row[CHUNK];
+    int64_t n;
+} resolved;
+
+/* Resolve selected rows [i0, i0+n) of sel (n <= CHUNK). */
+static void resolve(const idt_view *v, const idt_rowsel *sel, int64_t i0, int64_t n,
+                    resolved *r, int64_t *segcur) {
+    int64_t k = *segcur;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t x = sel->idx ? sel->idx[i0 + i] : sel->start + (i0 + i) * sel->step;
+        if (x < v->cum[k] || x >= v->cum[k + 1]) {
+            int64_t lo = 0, hi = v->nseg - 1;
+            while (lo < hi) {
+                int64_t mid = lo + (hi - lo + 1) / 2;
+                if (v->cum[mid] <= x) lo = mid;
+                else hi = mid - 1;
+            }
+            k = lo;
+        }
+        const idt_segment *s = &v->segs[k];
+        int64_t pos = s->start + (x - v->cum[k]) * s->step;
+        if (s->kind == IDT_SEG_RUN) {
+            r->st[i] = s->store;
+            r->row[i] = pos;
+        } else {
+            uint64_t ref = s->refs->ref[pos];
+            r->st[i] = s->refs->stores[ref >> IDT_REF_ROW_BITS];
+            r->row[i] = (int64_t)(ref & IDT_REF_ROW_MASK);
+        }
+    }
+    r->n = n;
+    *segcur = k;
+}
+
+static int64_t str_chars(const idt_store_col *sc, const idt_column *c, int64_t s) {
+    uint64_t a = sc->offsets[s], z = sc->offsets[s + 1];
+    if (c->kind == IDT_COL_BYTES || sc->ascii) return (int64_t)(z - a);
+    return idt_utf8_count(sc->data + a, (size_t)(z - a));
+}
+
+/* Longest string of view column j over the resolved rows, folded into *w. */
+static void widths_chunk(const idt_view *v, const resolved *r, int64_t j, int64_t *w) {
+    const idt_column *c = idt_view_column(v, j);
+    int64_t per = c->row_elems, best = *w;
+    for (int64_t i = 0; i < r->n; i++) {
+        const idt_store_col *sc = &r->st[i]->cols[col_in(v, r->st[i], j)];
+        for (int64_t e = 0; e < per; e++) {
+            int64_t l = str_chars(sc, c, r->row[i] * per + e);
+            if (l > best) best = l;
+        }
+    }
+    *w = best;
+}
+
+int idt_view_str_widths(const idt_view *v, const idt_rowsel *sel, int64_t *widths, idt_error *err) {
+    (void)err;
+    int any = 0;
+    for (int64_t j = 0; j < v->ncols; j++) {
+        widths[j] = idt_view_column(v, j)->kind == IDT_COL_FIXED ? 0 : 1;
+        any |= widths[j];
+    }
+    if (!any || sel->count == 0) return 0;
+    resolved r;
+    int64_t k = 0;
+    for (int64_t i0 = 0; i0 < sel->count; i0 += CHUNK) {
+        int64_t n = sel->count - i0 < CHUNK ? sel->count - i0 : CHUNK;
+        resolve(v, sel, i0, n, &r, &k);
+        for (int64_t j = 0; j < v->ncols; j++)
+            if (widths[j]) widths_chunk(v, &r, j, &widths[j]);
+    }
+    return 0;
+}
+
+/* Write string s of sc into dst (w code points or bytes, zero padded). */
+static inline void put_str(const idt_store_col *sc, const idt_column *c, int64_t s, char *dst,
+                           int64_t w) {
+    uint64_t a = sc->offsets[s], z = sc->offsets[s + 1];
+    size_t len = (size_t)(z - a);
+    if (c->kind == IDT_COL_BYTES) {
+        size_t m = len < (size_t)w ? len : (size_t)w;
+        memcpy(dst, sc->data + a, m);
+        memset(dst + m, 0, (size_t)w - m);
+    } else if (sc->ascii) {
+        uint32_t *o = (uint32_t *)dst;
+        const unsigned char *p = (const unsigned char *)sc->data + a;
+        size_t m = len < (size_t)w ? len : (size_t)w;
+        for (size_t i = 0; i < m; i++) o[i] = p[i];
+        memset(o + m, 0, ((size_t)w - m) * 4);
+    } else {
+        idt_utf8_decode(sc->data + a, len, (uint32_t *)dst, w);
+    }
+}
+
+static int64_t out_row_bytes(const idt_column *c, int64_t w) {
+    if (c->kind == IDT_COL_FIXED) return c->row_bytes;
+    return c->row_elems * w * (c->kind == IDT_COL_UTF8 ? 4 : 1);
+}
+
+/* Gather resolved rows into output rows [o0, o0+n). */
+static void gather_chunk(const idt_view *v, const resolved *r, int64_t o0, void *const *outs,
+                         const int64_t *widths) {
+    for (int64_t j = 0; j < v->ncols; j++) {
+        const idt_column *c = idt_view_column(v, j);
+        int64_t w = widths[j], orb = out_row_bytes(c, w);
+        char *out = (char *)outs[j] + o0 * orb;
+        if (c->kind == IDT_COL_FIXED) {
+            int64_t rb = c->row_bytes;
+            if (v->uniform) {
+                int64_t ci = v->cols[j];
+                for (int64_t i = 0; i < r->n; i++) {
+                    if (i + PREFETCH < r->n)
+                        __builtin_prefetch(r->st[i + PREFETCH]->cols[ci].data + r->row[i + PREFETCH] * rb);
+                    copy_row(out + i * rb, r->st[i]->cols[ci].data + r->row[i] * rb, rb);
+                }
+            } else {
+                for (int64_t i = 0; i < r->n; i++)
+                    copy_row(out + i * rb, r->st[i]->cols[col_in(v, r->st[i], j)].data + r->row[i] * rb, rb);
+            }
+        } else {
+            int64_t per = c->row_elems, esz = orb / (per ? per : 1);
+            for (int64_t i = 0; i < r->n; i++) {
+                const idt_store_col *sc = &r->st[i]->cols[col_in(v, r->st[i], j)];
+                for (int64_t e = 0; e < per; e++)
+                    put_str(sc, c, r->row[i] * per + e, out + i * orb + e * esz, w);
+            }
+        }
+    }
+}
+
+/* Copy n rows of RUN segment s starting at segment position pos with stride step (in
+ * store rows) into output rows [o0, o0+n). */
+static void gather_run(const idt_view *v, const idt_segment *s, int64_t pos, int64_t step,
+                       int64_t n, int64_t o0, void *const *outs, const int64_t *widths) {
+    const idt_store *st = s->store;
+    for (int64_t j = 0; j < v->ncols; j++) {
+        const idt_column *c = idt_view_column(v, j);
+        const idt_store_col *sc = &st->cols[col_in(v, st, j)];
+        int64_t w = widths[j], orb = out_row_bytes(c, w);
+        char *out = (char *)outs[j] + o0 * orb;
+        if (c->kind == IDT_COL_FIXED) {
+            int64_t rb = c->row_bytes;
+            if (step == 1) {
+                memcpy(out, sc->data + pos * rb, (size_t)(n * rb));
+            } else {
+                const char *src = sc->data + pos * rb;
+                for (int64_t i = 0; i < n; i++) copy_row(out + i * rb, src + i * step * rb, rb);
+            }
+        } else {
+            int64_t per = c->row_elems, esz = orb / (per ? per : 1);
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t e = 0; e < per; e++)
+                    put_str(sc, c, (pos + i * step) * per + e, out + i * orb + e * esz, w);
+        }
+    }
+}
+
+void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs,
+                     const int64_t *widths) {
+    if (sel->count == 0) return;
+    static _Thread_local resolved r; /* 16 KiB per thread, reused */
+    int64_t k = 0;
+    if (!sel->idx) {
+        /* Ranges: walk the segments; RUN pieces copy directly. */
+        for (int64_t j = 0, x = sel->start; j < sel->count;) {
+            if (x < v->cum[k] || x >= v->cum[k + 1]) {
+                int64_t lo = 0, hi = v->nseg - 1;
+                while (lo < hi) {
+                    int64_t mid = lo + (hi - lo + 1) / 2;
+                    if (v->cum[mid] <= x) lo = mid;
+                    else hi = mid - 1;
+                }
+                k = lo;
+            }
+            int64_t step = sel->step;
+            int64_t take = step > 0 ? (v->cum[k + 1] - 1 - x) / step + 1 : (x - v->cum[k]) / -step + 1;
+            if (take > sel->count - j) take = sel->count - j;
+            const idt_segment *s = &v->segs[k];
+            if (s->kind == IDT_SEG_RUN) {
+                gather_run(v, s, s->start + (x - v->cum[k]) * s->step, s->step * step, take, j,
+                           outs, widths);
+            } else {
+                for (int64_t d = 0; d < take; d += CHUNK) {
+                    int64_t n = take - d < CHUNK ? take - d : CHUNK;
+                    idt_rowsel sub = {x + d * step, step, n, NULL};
+                    int64_t kk = k;
+                    resolve(v, &sub, 0, n, &r, &kk);
+                    gather_chunk(v, &r, j + d, outs, widths);
+                }
+            }
+            j += take;
+            x += take * step;
+        }
+        return;
+    }
+    for (int64_t i0 = 0; i0 < sel->count; i0 += CHUNK) {
+        int64_t n = sel->count - i0 < CHUNK ? sel->count - i0 : CHUNK;
+        resolve(v, sel, i0, n, &r, &k);
+        gather_chunk(v, &r, i0, outs, widths);
+    }
+}

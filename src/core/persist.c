@@ -1,0 +1,1 @@
+/* persist.c: saving and loading views (being written). */

@@ -1,0 +1,616 @@
+/* store.c: schemas, the store image (header + buffers), the builder and validation. */
+#include "store.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sys.h"
+#include "utf8.h"
+
+static const char MAGIC[8] = {'I', 'D', 'T', 'S', 'T', 'O', 'R', 0};
+enum { HDR_FIXED = 40, BUF_ALIGN = 64 };
+static _Atomic int64_t store_serial;
+
+uint64_t idt_hash64(const void *p, size_t n, uint64_t seed) {
+    const unsigned char *s = p;
+    uint64_t h = 0xcbf29ce484222325u ^ seed;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3u;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
+    return h;
+}
+
+/* ---- schema ---- */
+
+static void column_reset(idt_column *c) {
+    idt_free(c->name);
+    idt_free(c->shape);
+    c->name = NULL;
+    c->shape = NULL;
+}
+
+static int column_copy(idt_column *dst, const idt_column *src, idt_error *err) {
+    *dst = *src;
+    dst->name = NULL;
+    dst->shape = NULL;
+    if (!src->name || !src->name[0])
+        return idt_error_set(err, IDT_EVALUE, "column names must not be empty");
+    if (src->ndim < 0 || src->ndim > IDT_MAXDIMS - 1)
+        return idt_error_set(err, IDT_EVALUE, "column '%s': %d row dimensions (at most %d)",
+                             src->name, (int)src->ndim, IDT_MAXDIMS - 1);
+    if (memchr(src->dtype, 0, IDT_DTYPE_MAX) == NULL)
+        return idt_error_set(err, IDT_EVALUE, "column '%s': dtype string too long", src->name);
+    int64_t elems = 1;
+    for (int32_t d = 0; d < src->ndim; d++) {
+        if (src->shape[d] < 0)
+            return idt_error_set(err, IDT_EVALUE, "column '%s': negative dimension", src->name);
+        if (src->shape[d] && elems > INT64_MAX / src->shape[d])
+            return idt_error_set(err, IDT_EVALUE, "column '%s': row too large", src->name);
+        elems *= src->shape[d];
+    }
+    if (src->kind == IDT_COL_FIXED) {
+        if (src->itemsize <= 0)
+            return idt_error_set(err, IDT_EVALUE, "column '%s': itemsize must be positive",
+                                 src->name);
+        if (elems && src->itemsize > INT64_MAX / elems)
+            return idt_error_set(err, IDT_EVALUE, "column '%s': row too large", src->name);
+        dst->row_bytes = elems * src->itemsize;
+    } else if (src->kind == IDT_COL_UTF8 || src->kind == IDT_COL_BYTES) {
+        dst->itemsize = 0;
+        dst->row_bytes = 0;
+    } else {
+        return idt_error_set(err, IDT_EVALUE, "column '%s': unknown kind %d", src->name,
+                             (int)src->kind);
+    }
+    dst->row_elems = elems;
+    dst->name = idt_strdup(src->name);
+    if (src->ndim) {
+        dst->shape = idt_malloc((size_t)src->ndim * sizeof(int64_t));
+        if (dst->shape) memcpy(dst->shape, src->shape, (size_t)src->ndim * sizeof(int64_t));
+    }
+    if (!dst->name || (src->ndim && !dst->shape)) {
+        column_reset(dst);
+        return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static int cmp_col(const void *a, const void *b) {
+    return strcmp(((const idt_column *)a)->name, ((const idt_column *)b)->name);
+}
+
+int idt_schema_new(const idt_column *cols, int64_t n, idt_schema **out, idt_error *err) {
+    if (n < 1) return idt_error_set(err, IDT_EVALUE, "a table needs at least one column");
+    idt_schema *s = idt_calloc(1, sizeof *s);
+    idt_column *cc = idt_calloc((size_t)n, sizeof *cc);
+    if (!s || !cc) {
+        idt_free(s);
+        idt_free(cc);
+        return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    }
+    s->cols = cc;
+    atomic_store(&s->refs, 1);
+    int rc = 0;
+    for (int64_t i = 0; i < n && !rc; i++) {
+        rc = column_copy(&cc[i], &cols[i], err);
+        if (!rc) s->ncols = i + 1;
+    }
+    if (!rc) {
+        qsort(cc, (size_t)n, sizeof *cc, cmp_col);
+        for (int64_t i = 1; i < n; i++)
+            if (!strcmp(cc[i].name, cc[i - 1].name)) {
+                rc = idt_error_set(err, IDT_EVALUE, "duplicate column name '%s'", cc[i].name);
+                break;
+            }
+    }
+    if (rc) {
+        idt_schema_decref(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void idt_schema_incref(idt_schema *s) { atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed); }
+
+void idt_schema_decref(idt_schema *s) {
+    if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1) return;
+    for (int64_t i = 0; i < s->ncols; i++) column_reset(&s->cols[i]);
+    idt_free(s->cols);
+    idt_free(s);
+}
+
+int64_t idt_schema_find(const idt_schema *s, const char *name) {
+    int64_t lo = 0, hi = s->ncols;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(s->cols[mid].name, name);
+        if (c == 0) return mid;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return -1;
+}
+
+int idt_column_same(const idt_column *a, const idt_column *b) {
+    if (strcmp(a->name, b->name) || a->kind != b->kind || a->ndim != b->ndim) return 0;
+    if (a->kind == IDT_COL_FIXED && strcmp(a->dtype, b->dtype)) return 0;
+    for (int32_t d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d]) return 0;
+    return 1;
+}
+
+/* ---- store image layout ---- */
+
+typedef struct col_layout {
+    uint64_t buf_off, buf_len, off_off, off_len;
+} col_layout;
+
+static size_t col_hdr_size(const idt_column *c) {
+    size_t s = 24 + 8 * (size_t)c->ndim + strlen(c->name) + strlen(c->dtype);
+    s = (s + 7) & ~(size_t)7;
+    return s + 40;
+}
+
+static uint64_t align64(uint64_t x) { return (x + BUF_ALIGN - 1) & ~(uint64_t)(BUF_ALIGN - 1); }
+
+static void put32(char **p, uint32_t v) { memcpy(*p, &v, 4); *p += 4; }
+static void put64(char **p, uint64_t v) { memcpy(*p, &v, 8); *p += 8; }
+
+/* Write the header for `s` into `dst` (hdr_size bytes), checksum included. */
+static void write_header(char *dst, size_t hdr_size, const idt_schema *s, int64_t nrows,
+                         const col_layout *lay, const int *ascii) {
+    memset(dst, 0, hdr_size);
+    char *p = dst;
+    memcpy(p, MAGIC, 8);
+    p += 8;
+    put32(&p, IDT_FORMAT_VERSION);
+    put32(&p, (uint32_t)hdr_size);
+    put64(&p, (uint64_t)nrows);
+    put64(&p, (uint64_t)s->ncols);
+    put64(&p, 0); /* checksum, filled below */
+    for (int64_t i = 0; i < s->ncols; i++) {
+        const idt_column *c = &s->cols[i];
+        char *start = p;
+        size_t nl = strlen(c->name), dl = strlen(c->dtype);
+        put32(&p, (uint32_t)c->kind);
+        put32(&p, (uint32_t)c->ndim);
+        put32(&p, (uint32_t)nl);
+        put32(&p, (uint32_t)dl);
+        put64(&p, (uint64_t)c->itemsize);
+        for (int32_t d = 0; d < c->ndim; d++) put64(&p, (uint64_t)c->shape[d]);
+        memcpy(p, c->name, nl);
+        p += nl;
+        memcpy(p, c->dtype, dl);
+        p += dl;
+        p = start + (((size_t)(p - start) + 7) & ~(size_t)7);
+        put64(&p, lay[i].buf_off);
+        put64(&p, lay[i].buf_len);
+        put64(&p, lay[i].off_off);
+        put64(&p, lay[i].off_len);
+        put32(&p, (uint32_t)(ascii ? ascii[i] : 0));
+        put32(&p, 0);
+    }
+    uint64_t h = idt_hash64(dst, hdr_size, 0);
+    memcpy(dst + 32, &h, 8);
+}
+
+/* ---- builder ---- */
+
+typedef struct build_col {
+    char *data;
+    uint64_t *offsets;
+    int64_t nstr, nstr_max;     /* strings appended / expected */
+    int64_t bytes, bytes_max;   /* data bytes used / announced */
+    int ascii;
+} build_col;
+
+struct idt_store_builder {
+    idt_schema *schema;
+    int64_t nrows;
+    idt_blob *blob;
+    size_t hdr_size;
+    col_layout *lay;
+    build_col *bc;
+};
+
+void idt_store_builder_free(idt_store_builder *b) {
+    if (!b) return;
+    idt_blob_decref(b->blob);
+    idt_schema_decref(b->schema);
+    idt_free(b->lay);
+    idt_free(b->bc);
+    idt_free(b);
+}
+
+int idt_store_builder_new(idt_schema *schema, int64_t nrows, const int64_t *str_bytes,
+                          idt_store_builder **out, idt_error *err) {
+    if (nrows < 0) return idt_error_set(err, IDT_EVALUE, "negative row count %lld", (long long)nrows);
+    idt_store_builder *b = idt_calloc(1, sizeof *b);
+    if (!b) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    idt_schema_incref(schema);
+    b->schema = schema;
+    b->nrows = nrows;
+    int64_t nc = schema->ncols;
+    b->lay = idt_calloc((size_t)nc, sizeof *b->lay);
+    b->bc = idt_calloc((size_t)nc, sizeof *b->bc);
+    if (!b->lay || !b->bc) {
+        idt_store_builder_free(b);
+        return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    }
+    size_t hdr = HDR_FIXED;
+    for (int64_t i = 0; i < nc; i++) hdr += col_hdr_size(&schema->cols[i]);
+    b->hdr_size = hdr;
+    uint64_t pos = align64(hdr);
+    const uint64_t lim = (uint64_t)1 << 62;
+    for (int64_t i = 0; i < nc; i++) {
+        const idt_column *c = &schema->cols[i];
+        col_layout *l = &b->lay[i];
+        if (c->kind == IDT_COL_FIXED) {
+            if (c->row_bytes && (uint64_t)nrows > lim / (uint64_t)c->row_bytes) goto too_big;
+            l->buf_off = pos;
+            l->buf_len = (uint64_t)nrows * (uint64_t)c->row_bytes;
+            pos = align64(pos + l->buf_len);
+        } else {
+            int64_t sb = str_bytes ? str_bytes[i] : -1;
+            if (sb < 0 || (uint64_t)sb > lim) {
+                idt_store_builder_free(b);
+                return idt_error_set(err, IDT_EVALUE, "column '%s': bad string byte count",
+                                     c->name);
+            }
+            if (c->row_elems && (uint64_t)nrows > lim / 8 / (uint64_t)c->row_elems) goto too_big;
+            uint64_t nstr = (uint64_t)nrows * (uint64_t)c->row_elems;
+            l->off_off = pos;
+            l->off_len = (nstr + 1) * 8;
+            pos = align64(pos + l->off_len);
+            l->buf_off = pos;
+            l->buf_len = (uint64_t)sb;
+            pos = align64(pos + l->buf_len);
+            b->bc[i].nstr_max = (int64_t)nstr;
+            b->bc[i].bytes_max = sb;
+            b->bc[i].ascii = 1;
+        }
+        if (pos > lim) goto too_big;
+    }
+    int rc = idt_blob_new((size_t)pos, &b->blob, err);
+    if (rc) {
+        idt_store_builder_free(b);
+        return rc;
+    }
+    for (int64_t i = 0; i < nc; i++) {
+        b->bc[i].data = b->blob->data + b->lay[i].buf_off;
+        if (schema->cols[i].kind != IDT_COL_FIXED)
+            b->bc[i].offsets = (uint64_t *)(b->blob->data + b->lay[i].off_off);
+    }
+    *out = b;
+    return 0;
+too_big:
+    idt_store_builder_free(b);
+    return idt_error_set(err, IDT_EVALUE, "table too large (%lld rows)", (long long)nrows);
+}
+
+int idt_store_builder_write_fixed(idt_store_builder *b, int64_t c, int64_t row0, int64_t n,
+                                  const void *src, idt_error *err) {
+    if (c < 0 || c >= b->schema->ncols || b->schema->cols[c].kind != IDT_COL_FIXED)
+        return idt_error_set(err, IDT_EVALUE, "column %lld is not a fixed-width column", (long long)c);
+    if (row0 < 0 || n < 0 || row0 > b->nrows - n)
+        return idt_error_set(err, IDT_EINDEX, "rows %lld..%lld out of range for %lld rows",
+                             (long long)row0, (long long)(row0 + n), (long long)b->nrows);
+    int64_t rb = b->schema->cols[c].row_bytes;
+    if (n && rb) memcpy(b->bc[c].data + row0 * rb, src, (size_t)(n * rb));
+    return 0;
+}
+
+static int check_append(idt_store_builder *b, int64_t c, int64_t n, idt_error *err) {
+    if (c < 0 || c >= b->schema->ncols || b->schema->cols[c].kind == IDT_COL_FIXED)
+        return idt_error_set(err, IDT_EVALUE, "column %lld is not a string column", (long long)c);
+    if (n < 0 || b->bc[c].nstr > b->bc[c].nstr_max - n)
+        return idt_error_set(err, IDT_EVALUE, "column '%s': more strings than rows",
+                             b->schema->cols[c].name);
+    return 0;
+}
+
+static int too_many_bytes(idt_store_builder *b, int64_t c, idt_error *err) {
+    return idt_error_set(err, IDT_EVALUE,
+                         "column '%s': strings changed while the table was built "
+                         "(more bytes than measured)", b->schema->cols[c].name);
+}
+
+int idt_store_builder_append_ucs4(idt_store_builder *b, int64_t c, int64_t n,
+                                  const uint32_t *src, int64_t width, idt_error *err) {
+    int rc = check_append(b, c, n, err);
+    if (rc) return rc;
+    build_col *bc = &b->bc[c];
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t *s = src + i * width;
+        int64_t len = width;
+        while (len > 0 && s[len - 1] == 0) len--;
+        int64_t need = 0;
+        for (int64_t k = 0; k < len; k++) {
+            int l = idt_utf8_cp_len(s[k]);
+            need += l;
+            if (l > 1) bc->ascii = 0;
+        }
+        if (need > bc->bytes_max - bc->bytes) return too_many_bytes(b, c, err);
+        idt_utf8_encode(s, (size_t)len, bc->data + bc->bytes);
+        bc->bytes += need;
+        bc->offsets[++bc->nstr] = (uint64_t)bc->bytes;
+    }
+    return 0;
+}
+
+int idt_store_builder_append_fixed_bytes(idt_store_builder *b, int64_t c, int64_t n,
+                                         const char *src, int64_t width, idt_error *err) {
+    int rc = check_append(b, c, n, err);
+    if (rc) return rc;
+    build_col *bc = &b->bc[c];
+    for (int64_t i = 0; i < n; i++) {
+        const char *s = src + i * width;
+        int64_t len = width;
+        while (len > 0 && s[len - 1] == 0) len--;
+        if (len > bc->bytes_max - bc->bytes) return too_many_bytes(b, c, err);
+        memcpy(bc->data + bc->bytes, s, (size_t)len);
+        bc->bytes += len;
+        bc->offsets[++bc->nstr] = (uint64_t)bc->bytes;
+    }
+    bc->ascii = 0;
+    return 0;
+}
+
+int idt_store_builder_append_pieces(idt_store_builder *b, int64_t c, int64_t n,
+                                    const char *const *ptrs, const int64_t *lens, idt_error *err) {
+    int rc = check_append(b, c, n, err);
+    if (rc) return rc;
+    build_col *bc = &b->bc[c];
+    int utf8 = b->schema->cols[c].kind == IDT_COL_UTF8;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t len = lens[i];
+        if (len < 0 || len > bc->bytes_max - bc->bytes) return too_many_bytes(b, c, err);
+        memcpy(bc->data + bc->bytes, ptrs[i], (size_t)len);
+        if (utf8 && bc->ascii)
+            for (int64_t k = 0; k < len; k++)
+                if ((unsigned char)ptrs[i][k] >= 0x80) {
+                    bc->ascii = 0;
+                    break;
+                }
+        bc->bytes += len;
+        bc->offsets[++bc->nstr] = (uint64_t)bc->bytes;
+    }
+    if (!utf8) bc->ascii = 0;
+    return 0;
+}
+
+int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *err) {
+    int64_t nc = b->schema->ncols;
+    int *ascii = idt_calloc((size_t)nc, sizeof *ascii);
+    if (!ascii) {
+        idt_store_builder_free(b);
+        return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    }
+    for (int64_t i = 0; i < nc; i++) {
+        build_col *bc = &b->bc[i];
+        if (b->schema->cols[i].kind == IDT_COL_FIXED) continue;
+        if (bc->nstr != bc->nstr_max || bc->bytes != bc->bytes_max) {
+            int rc = idt_error_set(err, IDT_EVALUE,
+                                   "column '%s': strings changed while the table was built "
+                                   "(%lld of %lld strings, %lld of %lld bytes)",
+                                   b->schema->cols[i].name, (long long)bc->nstr,
+                                   (long long)bc->nstr_max, (long long)bc->bytes,
+                                   (long long)bc->bytes_max);
+            idt_free(ascii);
+            idt_store_builder_free(b);
+            return rc;
+        }
+        ascii[i] = bc->ascii;
+    }
+    write_header(b->blob->data, b->hdr_size, b->schema, b->nrows, b->lay, ascii);
+    idt_free(ascii);
+    idt_blob *blob = b->blob;
+    idt_blob_incref(blob);
+    idt_store_builder_free(b);
+    int rc = idt_store_open_blob(blob, "new store", out, err);
+    if (rc) idt_blob_decref(blob);
+    return rc;
+}
+
+/* ---- opening and validating a store image ---- */
+
+typedef struct reader {
+    const char *p, *end;
+} reader;
+
+static int get32(reader *r, uint32_t *v) {
+    if (r->end - r->p < 4) return -1;
+    memcpy(v, r->p, 4);
+    r->p += 4;
+    return 0;
+}
+static int get64(reader *r, uint64_t *v) {
+    if (r->end - r->p < 8) return -1;
+    memcpy(v, r->p, 8);
+    r->p += 8;
+    return 0;
+}
+
+int idt_store_open_blob(idt_blob *blob, const char *what, idt_store **out, idt_error *err) {
+    const char *base = blob->data;
+    size_t size = blob->size;
+    int deep = blob->kind == IDT_BLOB_LOADED; /* data we did not write is checked fully */
+    if (size < HDR_FIXED || memcmp(base, MAGIC, 8) != 0)
+        return idt_error_set(err, IDT_ECORRUPT, "%s: not an infinidata store (bad magic)", what);
+    uint32_t version, hdr_size;
+    uint64_t nrows, ncols, sum;
+    memcpy(&version, base + 8, 4);
+    memcpy(&hdr_size, base + 12, 4);
+    memcpy(&nrows, base + 16, 8);
+    memcpy(&ncols, base + 24, 8);
+    memcpy(&sum, base + 32, 8);
+    if (version != IDT_FORMAT_VERSION)
+        return idt_error_set(err, IDT_ECORRUPT,
+                             "%s: written by store format version %u; this build reads version %d",
+                             what, version, IDT_FORMAT_VERSION);
+    if (hdr_size < HDR_FIXED || hdr_size > size || hdr_size > (1u << 30))
+        return idt_error_set(err, IDT_ECORRUPT, "%s: header size %u out of bounds", what, hdr_size);
+    {
+        char *tmp = idt_malloc(hdr_size);
+        if (!tmp) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+        memcpy(tmp, base, hdr_size);
+        memset(tmp + 32, 0, 8);
+        uint64_t h = idt_hash64(tmp, hdr_size, 0);
+        idt_free(tmp);
+        if (h != sum) return idt_error_set(err, IDT_ECORRUPT, "%s: header checksum mismatch", what);
+    }
+    if (ncols < 1 || ncols > hdr_size / 40 || nrows > ((uint64_t)1 << 62))
+        return idt_error_set(err, IDT_ECORRUPT, "%s: bad row or column count", what);
+    idt_column *cols = idt_calloc(ncols, sizeof *cols);
+    col_layout *lay = idt_calloc(ncols, sizeof *lay);
+    int *ascii = idt_calloc(ncols, sizeof *ascii);
+    idt_store *st = idt_calloc(1, sizeof *st);
+    idt_store_col *sc = idt_calloc(ncols, sizeof *sc);
+    int rc = 0;
+    if (!cols || !lay || !ascii || !st || !sc) {
+        rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+        goto done;
+    }
+    reader r = {base + HDR_FIXED, base + hdr_size};
+    for (uint64_t i = 0; i < ncols; i++) {
+        uint32_t kind, ndim, nl, dl, a, pad;
+        uint64_t itemsize;
+        const char *start = r.p;
+        if (get32(&r, &kind) || get32(&r, &ndim) || get32(&r, &nl) || get32(&r, &dl) ||
+            get64(&r, &itemsize) || ndim > IDT_MAXDIMS - 1 || kind > IDT_COL_BYTES ||
+            dl >= IDT_DTYPE_MAX || nl == 0 || nl > hdr_size ||
+            (size_t)(r.end - r.p) < 8 * (size_t)ndim + nl + dl || itemsize > ((uint64_t)1 << 40))
+            goto bad_col;
+        cols[i].kind = (idt_col_kind)kind;
+        cols[i].ndim = (int32_t)ndim;
+        cols[i].itemsize = (int64_t)itemsize;
+        cols[i].shape = ndim ? idt_malloc(8 * (size_t)ndim) : NULL;
+        cols[i].name = idt_malloc(nl + 1);
+        if ((ndim && !cols[i].shape) || !cols[i].name) {
+            rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+            goto done;
+        }
+        for (uint32_t d = 0; d < ndim; d++) {
+            uint64_t v = 0;
+            if (get64(&r, &v)) goto bad_col;
+            if (v > ((uint64_t)1 << 40)) goto bad_col;
+            cols[i].shape[d] = (int64_t)v;
+        }
+        memcpy(cols[i].name, r.p, nl);
+        cols[i].name[nl] = 0;
+        r.p += nl;
+        memcpy(cols[i].dtype, r.p, dl);
+        cols[i].dtype[dl] = 0;
+        r.p += dl;
+        r.p = start + (((size_t)(r.p - start) + 7) & ~(size_t)7);
+        if (r.p > r.end || get64(&r, &lay[i].buf_off) || get64(&r, &lay[i].buf_len) ||
+            get64(&r, &lay[i].off_off) || get64(&r, &lay[i].off_len) || get32(&r, &a) ||
+            get32(&r, &pad))
+            goto bad_col;
+        ascii[i] = a != 0;
+        if (strlen(cols[i].name) != nl || (i > 0 && strcmp(cols[i - 1].name, cols[i].name) >= 0))
+            goto bad_col;
+        continue;
+    bad_col:
+        rc = idt_error_set(err, IDT_ECORRUPT, "%s: column %llu description is malformed", what,
+                           (unsigned long long)i);
+        goto done;
+    }
+    idt_schema *schema;
+    rc = idt_schema_new(cols, (int64_t)ncols, &schema, err);
+    if (rc) {
+        if (rc != IDT_ENOMEM)
+            rc = idt_error_set(err, IDT_ECORRUPT, "%s: bad column description (%s)", what,
+                               err ? err->msg : "");
+        goto done;
+    }
+    st->schema = schema;
+    for (uint64_t i = 0; i < ncols; i++) {
+        const idt_column *c = &schema->cols[i];
+        const col_layout *l = &lay[i];
+        if (l->buf_off > size || l->buf_len > size - l->buf_off || l->buf_off % 8) goto bad_buf;
+        sc[i].data = base + l->buf_off;
+        if (c->kind == IDT_COL_FIXED) {
+            if (c->row_bytes && nrows > UINT64_MAX / (uint64_t)c->row_bytes) goto bad_buf;
+            if (l->buf_len != nrows * (uint64_t)c->row_bytes) goto bad_buf;
+            if (c->ndim > 0 && c->row_elems == 0 && l->buf_len) goto bad_buf;
+        } else {
+            if (c->row_elems && nrows > ((uint64_t)1 << 60) / (uint64_t)c->row_elems) goto bad_buf;
+            uint64_t nstr = nrows * (uint64_t)c->row_elems;
+            if (l->off_off > size || l->off_off % 8 || l->off_len != (nstr + 1) * 8 ||
+                l->off_len > size - l->off_off)
+                goto bad_buf;
+            const uint64_t *off = (const uint64_t *)(base + l->off_off);
+            sc[i].offsets = off;
+            sc[i].ascii = ascii[i];
+            if (off[0] != 0 || off[nstr] != l->buf_len) goto bad_buf;
+            if (deep)
+                for (uint64_t k = 0; k < nstr; k++)
+                    if (off[k] > off[k + 1]) goto bad_buf;
+        }
+        continue;
+    bad_buf:
+        rc = idt_error_set(err, IDT_ECORRUPT, "%s: buffers of column '%s' are out of bounds", what,
+                           c->name);
+        goto done;
+    }
+    atomic_store(&st->refs, 1);
+    st->nrows = (int64_t)nrows;
+    st->cols = sc;
+    st->blob = blob;
+    st->id = atomic_fetch_add(&store_serial, 1);
+    *out = st;
+    sc = NULL;
+    st = NULL;
+done:
+    if (cols)
+        for (uint64_t i = 0; i < ncols; i++) column_reset(&cols[i]);
+    idt_free(cols);
+    idt_free(lay);
+    idt_free(ascii);
+    idt_free(sc);
+    if (st) {
+        if (st->schema) idt_schema_decref(st->schema);
+        idt_free(st);
+    }
+    return rc;
+}
+
+void idt_store_incref(idt_store *s) { atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed); }
+
+void idt_store_decref(idt_store *s) {
+    if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1) return;
+    idt_blob_decref(s->blob);
+    idt_schema_decref(s->schema);
+    idt_free(s->cols);
+    idt_free(s);
+}
+
+int64_t idt_ucs4_utf8_len(const uint32_t *src, int64_t n, int64_t width, int *ascii) {
+    int64_t total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t *s = src + i * width;
+        int64_t len = width;
+        while (len > 0 && s[len - 1] == 0) len--;
+        for (int64_t k = 0; k < len; k++) {
+            int l = idt_utf8_cp_len(s[k]);
+            total += l;
+            if (l > 1 && ascii) *ascii = 0;
+        }
+    }
+    return total;
+}
+
+int64_t idt_fixed_bytes_len(const char *src, int64_t n, int64_t width) {
+    int64_t total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const char *s = src + i * width;
+        int64_t len = width;
+        while (len > 0 && s[len - 1] == 0) len--;
+        total += len;
+    }
+    return total;
+}

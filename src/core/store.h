@@ -1,0 +1,122 @@
+/* store.h: schemas and stores, the immutable tables that hold row data.
+ *
+ * A store is one blob: a header (magic, format version, row count, the columns, buffer
+ * offsets, a checksum of the header) followed by one 64-byte aligned buffer per column.
+ * Fixed-width columns are raw rows, memcpy-able. String columns (UTF8 from NumPy 'U' or
+ * Python str; BYTES from NumPy 'S' or Python bytes) are an offsets array of n+1 uint64 and a
+ * data buffer, as Arrow lays them out; a column with a row shape holds prod(shape) strings
+ * per row, row-major. Trailing NULs are not stored (NumPy treats them as padding).
+ *
+ * Columns are kept sorted by name (bytewise), so stores with the same column set have the
+ * same column order.
+ *
+ * A store is built by a builder that is given the row count and, for string columns, the
+ * total encoded bytes up front; rows are written in any order (fixed) or in order
+ * (strings); finishing seals it. A store is immutable after that and safe to read from any
+ * number of threads. References are atomic. */
+#ifndef IDT_STORE_H
+#define IDT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "tmp.h"
+
+#define IDT_FORMAT_VERSION 1
+#define IDT_MAXDIMS 64
+#define IDT_DTYPE_MAX 32
+
+typedef enum { IDT_COL_FIXED = 0, IDT_COL_UTF8 = 1, IDT_COL_BYTES = 2 } idt_col_kind;
+
+typedef struct idt_column {
+    char *name;                  /* UTF-8, NUL-terminated */
+    idt_col_kind kind;
+    char dtype[IDT_DTYPE_MAX];   /* NumPy dtype.str in native order ("<f4", "<M8[ns]");
+                                    "U" or "S" for string columns */
+    int64_t itemsize;            /* fixed: bytes per element; strings: 0 */
+    int32_t ndim;                /* row dimensions */
+    int64_t *shape;              /* ndim entries (may be NULL when ndim == 0) */
+    int64_t row_elems;           /* prod(shape) */
+    int64_t row_bytes;           /* fixed: itemsize * row_elems; strings: 0 */
+} idt_column;
+
+/* A schema: columns sorted by name. Immutable once made; reference counted. */
+typedef struct idt_schema {
+    _Atomic int64_t refs;
+    int64_t ncols;
+    idt_column *cols;
+} idt_schema;
+
+/* Make a schema from `n` column descriptions (copied; order does not matter, the result is
+ * sorted by name). Errors: IDT_EVALUE (duplicate or empty name, bad shape, dtype string too
+ * long, n < 1), IDT_ENOMEM. */
+int idt_schema_new(const idt_column *cols, int64_t n, idt_schema **out, idt_error *err);
+void idt_schema_incref(idt_schema *s);
+void idt_schema_decref(idt_schema *s);
+/* Index of the column named `name`, or -1. */
+int64_t idt_schema_find(const idt_schema *s, const char *name);
+/* 1 if two column descriptions match for concatenation (name, kind, dtype, shape). */
+int idt_column_same(const idt_column *a, const idt_column *b);
+
+/* Column buffers of a finished store. */
+typedef struct idt_store_col {
+    const char *data;           /* fixed rows, or string bytes */
+    const uint64_t *offsets;    /* strings: n * row_elems + 1 offsets into data */
+    int ascii;                  /* strings: every byte < 0x80 (chars == bytes) */
+} idt_store_col;
+
+typedef struct idt_store {
+    _Atomic int64_t refs;
+    idt_schema *schema;
+    int64_t nrows;
+    idt_store_col *cols;        /* schema->ncols entries */
+    idt_blob *blob;
+    int64_t id;                 /* process-unique serial, for hashing and saving */
+} idt_store;
+
+void idt_store_incref(idt_store *s);
+void idt_store_decref(idt_store *s);
+
+typedef struct idt_store_builder idt_store_builder;
+
+/* Begin a store of `nrows` rows for `schema` (a reference is taken). str_bytes[c] gives the
+ * total encoded bytes of string column c (ignored for fixed columns; may be NULL if there
+ * are none). Errors: IDT_EVALUE (negative sizes, overflow), IDT_ENOMEM, IDT_EIO. */
+int idt_store_builder_new(idt_schema *schema, int64_t nrows, const int64_t *str_bytes,
+                          idt_store_builder **out, idt_error *err);
+/* Copy rows [row0, row0+n) of fixed column c from contiguous native-order `src`. */
+int idt_store_builder_write_fixed(idt_store_builder *b, int64_t c, int64_t row0, int64_t n,
+                                  const void *src, idt_error *err);
+/* Append `n` strings to string column c, in order. Each string i is given as:
+ *  - ucs4 (UTF8 column from NumPy 'U'): src holds n elements of `width` code points each;
+ *  - fixed bytes (BYTES column from 'S'): src holds n elements of `width` bytes each;
+ *  - pieces: ptrs[i], lens[i] already encoded (UTF-8 or raw bytes), when src is NULL.
+ * Errors: IDT_EVALUE when more strings or bytes arrive than announced. */
+int idt_store_builder_append_ucs4(idt_store_builder *b, int64_t c, int64_t n,
+                                  const uint32_t *src, int64_t width, idt_error *err);
+int idt_store_builder_append_fixed_bytes(idt_store_builder *b, int64_t c, int64_t n,
+                                         const char *src, int64_t width, idt_error *err);
+int idt_store_builder_append_pieces(idt_store_builder *b, int64_t c, int64_t n,
+                                    const char *const *ptrs, const int64_t *lens, idt_error *err);
+/* Seal the store. Errors: IDT_EVALUE when a string column got fewer strings or bytes than
+ * announced. The builder is consumed either way (do not free it after). */
+int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *err);
+/* Abandon a builder: its blob (and file) go. NULL is a no-op. */
+void idt_store_builder_free(idt_store_builder *b);
+
+/* Bytes needed to encode `n` NumPy unicode elements of `width` code points as UTF-8 (trailing
+ * NULs stripped); *ascii is cleared when any code point is >= 0x80. */
+int64_t idt_ucs4_utf8_len(const uint32_t *src, int64_t n, int64_t width, int *ascii);
+/* Bytes of `n` fixed `width`-byte elements with trailing NULs stripped. */
+int64_t idt_fixed_bytes_len(const char *src, int64_t n, int64_t width);
+
+/* Open a store from a blob holding a store image (as written by a builder, or loaded from
+ * disk), validating the header and every offset. Takes over the caller's blob reference on
+ * success. Errors: IDT_ECORRUPT naming `what` and the problem, IDT_ENOMEM. */
+int idt_store_open_blob(idt_blob *blob, const char *what, idt_store **out, idt_error *err);
+
+/* FNV-1a style 64-bit hash used for header checksums. */
+uint64_t idt_hash64(const void *p, size_t n, uint64_t seed);
+
+#endif

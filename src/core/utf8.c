@@ -1,0 +1,50 @@
+/* utf8.c: generalized UTF-8 encode, count and decode for UTF8 string columns. */
+#include "utf8.h"
+
+#include <string.h>
+
+size_t idt_utf8_encode(const uint32_t *src, size_t n, char *dst) {
+    unsigned char *o = (unsigned char *)dst;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = src[i];
+        if (c < 0x80) {
+            *o++ = (unsigned char)c;
+            continue;
+        }
+        int len = idt_utf8_cp_len(c);
+        static const unsigned char lead[8] = {0, 0, 0xC0, 0xE0, 0xF0, 0xF8, 0xFC, 0xFE};
+        for (int k = len - 1; k > 0; k--) {
+            o[k] = (unsigned char)(0x80 | (c & 0x3F));
+            c >>= 6;
+        }
+        o[0] = (unsigned char)(lead[len] | c);
+        o += len;
+    }
+    return (size_t)(o - (unsigned char *)dst);
+}
+
+int64_t idt_utf8_count(const char *src, size_t n) {
+    int64_t k = 0;
+    const unsigned char *s = (const unsigned char *)src;
+    for (size_t i = 0; i < n; i++) k += (s[i] & 0xC0) != 0x80;
+    return k;
+}
+
+void idt_utf8_decode(const char *src, size_t n, uint32_t *dst, int64_t width) {
+    const unsigned char *s = (const unsigned char *)src, *end = s + n;
+    int64_t k = 0;
+    while (s < end && k < width) {
+        unsigned char b = *s++;
+        if (b < 0x80) {
+            dst[k++] = b;
+            continue;
+        }
+        int extra = b >= 0xFE ? 6 : b >= 0xFC ? 5 : b >= 0xF8 ? 4 : b >= 0xF0 ? 3
+                  : b >= 0xE0 ? 2 : b >= 0xC0 ? 1 : 0;
+        uint32_t c = extra == 6 ? 0 : (uint32_t)(b & (0x7F >> (extra + 1)));
+        if (extra == 0) c = b; /* stray continuation byte: keep its value */
+        while (extra-- > 0 && s < end && (*s & 0xC0) == 0x80) c = (c << 6) | (*s++ & 0x3F);
+        dst[k++] = c;
+    }
+    if (k < width) memset(dst + k, 0, (size_t)(width - k) * sizeof *dst);
+}

@@ -1,0 +1,611 @@
+/* view.c: making views (from stores, slices, takes, filters, concat, column selection)
+ * and composing index arrays through existing views into one flat ref array. */
+#include "view.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sys.h"
+
+/* ---- ref arrays ---- */
+
+static void refs_decref(idt_refs *r) {
+    if (!r || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1) return;
+    for (int64_t i = 0; i < r->nstores; i++) idt_store_decref(r->stores[i]);
+    idt_free(r->stores);
+    idt_blob_decref(r->blob);
+    idt_free(r);
+}
+
+static void refs_incref(idt_refs *r) { atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed); }
+
+/* ---- views ---- */
+
+static void make_uuid(char out[37]) {
+    unsigned char b[16];
+    idt_random_bytes(b, sizeof b);
+    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+             b[13], b[14], b[15]);
+}
+
+/* A new view with room for nseg segments and the columns of `like` (schema, cols, uniform),
+ * or of (schema, cols, ncols) when like is NULL. Segments are to be filled by the caller,
+ * which then calls finish_view. */
+static idt_view *alloc_view(idt_schema *schema, const int64_t *cols, int64_t ncols, int uniform,
+                            int64_t nseg) {
+    idt_view *v = idt_calloc(1, sizeof *v);
+    if (!v) return NULL;
+    v->cols = idt_malloc((size_t)ncols * sizeof *v->cols);
+    v->segs = idt_calloc((size_t)(nseg ? nseg : 1), sizeof *v->segs);
+    v->cum = idt_malloc((size_t)(nseg + 1) * sizeof *v->cum);
+    if (!v->cols || !v->segs || !v->cum) {
+        idt_free(v->cols);
+        idt_free(v->segs);
+        idt_free(v->cum);
+        idt_free(v);
+        return NULL;
+    }
+    memcpy(v->cols, cols, (size_t)ncols * sizeof *v->cols);
+    v->ncols = ncols;
+    idt_schema_incref(schema);
+    v->schema = schema;
+    v->uniform = uniform;
+    atomic_store(&v->refs, 1);
+    make_uuid(v->uuid);
+    return v;
+}
+
+static idt_view *alloc_like(const idt_view *like, int64_t nseg) {
+    return alloc_view(like->schema, like->cols, like->ncols, like->uniform, nseg);
+}
+
+/* Set segment k, taking a reference to its store or refs. */
+static void set_seg(idt_view *v, int64_t k, const idt_segment *s) {
+    v->segs[k] = *s;
+    if (s->kind == IDT_SEG_RUN) idt_store_incref(s->store);
+    else refs_incref(s->refs);
+}
+
+static void finish_view(idt_view *v, int64_t nseg) {
+    v->nseg = nseg;
+    v->cum[0] = 0;
+    for (int64_t k = 0; k < nseg; k++) v->cum[k + 1] = v->cum[k] + v->segs[k].len;
+}
+
+void idt_view_incref(idt_view *v) { atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed); }
+
+void idt_view_decref(idt_view *v) {
+    if (!v || atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1) return;
+    for (int64_t k = 0; k < v->nseg; k++) {
+        if (v->segs[k].kind == IDT_SEG_RUN) idt_store_decref(v->segs[k].store);
+        else refs_decref(v->segs[k].refs);
+    }
+    idt_schema_decref(v->schema);
+    idt_free(v->cols);
+    idt_free(v->segs);
+    idt_free(v->cum);
+    idt_free(v);
+}
+
+int idt_view_from_store(idt_store *store, const int64_t *cols, int64_t ncols, idt_view **out,
+                        idt_error *err) {
+    if (ncols < 1) return idt_error_set(err, IDT_EVALUE, "a view needs at least one column");
+    for (int64_t j = 0; j < ncols; j++)
+        if (cols[j] < 0 || cols[j] >= store->schema->ncols)
+            return idt_error_set(err, IDT_EVALUE, "column index %lld out of range", (long long)cols[j]);
+    if (store->nrows >= IDT_MAX_STORE_ROWS)
+        return idt_error_set(err, IDT_EVALUE, "a table holds at most 2^40 rows");
+    idt_view *v = alloc_view(store->schema, cols, ncols, 1, 1);
+    if (!v) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    int64_t nseg = 0;
+    if (store->nrows > 0) {
+        idt_segment s = {IDT_SEG_RUN, store, NULL, 0, 1, store->nrows};
+        set_seg(v, 0, &s);
+        nseg = 1;
+    }
+    finish_view(v, nseg);
+    *out = v;
+    return 0;
+}
+
+/* Segment holding view row i (0 <= i < len). */
+static int64_t find_seg(const idt_view *v, int64_t i) {
+    int64_t lo = 0, hi = v->nseg - 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (v->cum[mid] <= i) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+void idt_view_locate(const idt_view *v, int64_t i, idt_store **store, int64_t *row) {
+    const idt_segment *s = &v->segs[find_seg(v, i)];
+    int64_t pos = s->start + (i - v->cum[s - v->segs]) * s->step;
+    if (s->kind == IDT_SEG_RUN) {
+        *store = s->store;
+        *row = pos;
+    } else {
+        uint64_t r = s->refs->ref[pos];
+        *store = s->refs->stores[r >> IDT_REF_ROW_BITS];
+        *row = (int64_t)(r & IDT_REF_ROW_MASK);
+    }
+}
+
+int idt_view_slice(idt_view *v, int64_t start, int64_t step, int64_t count, idt_view **out,
+                   idt_error *err) {
+    int64_t len = idt_view_len(v);
+    if (step == 0) return idt_error_set(err, IDT_EVALUE, "slice step cannot be zero");
+    if (count < 0 || (count > 0 && (start < 0 || start >= len || start + (count - 1) * step < 0 ||
+                                    start + (count - 1) * step >= len)))
+        return idt_error_set(err, IDT_EINDEX, "slice out of range for %lld rows", (long long)len);
+    /* Count output segments first: one per segment touched. */
+    int64_t nout = 0;
+    for (int64_t j = 0, pos = start; j < count; nout++) {
+        int64_t k = find_seg(v, pos);
+        int64_t take = step > 0 ? (v->cum[k + 1] - 1 - pos) / step + 1 : (pos - v->cum[k]) / -step + 1;
+        if (take > count - j) take = count - j;
+        j += take;
+        pos += take * step;
+    }
+    idt_view *o = alloc_like(v, nout);
+    if (!o) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    int64_t n = 0;
+    for (int64_t j = 0, pos = start; j < count; n++) {
+        int64_t k = find_seg(v, pos);
+        const idt_segment *s = &v->segs[k];
+        int64_t take = step > 0 ? (v->cum[k + 1] - 1 - pos) / step + 1 : (pos - v->cum[k]) / -step + 1;
+        if (take > count - j) take = count - j;
+        idt_segment ns = *s;
+        ns.start = s->start + (pos - v->cum[k]) * s->step;
+        ns.step = take > 1 ? s->step * step : 1;
+        ns.len = take;
+        set_seg(o, n, &ns);
+        j += take;
+        pos += take * step;
+    }
+    finish_view(o, nout);
+    *out = o;
+    return 0;
+}
+
+int idt_index_normalize(const int64_t *src, int64_t *dst, int64_t n, int64_t len, idt_error *err) {
+    for (int64_t i = 0; i < n; i++) {
+        int64_t x = src[i];
+        int64_t y = x < 0 ? x + len : x;
+        if (y < 0 || y >= len)
+            return idt_error_set(err, IDT_EINDEX, "index %lld is out of range for %lld rows",
+                                 (long long)x, (long long)len);
+        dst[i] = y;
+    }
+    return 0;
+}
+
+/* ---- composing indexes into a ref array ---- */
+
+/* Open-addressing map from pointer to int64, for store -> slot and refs -> translation. */
+typedef struct ptrmap {
+    const void **keys;
+    int64_t *vals;
+    int64_t cap, n;
+} ptrmap;
+
+static int ptrmap_init(ptrmap *m, int64_t cap) {
+    m->cap = 16;
+    while (m->cap < cap * 2) m->cap *= 2;
+    m->n = 0;
+    m->keys = idt_calloc((size_t)m->cap, sizeof *m->keys);
+    m->vals = idt_malloc((size_t)m->cap * sizeof *m->vals);
+    return m->keys && m->vals ? 0 : -1;
+}
+
+static void ptrmap_free(ptrmap *m) {
+    idt_free(m->keys);
+    idt_free(m->vals);
+}
+
+static int64_t ptr_hash(const void *p, int64_t cap) {
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdu;
+    x ^= x >> 33;
+    return (int64_t)(x & (uint64_t)(cap - 1));
+}
+
+/* Value for key, or -1. */
+static int64_t ptrmap_get(const ptrmap *m, const void *key) {
+    for (int64_t h = ptr_hash(key, m->cap);; h = (h + 1) & (m->cap - 1)) {
+        if (!m->keys[h]) return -1;
+        if (m->keys[h] == key) return m->vals[h];
+    }
+}
+
+static int ptrmap_put(ptrmap *m, const void *key, int64_t val) {
+    if ((m->n + 1) * 2 > m->cap) {
+        ptrmap g;
+        if (ptrmap_init(&g, m->n + 1) != 0) {
+            ptrmap_free(&g);
+            return -1;
+        }
+        for (int64_t i = 0; i < m->cap; i++)
+            if (m->keys[i]) ptrmap_put(&g, m->keys[i], m->vals[i]);
+        ptrmap_free(m);
+        *m = g;
+    }
+    int64_t h = ptr_hash(key, m->cap);
+    while (m->keys[h] && m->keys[h] != key) h = (h + 1) & (m->cap - 1);
+    if (!m->keys[h]) m->n++;
+    m->keys[h] = key;
+    m->vals[h] = val;
+    return 0;
+}
+
+typedef struct composer {
+    const idt_view *v;
+    ptrmap slots;          /* store -> new slot */
+    idt_store **table;     /* new slot table */
+    int64_t ntable, captable;
+    int64_t *seg_slot;     /* RUN segment k -> slot, -1 unknown */
+    int64_t **seg_trans;   /* REFS segment k -> old slot -> new slot table (shared per refs) */
+    ptrmap trans;          /* refs object -> index into trans_list */
+    int64_t **trans_list;
+    int64_t ntrans;
+} composer;
+
+static void composer_free(composer *c) {
+    ptrmap_free(&c->slots);
+    ptrmap_free(&c->trans);
+    for (int64_t i = 0; i < c->ntrans; i++) idt_free(c->trans_list[i]);
+    idt_free(c->trans_list);
+    idt_free(c->seg_slot);
+    idt_free(c->seg_trans);
+    idt_free(c->table); /* references were not taken yet */
+}
+
+static int composer_init(composer *c, const idt_view *v) {
+    memset(c, 0, sizeof *c);
+    c->v = v;
+    int64_t ns = v->nseg ? v->nseg : 1;
+    c->seg_slot = idt_malloc((size_t)ns * sizeof *c->seg_slot);
+    c->seg_trans = idt_calloc((size_t)ns, sizeof *c->seg_trans);
+    c->trans_list = idt_calloc((size_t)ns, sizeof *c->trans_list);
+    c->captable = 8;
+    c->table = idt_malloc((size_t)c->captable * sizeof *c->table);
+    int rc = ptrmap_init(&c->slots, 8) | ptrmap_init(&c->trans, 8);
+    if (rc || !c->seg_slot || !c->seg_trans || !c->trans_list || !c->table) return -1;
+    for (int64_t k = 0; k < ns; k++) c->seg_slot[k] = -1;
+    return 0;
+}
+
+/* Slot of `store` in the new table, adding it on first use; -1 on failure. */
+static int64_t slot_of(composer *c, idt_store *store) {
+    int64_t s = ptrmap_get(&c->slots, store);
+    if (s >= 0) return s;
+    if (c->ntable >= IDT_MAX_SLOTS) return -1;
+    if (c->ntable == c->captable) {
+        idt_store **t = idt_realloc(c->table, (size_t)c->captable * 2 * sizeof *t);
+        if (!t) return -1;
+        c->table = t;
+        c->captable *= 2;
+    }
+    if (ptrmap_put(&c->slots, store, c->ntable) != 0) return -1;
+    c->table[c->ntable] = store;
+    return c->ntable++;
+}
+
+/* Translation table (old slot -> new slot, -1 unknown) for REFS segment k. */
+static int64_t *trans_of(composer *c, int64_t k) {
+    if (c->seg_trans[k]) return c->seg_trans[k];
+    idt_refs *r = c->v->segs[k].refs;
+    int64_t t = ptrmap_get(&c->trans, r);
+    if (t < 0) {
+        int64_t *tr = idt_malloc((size_t)(r->nstores ? r->nstores : 1) * sizeof *tr);
+        if (!tr || ptrmap_put(&c->trans, r, c->ntrans) != 0) {
+            idt_free(tr);
+            return NULL;
+        }
+        for (int64_t i = 0; i < r->nstores; i++) tr[i] = -1;
+        t = c->ntrans;
+        c->trans_list[c->ntrans++] = tr;
+    }
+    return c->seg_trans[k] = c->trans_list[t];
+}
+
+/* Replace buf[0..n) (normalized view rows) by packed refs into the composer's table.
+ * Returns 0, or -1 when out of memory. */
+static int compose(composer *c, uint64_t *buf, int64_t n) {
+    const idt_view *v = c->v;
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t x = (int64_t)buf[i];
+        if (x < v->cum[k] || x >= v->cum[k + 1]) k = find_seg(v, x);
+        const idt_segment *s = &v->segs[k];
+        int64_t pos = s->start + (x - v->cum[k]) * s->step;
+        uint64_t slot, row;
+        if (s->kind == IDT_SEG_RUN) {
+            if (c->seg_slot[k] < 0 && (c->seg_slot[k] = slot_of(c, s->store)) < 0) return -1;
+            slot = (uint64_t)c->seg_slot[k];
+            row = (uint64_t)pos;
+        } else {
+            uint64_t r = s->refs->ref[pos];
+            uint64_t old = r >> IDT_REF_ROW_BITS;
+            int64_t *tr = c->seg_trans[k] ? c->seg_trans[k] : trans_of(c, k);
+            if (!tr) return -1;
+            if (tr[old] < 0 && (tr[old] = slot_of(c, s->refs->stores[old])) < 0) return -1;
+            slot = (uint64_t)tr[old];
+            row = r & IDT_REF_ROW_MASK;
+        }
+        buf[i] = (slot << IDT_REF_ROW_BITS) | row;
+    }
+    return 0;
+}
+
+/* Turn a blob holding n normalized view rows of v (as int64) into a view of those rows.
+ * Consumes the blob reference in all cases. */
+static int view_from_index_blob(idt_view *v, idt_blob *blob, int64_t n, idt_view **out,
+                                idt_error *err) {
+    if (n == 0) {
+        idt_blob_decref(blob);
+        idt_view *o = alloc_like(v, 0);
+        if (!o) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+        finish_view(o, 0);
+        *out = o;
+        return 0;
+    }
+    composer c;
+    idt_refs *r = NULL;
+    idt_view *o = NULL;
+    if (composer_init(&c, v) != 0 || compose(&c, (uint64_t *)blob->data, n) != 0) goto oom;
+    r = idt_calloc(1, sizeof *r);
+    o = alloc_like(v, 1);
+    if (!r || !o) goto oom;
+    r->stores = c.table;
+    c.table = NULL;
+    r->nstores = c.ntable;
+    for (int64_t i = 0; i < r->nstores; i++) idt_store_incref(r->stores[i]);
+    r->blob = blob;
+    r->ref = (const uint64_t *)blob->data;
+    r->n = n;
+    atomic_store(&r->refs, 1);
+    idt_segment s = {IDT_SEG_REFS, NULL, r, 0, 1, n};
+    set_seg(o, 0, &s);
+    refs_decref(r); /* the segment holds it now */
+    finish_view(o, 1);
+    composer_free(&c);
+    *out = o;
+    return 0;
+oom:
+    composer_free(&c);
+    idt_free(r);
+    idt_view_decref(o);
+    idt_blob_decref(blob);
+    return idt_error_set(err, IDT_ENOMEM, "out of memory composing %lld rows", (long long)n);
+}
+
+static int new_index_blob(int64_t n, idt_blob **out, idt_error *err) {
+    if (n < 0 || (uint64_t)n > SIZE_MAX / 8)
+        return idt_error_set(err, IDT_EVALUE, "bad row count %lld", (long long)n);
+    return idt_blob_new((size_t)n * 8, out, err);
+}
+
+int idt_view_take(idt_view *v, const int64_t *idx, int64_t n, idt_view **out, idt_error *err) {
+    idt_blob *b;
+    int rc = new_index_blob(n, &b, err);
+    if (rc) return rc;
+    rc = idt_index_normalize(idx, (int64_t *)b->data, n, idt_view_len(v), err);
+    if (rc) {
+        idt_blob_decref(b);
+        return rc;
+    }
+    return view_from_index_blob(v, b, n, out, err);
+}
+
+int idt_view_filter(idt_view *v, const uint8_t *mask, int64_t n, idt_view **out, idt_error *err) {
+    if (n != idt_view_len(v))
+        return idt_error_set(err, IDT_EINDEX, "boolean mask of length %lld does not match %lld rows",
+                             (long long)n, (long long)idt_view_len(v));
+    int64_t kept = 0;
+    for (int64_t i = 0; i < n; i++) kept += mask[i] != 0;
+    idt_blob *b;
+    int rc = new_index_blob(kept, &b, err);
+    if (rc) return rc;
+    int64_t *d = (int64_t *)b->data;
+    for (int64_t i = 0, o = 0; i < n; i++)
+        if (mask[i]) d[o++] = i;
+    return view_from_index_blob(v, b, kept, out, err);
+}
+
+/* Defined in shuffle.c: fill a[0..n) with a seeded uniform permutation of 0..n-1. */
+int idt_permutation(int64_t *a, int64_t n, uint64_t seed, idt_error *err);
+
+int idt_view_shuffle(idt_view *v, uint64_t seed, idt_view **out, idt_error *err) {
+    int64_t n = idt_view_len(v);
+    idt_blob *b;
+    int rc = new_index_blob(n, &b, err);
+    if (rc) return rc;
+    rc = idt_permutation((int64_t *)b->data, n, seed, err);
+    if (rc) {
+        idt_blob_decref(b);
+        return rc;
+    }
+    return view_from_index_blob(v, b, n, out, err);
+}
+
+static int same_names(const idt_schema *a, const idt_schema *b) {
+    if (a == b) return 1;
+    if (a->ncols != b->ncols) return 0;
+    for (int64_t i = 0; i < a->ncols; i++)
+        if (strcmp(a->cols[i].name, b->cols[i].name)) return 0;
+    return 1;
+}
+
+static const char *kind_name(idt_col_kind k) {
+    return k == IDT_COL_UTF8 ? "str" : k == IDT_COL_BYTES ? "bytes" : "fixed";
+}
+
+static void shape_str(const idt_column *c, char *buf, size_t n) {
+    size_t o = (size_t)snprintf(buf, n, "(");
+    for (int32_t d = 0; d < c->ndim && o < n; d++)
+        o += (size_t)snprintf(buf + o, n - o, d ? ", %lld" : "%lld", (long long)c->shape[d]);
+    if (o < n) snprintf(buf + o, n - o, c->ndim == 1 ? ",)" : ")");
+}
+
+int idt_view_concat(idt_view *const *views, int64_t n, idt_view **out, idt_error *err) {
+    if (n < 1) return idt_error_set(err, IDT_EVALUE, "concat needs at least one view");
+    const idt_view *f = views[0];
+    int64_t nseg = 0;
+    int uniform = f->uniform;
+    for (int64_t i = 0; i < n; i++) {
+        const idt_view *w = views[i];
+        if (w->ncols != f->ncols)
+            return idt_error_set(err, IDT_EVALUE,
+                                 "view %lld has %lld columns, view 0 has %lld", (long long)i,
+                                 (long long)w->ncols, (long long)f->ncols);
+        for (int64_t j = 0; j < f->ncols; j++) {
+            const idt_column *a = idt_view_column(f, j);
+            const idt_column *b = NULL;
+            for (int64_t q = 0; q < w->ncols && !b; q++)
+                if (!strcmp(idt_view_column(w, q)->name, a->name)) b = idt_view_column(w, q);
+            if (!b)
+                return idt_error_set(err, IDT_EVALUE, "view %lld has no column '%s'",
+                                     (long long)i, a->name);
+            if (!idt_column_same(a, b)) {
+                char sa[256], sb[256];
+                shape_str(a, sa, sizeof sa);
+                shape_str(b, sb, sizeof sb);
+                return idt_error_set(err, IDT_EVALUE,
+                                     "column '%s' differs: view 0 has %s %s rows of shape %s, "
+                                     "view %lld has %s %s rows of shape %s",
+                                     a->name, kind_name(a->kind), a->dtype, sa, (long long)i,
+                                     kind_name(b->kind), b->dtype, sb);
+            }
+        }
+        if (!w->uniform || !same_names(w->schema, f->schema)) uniform = 0;
+        nseg += w->nseg;
+    }
+    idt_view *o = alloc_view(f->schema, f->cols, f->ncols, uniform, nseg);
+    if (!o) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t s = 0; s < views[i]->nseg; s++) set_seg(o, k++, &views[i]->segs[s]);
+    finish_view(o, nseg);
+    *out = o;
+    return 0;
+}
+
+int idt_view_select(idt_view *v, const char *const *names, int64_t n, idt_view **out,
+                    idt_error *err) {
+    if (n < 1) return idt_error_set(err, IDT_EVALUE, "select at least one column");
+    int64_t *cols = idt_malloc((size_t)n * sizeof *cols);
+    if (!cols) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    int rc = 0;
+    for (int64_t i = 0; i < n && !rc; i++) {
+        int64_t ci = idt_schema_find(v->schema, names[i]), j;
+        for (j = 0; j < v->ncols && v->cols[j] != ci; j++) {}
+        if (ci < 0 || j == v->ncols) rc = idt_error_set(err, IDT_EKEY, "no column named '%s'", names[i]);
+        for (int64_t q = 0; q < i && !rc; q++)
+            if (cols[q] == ci) rc = idt_error_set(err, IDT_EVALUE, "column '%s' selected twice", names[i]);
+        cols[i] = ci;
+    }
+    idt_view *o = NULL;
+    if (!rc && !(o = alloc_view(v->schema, cols, n, v->uniform, v->nseg)))
+        rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+    idt_free(cols);
+    if (rc) return rc;
+    for (int64_t k = 0; k < v->nseg; k++) set_seg(o, k, &v->segs[k]);
+    finish_view(o, v->nseg);
+    *out = o;
+    return 0;
+}
+
+/* ---- remove_matching_strings ---- */
+
+typedef struct strset {
+    const char *const *strs;
+    const int64_t *lens;
+    int64_t *slots;   /* open addressing: index into strs, -1 empty */
+    int64_t cap;
+} strset;
+
+static uint64_t str_hash(const char *s, int64_t n) { return idt_hash64(s, (size_t)n, 7); }
+
+static int strset_has(const strset *t, const char *s, int64_t n) {
+    for (uint64_t h = str_hash(s, n) & (uint64_t)(t->cap - 1);; h = (h + 1) & (uint64_t)(t->cap - 1)) {
+        int64_t i = t->slots[h];
+        if (i < 0) return 0;
+        if (t->lens[i] == n && !memcmp(t->strs[i], s, (size_t)n)) return 1;
+    }
+}
+
+int idt_view_remove_strings(idt_view *v, const char *name, const char *const *strs,
+                            const int64_t *lens, int64_t n, idt_view **out, idt_error *err) {
+    int64_t ci = idt_schema_find(v->schema, name), j;
+    for (j = 0; j < v->ncols && v->cols[j] != ci; j++) {}
+    if (ci < 0 || j == v->ncols) return idt_error_set(err, IDT_EKEY, "no column named '%s'", name);
+    const idt_column *col = &v->schema->cols[ci];
+    if (col->kind == IDT_COL_FIXED)
+        return idt_error_set(err, IDT_ETYPE, "column '%s' holds %s, not strings", name, col->dtype);
+    strset t = {strs, NULL, NULL, 16};
+    while (t.cap < n * 2) t.cap *= 2;
+    int64_t *tl = idt_malloc((size_t)(n ? n : 1) * sizeof *tl);
+    t.slots = idt_malloc((size_t)t.cap * sizeof *t.slots);
+    if (!tl || !t.slots) {
+        idt_free(tl);
+        idt_free(t.slots);
+        return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    }
+    for (int64_t i = 0; i < t.cap; i++) t.slots[i] = -1;
+    for (int64_t i = 0; i < n; i++) { /* trailing NULs are padding, as when stored */
+        int64_t l = lens[i];
+        while (l > 0 && strs[i][l - 1] == 0) l--;
+        tl[i] = l;
+    }
+    t.lens = tl;
+    for (int64_t i = 0; i < n; i++) {
+        if (strset_has(&t, strs[i], tl[i])) continue;
+        uint64_t h = str_hash(strs[i], tl[i]) & (uint64_t)(t.cap - 1);
+        while (t.slots[h] >= 0) h = (h + 1) & (uint64_t)(t.cap - 1);
+        t.slots[h] = i;
+    }
+    int64_t len = idt_view_len(v);
+    idt_blob *b;
+    int rc = new_index_blob(len, &b, err);
+    if (rc) {
+        idt_free(tl);
+        idt_free(t.slots);
+        return rc;
+    }
+    int64_t *d = (int64_t *)b->data, kept = 0, k = 0, per = col->row_elems;
+    int unif = v->uniform;
+    for (int64_t i = 0; i < len; i++) {
+        if (i >= v->cum[k + 1]) k = find_seg(v, i);
+        const idt_segment *s = &v->segs[k];
+        int64_t pos = s->start + (i - v->cum[k]) * s->step;
+        const idt_store *st;
+        int64_t row;
+        if (s->kind == IDT_SEG_RUN) {
+            st = s->store;
+            row = pos;
+        } else {
+            uint64_t r = s->refs->ref[pos];
+            st = s->refs->stores[r >> IDT_REF_ROW_BITS];
+            row = (int64_t)(r & IDT_REF_ROW_MASK);
+        }
+        const idt_store_col *sc = &st->cols[unif ? ci : idt_schema_find(st->schema, name)];
+        int hit = 0;
+        for (int64_t e = 0; e < per && !hit; e++) {
+            uint64_t a = sc->offsets[row * per + e], z = sc->offsets[row * per + e + 1];
+            hit = n > 0 && strset_has(&t, sc->data + a, (int64_t)(z - a));
+        }
+        if (!hit) d[kept++] = i;
+    }
+    idt_free(tl);
+    idt_free(t.slots);
+    idt_blob_shrink(b, (size_t)kept * 8);
+    return view_from_index_blob(v, b, kept, out, err);
+}

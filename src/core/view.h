@@ -1,0 +1,119 @@
+/* view.h: views, the flat description of which rows of which stores a table shows.
+ *
+ * Every view has the same flat shape, whatever produced it:
+ *   view    = schema + selected columns + segments (+ cumulative row counts)
+ *   segment = RUN  (store, start, step, len)   rows start + i*step of one store
+ *           | REFS (refs, start, step, len)    entries start + i*step of a ref array
+ *   ref     = (slot << 40) | row, slot indexing the ref array's own store table.
+ * Slicing is segment arithmetic, concat joins segment lists, and take / shuffle / filter
+ * compose the new indexes through the existing segments once (O(n)) into one new ref
+ * array, so reading a row never costs more than a segment lookup and one ref lookup.
+ *
+ * A view is immutable once made and may be read from any number of threads. Every
+ * idt_view_* constructor returns a new reference in *out (untouched on failure); release it
+ * with idt_view_decref. A view holds references to exactly the stores and ref arrays its
+ * rows come from. Ref arrays live in the temp area (file-backed), never on the heap. */
+#ifndef IDT_VIEW_H
+#define IDT_VIEW_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "store.h"
+
+#define IDT_REF_ROW_BITS 40
+#define IDT_REF_ROW_MASK (((uint64_t)1 << IDT_REF_ROW_BITS) - 1)
+#define IDT_MAX_STORE_ROWS ((int64_t)1 << IDT_REF_ROW_BITS)
+#define IDT_MAX_SLOTS ((int64_t)1 << (64 - IDT_REF_ROW_BITS))
+
+typedef struct idt_refs {
+    _Atomic int64_t refs;
+    idt_blob *blob;
+    const uint64_t *ref;   /* n packed refs */
+    int64_t n;
+    int64_t nstores;
+    idt_store **stores;    /* the slot table; one reference each */
+} idt_refs;
+
+typedef enum { IDT_SEG_RUN = 0, IDT_SEG_REFS = 1 } idt_seg_kind;
+
+typedef struct idt_segment {
+    idt_seg_kind kind;
+    idt_store *store;      /* RUN */
+    idt_refs *refs;        /* REFS */
+    int64_t start, step, len;
+} idt_segment;
+
+typedef struct idt_view {
+    _Atomic int64_t refs;
+    idt_schema *schema;    /* descriptions of the columns (of the first store) */
+    int64_t ncols;         /* selected columns, in display order */
+    int64_t *cols;         /* indexes into schema->cols */
+    int uniform;           /* every store has exactly schema's column names */
+    int64_t nseg;
+    idt_segment *segs;
+    int64_t *cum;          /* nseg + 1 cumulative row counts; cum[nseg] = rows */
+    char uuid[37];
+} idt_view;
+
+/* Make a view of all rows of `store`, showing columns cols[0..ncols) (indexes into the
+ * store's schema, in display order). Errors: IDT_EVALUE, IDT_ENOMEM. */
+int idt_view_from_store(idt_store *store, const int64_t *cols, int64_t ncols, idt_view **out,
+                        idt_error *err);
+void idt_view_incref(idt_view *v);
+void idt_view_decref(idt_view *v);
+static inline int64_t idt_view_len(const idt_view *v) { return v->cum[v->nseg]; }
+static inline const idt_column *idt_view_column(const idt_view *v, int64_t j) {
+    return &v->schema->cols[v->cols[j]];
+}
+
+/* Rows start, start+step, ... (count of them) as a view. The arguments must be valid for the
+ * view (as PySlice_AdjustIndices gives them): step != 0 and every row in range. O(segments
+ * touched), zero copy. Errors: IDT_EVALUE, IDT_ENOMEM. */
+int idt_view_slice(idt_view *v, int64_t start, int64_t step, int64_t count, idt_view **out,
+                   idt_error *err);
+
+/* Check `n` indexes against `len` rows, writing them with negatives resolved to dst (dst may
+ * equal src). Errors: IDT_EINDEX naming the first bad index. */
+int idt_index_normalize(const int64_t *src, int64_t *dst, int64_t n, int64_t len, idt_error *err);
+
+/* Rows idx[0..n) (negative counts from the end; repeats allowed). Errors: IDT_EINDEX. */
+int idt_view_take(idt_view *v, const int64_t *idx, int64_t n, idt_view **out, idt_error *err);
+/* Rows where mask[i] != 0; n must equal the view's length. Errors: IDT_EINDEX on length. */
+int idt_view_filter(idt_view *v, const uint8_t *mask, int64_t n, idt_view **out, idt_error *err);
+/* A uniformly random permutation of the rows, determined by `seed` (see shuffle.c). */
+int idt_view_shuffle(idt_view *v, uint64_t seed, idt_view **out, idt_error *err);
+/* Rows of views[0], then views[1], ... Column names, kinds, dtypes and row shapes must match
+ * (string widths do not matter). Errors: IDT_EVALUE (n < 1, mismatch: which column, how). */
+int idt_view_concat(idt_view *const *views, int64_t n, idt_view **out, idt_error *err);
+/* The columns named names[0..n), in that order. Errors: IDT_EKEY (unknown name), IDT_EVALUE
+ * (n < 1, a name twice). */
+int idt_view_select(idt_view *v, const char *const *names, int64_t n, idt_view **out,
+                    idt_error *err);
+/* Drop rows whose value in string column `name` equals one of strs[0..n) (UTF-8 for UTF8
+ * columns, raw bytes for BYTES; trailing NULs ignored). A column with a row shape drops a row
+ * when any of its strings matches. Errors: IDT_EKEY, IDT_ETYPE (not a string column). */
+int idt_view_remove_strings(idt_view *v, const char *name, const char *const *strs,
+                            const int64_t *lens, int64_t n, idt_view **out, idt_error *err);
+
+/* A selection of rows of a view: a range (idx == NULL: start, start+step, ... count rows,
+ * all in range) or an index list (idx[0..count), normalized and in range). */
+typedef struct idt_rowsel {
+    int64_t start, step, count;
+    const int64_t *idx;
+} idt_rowsel;
+
+/* For each selected column j that holds strings, the longest string (in characters for
+ * UTF8, bytes for BYTES) among the selected rows, at least 1; 0 for fixed columns. */
+int idt_view_str_widths(const idt_view *v, const idt_rowsel *sel, int64_t *widths, idt_error *err);
+/* Fill outs[j] for each selected column j with the selected rows: fixed columns as raw rows
+ * (count * row_bytes bytes), UTF8 as UCS4 of widths[j] code points per string, BYTES as
+ * widths[j] bytes per string, zero padded. widths[j] must be at least what
+ * idt_view_str_widths gives (longer strings are cut). Never fails for a valid selection. */
+void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs,
+                     const int64_t *widths);
+
+/* Resolve view row `i` (in range) to its store and store row. */
+void idt_view_locate(const idt_view *v, int64_t i, idt_store **store, int64_t *row);
+
+#endif

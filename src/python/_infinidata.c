@@ -1,0 +1,757 @@
+/* _infinidata.c: the CPython extension: argument parsing, NumPy <-> core buffers, GIL
+ * release, and the mapping of core error codes to Python exceptions. No engine logic. */
+#include "module.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "../core/error.h"
+#include "../core/store.h"
+#include "../core/sys.h"
+#include "../core/tmp.h"
+#include "../core/view.h"
+
+/* ---- errors ---- */
+
+PyObject *idt_py_raise(idt_module_state *st, const idt_error *e) {
+    switch (e->code) {
+    case IDT_ENOMEM:
+        if (e->sys_errno) {
+            PyErr_SetString(PyExc_MemoryError, e->msg);
+            return NULL;
+        }
+        PyErr_SetString(PyExc_MemoryError, e->msg);
+        return NULL;
+    case IDT_EIO: {
+        PyObject *args = Py_BuildValue("(is)", e->sys_errno ? e->sys_errno : EIO, e->msg);
+        if (args) {
+            PyErr_SetObject(PyExc_OSError, args);
+            Py_DECREF(args);
+        }
+        return NULL;
+    }
+    case IDT_EINDEX: PyErr_SetString(PyExc_IndexError, e->msg); return NULL;
+    case IDT_ETYPE: PyErr_SetString(PyExc_TypeError, e->msg); return NULL;
+    case IDT_EKEY: {
+        PyObject *m = PyUnicode_FromString(e->msg);
+        if (m) {
+            PyErr_SetObject(PyExc_KeyError, m);
+            Py_DECREF(m);
+        }
+        return NULL;
+    }
+    case IDT_ECORRUPT: PyErr_SetString(st->CorruptDataError, e->msg); return NULL;
+    case IDT_EEXIST: {
+        PyObject *args = Py_BuildValue("(is)", EEXIST, e->msg);
+        if (args) {
+            PyErr_SetObject(PyExc_FileExistsError, args);
+            Py_DECREF(args);
+        }
+        return NULL;
+    }
+    default: PyErr_SetString(PyExc_ValueError, e->msg); return NULL;
+    }
+}
+
+/* ---- TableView object ---- */
+
+/* Make a new TableView owning `v` (the reference is consumed). Validates that each fixed
+ * column's dtype string is one NumPy understands with the stored itemsize. */
+PyObject *idt_py_wrap_view(idt_module_state *st, idt_view *v) {
+    TableViewObject *self = PyObject_GC_New(TableViewObject, (PyTypeObject *)st->TableView_Type);
+    if (!self) {
+        idt_view_decref(v);
+        return NULL;
+    }
+    self->v = v;
+    self->descrs = NULL;
+    self->weakreflist = NULL;
+    PyObject *descrs = PyTuple_New(v->ncols);
+    if (!descrs) goto fail;
+    self->descrs = descrs;
+    for (int64_t j = 0; j < v->ncols; j++) {
+        const idt_column *c = idt_view_column(v, j);
+        PyObject *d = Py_None;
+        if (c->kind == IDT_COL_FIXED) {
+            PyArray_Descr *descr = NULL;
+            PyObject *s = PyUnicode_FromString(c->dtype);
+            if (!s) goto fail;
+            int ok = PyArray_DescrConverter(s, &descr);
+            Py_DECREF(s);
+            if (!ok || !descr || PyDataType_ELSIZE(descr) != c->itemsize ||
+                PyDataType_HASFIELDS(descr) || PyDataType_HASSUBARRAY(descr) ||
+                descr->type_num == NPY_OBJECT) {
+                Py_XDECREF(descr);
+                PyErr_Clear();
+                PyErr_Format(st->CorruptDataError, "column '%s': dtype '%s' does not match its itemsize %lld",
+                             c->name, c->dtype, (long long)c->itemsize);
+                goto fail;
+            }
+            d = (PyObject *)descr;
+        } else {
+            Py_INCREF(d);
+        }
+        PyTuple_SET_ITEM(descrs, j, d);
+    }
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+fail:
+    PyObject_GC_Track(self);
+    Py_DECREF(self);
+    return NULL;
+}
+
+int idt_tv_traverse(PyObject *o, visitproc visit, void *arg) {
+    TableViewObject *self = (TableViewObject *)o;
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->descrs);
+    return 0;
+}
+
+void idt_tv_dealloc(PyObject *o) {
+    TableViewObject *self = (TableViewObject *)o;
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist) PyObject_ClearWeakRefs((PyObject *)self);
+    Py_CLEAR(self->descrs);
+    if (self->v) {
+        idt_view *v = self->v;
+        self->v = NULL;
+        Py_BEGIN_ALLOW_THREADS
+        idt_view_decref(v);
+        Py_END_ALLOW_THREADS
+    }
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+Py_ssize_t idt_tv_len(PyObject *self) { return (Py_ssize_t)idt_view_len(((TableViewObject *)self)->v); }
+
+idt_module_state *idt_py_state_of(PyObject *self) { return idt_py_state_of_type(Py_TYPE(self)); }
+
+/* ---- construction ---- */
+
+enum { CHUNK_BYTES = 32 << 20 };
+
+typedef struct srccol {
+    PyObject *name;          /* borrowed key */
+    PyArrayObject *arr;      /* owned */
+    PyArray_Descr *native;   /* owned: native-order descr for chunk copies (fixed, U, S) */
+    idt_col_kind kind;
+    int source;              /* 'F' fixed, 'U', 'S', 'O' object, 'T' numpy StringDType */
+    int64_t row_elems;
+    int64_t row_bytes;       /* bytes per row in the source dtype, for chunking */
+    int64_t str_bytes;
+} srccol;
+
+/* Rows [a, b) of column sc as a C-contiguous native-order array (new reference). Object
+ * and StringDType sources come back as object arrays. */
+static PyArrayObject *chunk_of(srccol *sc, int64_t a, int64_t b) {
+    PyObject *sl = PySlice_New(NULL, NULL, NULL);
+    PyObject *start = PyLong_FromLongLong(a), *stop = PyLong_FromLongLong(b);
+    Py_XDECREF(sl);
+    sl = (start && stop) ? PySlice_New(start, stop, NULL) : NULL;
+    Py_XDECREF(start);
+    Py_XDECREF(stop);
+    if (!sl) return NULL;
+    PyObject *part = PyObject_GetItem((PyObject *)sc->arr, sl);
+    Py_DECREF(sl);
+    if (!part) return NULL;
+    PyArray_Descr *d;
+    if (sc->source == 'O' || sc->source == 'T') d = PyArray_DescrFromType(NPY_OBJECT);
+    else {
+        d = sc->native;
+        Py_INCREF(d);
+    }
+    PyObject *out = PyArray_FromAny(part, d, 0, 0, NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED |
+                                    NPY_ARRAY_ENSUREARRAY | NPY_ARRAY_FORCECAST, NULL);
+    Py_DECREF(part);
+    return (PyArrayObject *)out;
+}
+
+static int64_t chunk_rows(const srccol *sc) {
+    int64_t rb = sc->row_bytes > 0 ? sc->row_bytes : 1;
+    int64_t r = CHUNK_BYTES / rb;
+    return r > 0 ? r : 1;
+}
+
+/* Encoded bytes of a str or bytes object: sets *p and *n (valid while `keep` lives). */
+static int encode_obj(PyObject *o, idt_col_kind kind, const char *colname, const char **p,
+                      int64_t *n, PyObject **keep) {
+    *keep = NULL;
+    if (kind == IDT_COL_UTF8) {
+        if (!PyUnicode_Check(o)) goto wrong;
+        if (PyUnicode_IS_ASCII(o)) {
+            *p = (const char *)PyUnicode_DATA(o);
+            *n = PyUnicode_GET_LENGTH(o);
+            return 0;
+        }
+        PyObject *b = PyUnicode_AsEncodedString(o, "utf-8", "surrogatepass");
+        if (!b) return -1;
+        *keep = b;
+        *p = PyBytes_AS_STRING(b);
+        *n = PyBytes_GET_SIZE(b);
+        return 0;
+    }
+    if (!PyBytes_Check(o)) goto wrong;
+    *p = PyBytes_AS_STRING(o);
+    *n = PyBytes_GET_SIZE(o);
+    return 0;
+wrong:
+    PyErr_Format(PyExc_TypeError,
+                 "column '%s' is an object array mixing %s with %s; object columns must hold "
+                 "only str or only bytes", colname, kind == IDT_COL_UTF8 ? "str" : "bytes",
+                 Py_TYPE(o)->tp_name);
+    return -1;
+}
+
+/* Pass 1: measure string bytes (and check object element types). */
+static int measure_strings(srccol *sc, int64_t nrows, const char *colname) {
+    int64_t total = 0, step = chunk_rows(sc);
+    for (int64_t a = 0; a < nrows; a += step) {
+        int64_t b = a + step < nrows ? a + step : nrows;
+        PyArrayObject *ch = chunk_of(sc, a, b);
+        if (!ch) return -1;
+        int64_t n = (b - a) * sc->row_elems;
+        if (sc->source == 'U') {
+            int64_t w = PyArray_ITEMSIZE(ch) / 4;
+            total += idt_ucs4_utf8_len((const uint32_t *)PyArray_DATA(ch), n, w, NULL);
+        } else if (sc->source == 'S') {
+            total += idt_fixed_bytes_len(PyArray_DATA(ch), n, PyArray_ITEMSIZE(ch));
+        } else {
+            PyObject **objs = (PyObject **)PyArray_DATA(ch);
+            for (int64_t i = 0; i < n; i++) {
+                const char *p;
+                int64_t len;
+                PyObject *keep;
+                if (encode_obj(objs[i], sc->kind, colname, &p, &len, &keep)) {
+                    Py_DECREF(ch);
+                    return -1;
+                }
+                Py_XDECREF(keep);
+                while (len > 0 && p[len - 1] == 0) len--;
+                total += len;
+            }
+        }
+        Py_DECREF(ch);
+    }
+    sc->str_bytes = total;
+    return 0;
+}
+
+/* Pass 2: write column c of the store. */
+static int write_column(idt_module_state *st, srccol *sc, idt_store_builder *b, int64_t c,
+                        int64_t nrows, const char *colname) {
+    int64_t step = chunk_rows(sc);
+    idt_error err;
+    for (int64_t a = 0; a < nrows; a += step) {
+        int64_t e = a + step < nrows ? a + step : nrows;
+        PyArrayObject *ch = chunk_of(sc, a, e);
+        if (!ch) return -1;
+        int64_t n = (e - a) * sc->row_elems;
+        int rc = 0;
+        if (sc->source == 'F') {
+            const void *src = PyArray_DATA(ch);
+            Py_BEGIN_ALLOW_THREADS
+            rc = idt_store_builder_write_fixed(b, c, a, e - a, src, &err);
+            Py_END_ALLOW_THREADS
+        } else if (sc->source == 'U') {
+            const uint32_t *src = PyArray_DATA(ch);
+            int64_t w = PyArray_ITEMSIZE(ch) / 4;
+            Py_BEGIN_ALLOW_THREADS
+            rc = idt_store_builder_append_ucs4(b, c, n, src, w, &err);
+            Py_END_ALLOW_THREADS
+        } else if (sc->source == 'S') {
+            const char *src = PyArray_DATA(ch);
+            int64_t w = PyArray_ITEMSIZE(ch);
+            Py_BEGIN_ALLOW_THREADS
+            rc = idt_store_builder_append_fixed_bytes(b, c, n, src, w, &err);
+            Py_END_ALLOW_THREADS
+        } else {
+            PyObject **objs = (PyObject **)PyArray_DATA(ch);
+            const char **ptrs = PyMem_Malloc((size_t)(n ? n : 1) * sizeof *ptrs);
+            int64_t *lens = PyMem_Malloc((size_t)(n ? n : 1) * sizeof *lens);
+            PyObject **keep = PyMem_Calloc((size_t)(n ? n : 1), sizeof *keep);
+            if (!ptrs || !lens || !keep) {
+                PyErr_NoMemory();
+                rc = -1;
+            }
+            int64_t got = 0;
+            for (; !rc && got < n; got++)
+                if (encode_obj(objs[got], sc->kind, colname, &ptrs[got], &lens[got], &keep[got]))
+                    rc = -1;
+            if (!rc) rc = idt_store_builder_append_pieces(b, c, n, ptrs, lens, &err);
+            else got--;
+            for (int64_t i = 0; keep && i < got; i++) Py_XDECREF(keep[i]);
+            PyMem_Free(ptrs);
+            PyMem_Free(lens);
+            PyMem_Free(keep);
+            if (rc == -1 && PyErr_Occurred()) {
+                Py_DECREF(ch);
+                return -1;
+            }
+        }
+        Py_DECREF(ch);
+        if (rc) {
+            idt_py_raise(st, &err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int classify(PyObject *name, PyArrayObject *arr, srccol *sc) {
+    PyArray_Descr *d = PyArray_DESCR(arr);
+    const char *cname = PyUnicode_AsUTF8(name);
+    if (!cname) return -1;
+    char kind = d->kind;
+    sc->row_elems = 1;
+    for (int i = 1; i < PyArray_NDIM(arr); i++) sc->row_elems *= PyArray_DIM(arr, i);
+    if (PyDataType_HASFIELDS(d) || kind == 'V') {
+        PyErr_Format(PyExc_TypeError, "column '%s' has structured/void dtype %R, which is not "
+                     "supported; store each field as its own column", cname, (PyObject *)d);
+        return -1;
+    }
+    if (strchr("biufcmM", kind)) {
+        sc->kind = IDT_COL_FIXED;
+        sc->source = 'F';
+    } else if (kind == 'U') {
+        sc->kind = IDT_COL_UTF8;
+        sc->source = 'U';
+    } else if (kind == 'S') {
+        sc->kind = IDT_COL_BYTES;
+        sc->source = 'S';
+    } else if (kind == 'O') {
+        sc->source = 'O';
+        sc->kind = IDT_COL_UTF8;
+        /* The first element decides str or bytes; measure_strings checks all of them. */
+        if (PyArray_SIZE(arr) > 0) {
+            PyObject *flat = PyArray_Ravel(arr, NPY_CORDER);
+            if (!flat) return -1;
+            PyObject *first = PySequence_GetItem(flat, 0);
+            Py_DECREF(flat);
+            if (!first) return -1;
+            if (PyBytes_Check(first)) sc->kind = IDT_COL_BYTES;
+            else if (!PyUnicode_Check(first)) {
+                PyErr_Format(PyExc_TypeError, "column '%s' is an object array holding %s; object "
+                             "columns must hold only str or only bytes", cname,
+                             Py_TYPE(first)->tp_name);
+                Py_DECREF(first);
+                return -1;
+            }
+            Py_DECREF(first);
+        }
+    } else if (kind == 'T') {
+        sc->kind = IDT_COL_UTF8;
+        sc->source = 'T';
+    } else {
+        PyErr_Format(PyExc_TypeError, "column '%s' has unsupported dtype %R", cname, (PyObject *)d);
+        return -1;
+    }
+    if (sc->source == 'F' || sc->source == 'U' || sc->source == 'S') {
+        sc->native = PyArray_DescrNewByteorder(d, NPY_NATIVE);
+        if (!sc->native) return -1;
+    }
+    int64_t isz = sc->source == 'O' || sc->source == 'T' ? (int64_t)sizeof(PyObject *) : PyDataType_ELSIZE(d);
+    sc->row_bytes = isz * sc->row_elems;
+    return 0;
+}
+
+static int fill_column_desc(const srccol *sc, PyObject *name, idt_column *c) {
+    memset(c, 0, sizeof *c);
+    c->name = (char *)PyUnicode_AsUTF8(name);
+    if (!c->name) return -1;
+    c->kind = sc->kind;
+    c->ndim = PyArray_NDIM(sc->arr) - 1;
+    c->shape = c->ndim ? (int64_t *)PyMem_Malloc((size_t)c->ndim * sizeof(int64_t)) : NULL;
+    if (c->ndim && !c->shape) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int i = 0; i < c->ndim; i++) c->shape[i] = PyArray_DIM(sc->arr, i + 1);
+    if (sc->kind == IDT_COL_FIXED) {
+        PyObject *s = PyObject_GetAttrString((PyObject *)sc->native, "str");
+        if (!s) return -1;
+        const char *u = PyUnicode_AsUTF8(s);
+        if (!u || strlen(u) >= IDT_DTYPE_MAX) {
+            if (u) PyErr_Format(PyExc_TypeError, "dtype %s is not supported", u);
+            Py_DECREF(s);
+            return -1;
+        }
+        strcpy(c->dtype, u);
+        Py_DECREF(s);
+        c->itemsize = PyDataType_ELSIZE(sc->native);
+    } else {
+        strcpy(c->dtype, sc->kind == IDT_COL_UTF8 ? "U" : "S");
+    }
+    return 0;
+}
+
+PyObject *idt_tv_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"columns", NULL};
+    PyObject *columns;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:TableView", kwlist, &columns)) return NULL;
+    idt_module_state *st = idt_py_state_of_type(type);
+    if (!PyDict_Check(columns)) {
+        PyErr_Format(PyExc_TypeError, "TableView() takes a dict of column name -> array, not %s",
+                     Py_TYPE(columns)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t nc = PyDict_Size(columns);
+    if (nc == 0) {
+        PyErr_SetString(PyExc_ValueError, "TableView() needs at least one column");
+        return NULL;
+    }
+    srccol *sc = PyMem_Calloc((size_t)nc, sizeof *sc);
+    idt_column *cd = PyMem_Calloc((size_t)nc, sizeof *cd);
+    int64_t *sbytes = PyMem_Calloc((size_t)nc, sizeof *sbytes);
+    int64_t *order = PyMem_Calloc((size_t)nc, sizeof *order);
+    PyObject *result = NULL;
+    idt_schema *schema = NULL;
+    idt_store_builder *builder = NULL;
+    idt_error err;
+    int rc;
+    if (!sc || !cd || !sbytes || !order) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *key, *val;
+    int64_t nrows = -1;
+    PyObject *first_name = NULL;
+    while (PyDict_Next(columns, &pos, &key, &val)) {
+        if (!PyUnicode_Check(key)) {
+            PyErr_Format(PyExc_TypeError, "column names must be str, not %s", Py_TYPE(key)->tp_name);
+            goto done;
+        }
+        sc[i].name = key;
+        sc[i].arr = (PyArrayObject *)PyArray_FromAny(val, NULL, 0, 0, 0, NULL);
+        if (!sc[i].arr) goto done;
+        if (PyArray_NDIM(sc[i].arr) == 0) {
+            PyErr_Format(PyExc_ValueError, "column %R is 0-dimensional; a column needs a row axis",
+                         key);
+            goto done;
+        }
+        int64_t n = PyArray_DIM(sc[i].arr, 0);
+        if (nrows < 0) {
+            nrows = n;
+            first_name = key;
+        } else if (n != nrows) {
+            PyErr_Format(PyExc_ValueError, "columns differ in length: %R has %lld rows, %R has %lld",
+                         first_name, (long long)nrows, key, (long long)n);
+            goto done;
+        }
+        if (classify(key, sc[i].arr, &sc[i])) goto done;
+        i++;
+    }
+    for (i = 0; i < nc; i++) {
+        if (sc[i].kind != IDT_COL_FIXED &&
+            measure_strings(&sc[i], nrows, PyUnicode_AsUTF8(sc[i].name)))
+            goto done;
+        if (fill_column_desc(&sc[i], sc[i].name, &cd[i])) goto done;
+    }
+    rc = idt_schema_new(cd, nc, &schema, &err);
+    if (rc) {
+        idt_py_raise(st, &err);
+        goto done;
+    }
+    for (i = 0; i < nc; i++) {
+        order[i] = idt_schema_find(schema, cd[i].name);
+        sbytes[order[i]] = sc[i].str_bytes;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_store_builder_new(schema, nrows, sbytes, &builder, &err);
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        idt_py_raise(st, &err);
+        goto done;
+    }
+    for (i = 0; i < nc; i++)
+        if (write_column(st, &sc[i], builder, order[i], nrows, cd[i].name)) goto done;
+    idt_store *store;
+    idt_store_builder *b = builder;
+    builder = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_store_builder_finish(b, &store, &err);
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        idt_py_raise(st, &err);
+        goto done;
+    }
+    idt_view *v;
+    rc = idt_view_from_store(store, order, nc, &v, &err);
+    idt_store_decref(store);
+    if (rc) {
+        idt_py_raise(st, &err);
+        goto done;
+    }
+    result = idt_py_wrap_view(st, v);
+done:
+    if (builder) {
+        Py_BEGIN_ALLOW_THREADS
+        idt_store_builder_free(builder);
+        Py_END_ALLOW_THREADS
+    }
+    idt_schema_decref(schema);
+    if (sc)
+        for (i = 0; i < nc; i++) {
+            Py_XDECREF(sc[i].arr);
+            Py_XDECREF(sc[i].native);
+        }
+    if (cd)
+        for (i = 0; i < nc; i++) PyMem_Free(cd[i].shape);
+    PyMem_Free(sc);
+    PyMem_Free(cd);
+    PyMem_Free(sbytes);
+    PyMem_Free(order);
+    (void)type;
+    return result;
+}
+
+/* ---- keys ---- */
+
+void idt_key_clear(idt_key *k) {
+    PyMem_Free(k->owned);
+    k->owned = NULL;
+    k->idx = NULL;
+    Py_CLEAR(k->shape_src);
+}
+
+/* Parse a row key against a view of `len` rows. */
+int idt_parse_key(PyObject *key, int64_t len, idt_key *k, int allow_int) {
+    memset(k, 0, sizeof *k);
+    if (PyBool_Check(key) || PyArray_IsScalar(key, Bool)) {
+        PyErr_SetString(PyExc_TypeError, "a bool is not a row index; use a bool array as a mask");
+        return -1;
+    }
+    if (PySlice_Check(key)) {
+        Py_ssize_t start, stop, step;
+        if (PySlice_Unpack(key, &start, &stop, &step) < 0) return -1;
+        Py_ssize_t n = PySlice_AdjustIndices((Py_ssize_t)len, &start, &stop, step);
+        k->kind = KEY_RANGE;
+        k->sel.start = start;
+        k->sel.step = step;
+        k->sel.count = n;
+        return 0;
+    }
+    if (PyLong_Check(key) || (PyIndex_Check(key) && !PyArray_Check(key) && !PyList_Check(key))) {
+        if (!allow_int) {
+            PyErr_SetString(PyExc_TypeError, "an int is not accepted here; use a slice or an index array");
+            return -1;
+        }
+        PyObject *o = PyNumber_Index(key);
+        if (!o) return -1;
+        int overflow = 0;
+        long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
+        Py_DECREF(o);
+        if (x == -1 && PyErr_Occurred()) return -1;
+        if (overflow || x < -len || x >= len) {
+            PyErr_Format(PyExc_IndexError, "index %R is out of range for %lld rows", key, (long long)len);
+            return -1;
+        }
+        k->kind = KEY_INT;
+        k->sel.start = x < 0 ? x + len : x;
+        k->sel.step = 1;
+        k->sel.count = 1;
+        return 0;
+    }
+    if (!PyArray_Check(key) && !PyList_Check(key)) {
+        PyErr_Format(PyExc_TypeError, "rows are selected by an int, a slice, an int array or list, "
+                     "or a bool mask, not %s", Py_TYPE(key)->tp_name);
+        return -1;
+    }
+    PyArrayObject *a = (PyArrayObject *)PyArray_FromAny(key, NULL, 0, 0, 0, NULL);
+    if (!a) return -1;
+    int tn = PyArray_TYPE(a);
+    if (PyList_Check(key) && PyArray_SIZE(a) == 0) tn = NPY_INTP; /* [] is an empty index list */
+    if (tn == NPY_BOOL) {
+        if (PyArray_NDIM(a) != 1 || PyArray_DIM(a, 0) != len) {
+            if (PyArray_NDIM(a) != 1)
+                PyErr_Format(PyExc_IndexError, "boolean mask must be 1-dimensional, not %d-dimensional",
+                             PyArray_NDIM(a));
+            else
+                PyErr_Format(PyExc_IndexError, "boolean mask of length %lld does not match %lld rows",
+                             (long long)PyArray_DIM(a, 0), (long long)len);
+            Py_DECREF(a);
+            return -1;
+        }
+        PyArrayObject *c = (PyArrayObject *)PyArray_FromAny((PyObject *)a, PyArray_DescrFromType(NPY_BOOL),
+                                                            1, 1, NPY_ARRAY_C_CONTIGUOUS, NULL);
+        Py_DECREF(a);
+        if (!c) return -1;
+        const npy_bool *m = PyArray_DATA(c);
+        int64_t cnt = 0;
+        for (int64_t i = 0; i < len; i++) cnt += m[i] != 0;
+        k->owned = PyMem_Malloc((size_t)(cnt ? cnt : 1) * sizeof(int64_t));
+        if (!k->owned) {
+            Py_DECREF(c);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (int64_t i = 0, o = 0; i < len; i++)
+            if (m[i]) k->owned[o++] = i;
+        Py_DECREF(c);
+        k->kind = KEY_INDEX;
+        k->idx = k->owned;
+        k->sel.count = cnt;
+        k->sel.idx = k->owned;
+        return 0;
+    }
+    if (!PyTypeNum_ISINTEGER(tn)) {
+        PyErr_Format(PyExc_TypeError, "index arrays must hold integers or bools, not %R",
+                     (PyObject *)PyArray_DESCR(a));
+        Py_DECREF(a);
+        return -1;
+    }
+    if (tn == NPY_UINT64 || tn == NPY_ULONGLONG || tn == NPY_ULONG) {
+        /* values above INT64_MAX would wrap when cast */
+        PyObject *mx = PyArray_SIZE(a) ? PyArray_Max(a, NPY_RAVEL_AXIS, NULL) : NULL;
+        if (mx) {
+            unsigned long long v = PyLong_AsUnsignedLongLong(mx);
+            Py_DECREF(mx);
+            if (v > (unsigned long long)INT64_MAX) {
+                PyErr_Format(PyExc_IndexError, "index %llu is out of range for %lld rows", v, (long long)len);
+                Py_DECREF(a);
+                return -1;
+            }
+        } else if (PyErr_Occurred()) {
+            Py_DECREF(a);
+            return -1;
+        }
+    }
+    PyArrayObject *c = (PyArrayObject *)PyArray_FromAny((PyObject *)a, PyArray_DescrFromType(NPY_INT64),
+                                                        0, 0, NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED |
+                                                        NPY_ARRAY_FORCECAST, NULL);
+    if (!c) {
+        Py_DECREF(a);
+        return -1;
+    }
+    int64_t n = PyArray_SIZE(c);
+    k->owned = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(int64_t));
+    if (!k->owned) {
+        Py_DECREF(a);
+        Py_DECREF(c);
+        PyErr_NoMemory();
+        return -1;
+    }
+    idt_error err;
+    if (idt_index_normalize(PyArray_DATA(c), k->owned, n, len, &err)) {
+        PyErr_SetString(PyExc_IndexError, err.msg);
+        Py_DECREF(a);
+        Py_DECREF(c);
+        PyMem_Free(k->owned);
+        k->owned = NULL;
+        return -1;
+    }
+    Py_DECREF(c);
+    k->shape_src = (PyObject *)a; /* output leading dims come from the key's shape */
+    k->kind = KEY_INDEX;
+    k->idx = k->owned;
+    k->sel.count = n;
+    k->sel.idx = k->owned;
+    return 0;
+}
+
+/* ---- reads ---- */
+
+/* Read the selected rows into a new dict. lead/nlead give the leading output dims (the
+ * selection's count must equal their product). */
+PyObject *idt_py_read(TableViewObject *self, const idt_rowsel *sel, const npy_intp *lead,
+                      int nlead, int scalarize) {
+    idt_module_state *st = idt_py_state_of((PyObject *)self);
+    const idt_view *v = self->v;
+    int64_t nc = v->ncols;
+    int64_t *widths = PyMem_Malloc((size_t)nc * sizeof *widths);
+    void **outs = PyMem_Calloc((size_t)nc, sizeof *outs);
+    PyObject **arrs = PyMem_Calloc((size_t)nc, sizeof *arrs);
+    PyObject *dict = NULL;
+    idt_error err;
+    if (!widths || !outs || !arrs) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_view_str_widths(v, sel, widths, &err);
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        idt_py_raise(st, &err);
+        goto done;
+    }
+    for (int64_t j = 0; j < nc; j++) {
+        const idt_column *c = idt_view_column(v, j);
+        PyArray_Descr *d;
+        if (c->kind == IDT_COL_FIXED) {
+            d = (PyArray_Descr *)PyTuple_GET_ITEM(self->descrs, j);
+            Py_INCREF(d);
+        } else {
+            d = PyArray_DescrNewFromType(c->kind == IDT_COL_UTF8 ? NPY_UNICODE : NPY_STRING);
+            if (!d) goto done;
+            PyDataType_SET_ELSIZE(d, (npy_intp)(widths[j] * (c->kind == IDT_COL_UTF8 ? 4 : 1)));
+        }
+        npy_intp dims[NPY_MAXDIMS];
+        int nd = 0;
+        for (int q = 0; q < nlead; q++) dims[nd++] = lead[q];
+        if (nlead + c->ndim > NPY_MAXDIMS) {
+            Py_DECREF(d);
+            PyErr_SetString(PyExc_ValueError, "result would have too many dimensions");
+            goto done;
+        }
+        for (int32_t q = 0; q < c->ndim; q++) dims[nd++] = (npy_intp)c->shape[q];
+        arrs[j] = PyArray_NewFromDescr(&PyArray_Type, d, nd, dims, NULL, NULL, 0, NULL);
+        if (!arrs[j]) goto done;
+        outs[j] = PyArray_DATA((PyArrayObject *)arrs[j]);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    idt_view_gather(v, sel, outs, widths);
+    Py_END_ALLOW_THREADS
+    dict = PyDict_New();
+    if (!dict) goto done;
+    for (int64_t j = 0; j < nc; j++) {
+        PyObject *val = arrs[j];
+        if (scalarize && PyArray_NDIM((PyArrayObject *)val) == 0) {
+            val = PyArray_Return((PyArrayObject *)val); /* steals; 0-d -> NumPy scalar */
+            arrs[j] = NULL;
+            if (!val) goto fail;
+        } else {
+            Py_INCREF(val);
+        }
+        int r = PyDict_SetItemString(dict, idt_view_column(v, j)->name, val);
+        Py_DECREF(val);
+        if (r) goto fail;
+    }
+    goto done;
+fail:
+    Py_CLEAR(dict);
+done:
+    if (arrs)
+        for (int64_t j = 0; j < nc; j++) Py_XDECREF(arrs[j]);
+    PyMem_Free(arrs);
+    PyMem_Free(outs);
+    PyMem_Free(widths);
+    return dict;
+}
+
+PyObject *idt_tv_getitem(PyObject *o, PyObject *key) {
+    TableViewObject *self = (TableViewObject *)o;
+    idt_key k;
+    if (idt_parse_key(key, idt_view_len(self->v), &k, 1)) return NULL;
+    PyObject *r;
+    if (k.kind == KEY_INT) {
+        r = idt_py_read(self, &k.sel, NULL, 0, 1);
+    } else if (k.kind == KEY_RANGE) {
+        npy_intp lead = (npy_intp)k.sel.count;
+        r = idt_py_read(self, &k.sel, &lead, 1, 0);
+    } else {
+        npy_intp lead[NPY_MAXDIMS];
+        int nlead = 1;
+        lead[0] = (npy_intp)k.sel.count;
+        if (k.shape_src) {
+            nlead = PyArray_NDIM((PyArrayObject *)k.shape_src);
+            for (int q = 0; q < nlead; q++) lead[q] = PyArray_DIM((PyArrayObject *)k.shape_src, q);
+        }
+        r = idt_py_read(self, &k.sel, lead, nlead, nlead == 0);
+    }
+    idt_key_clear(&k);
+    return r;
+}

@@ -1,0 +1,257 @@
+/* batch.c: the Python batch iterator over the core's idt_batcher. Batches reach NumPy
+ * without a second copy: each array owns the buffer the worker gathered into. */
+#include "module.h"
+
+#include "../core/batch.h"
+#include "../core/sys.h"
+
+typedef struct BatchIterObject {
+    PyObject_HEAD
+    idt_batcher *it;
+    PyObject *descrs;   /* tuple, as TableViewObject.descrs */
+    PyObject *names;    /* tuple of str */
+    int busy;
+} BatchIterObject;
+
+static void free_buffer(PyObject *cap) { idt_free(PyCapsule_GetPointer(cap, "infinidata.buffer")); }
+
+static void close_iter(BatchIterObject *self) {
+    idt_batcher *it = self->it;
+    self->it = NULL;
+    if (it) {
+        Py_BEGIN_ALLOW_THREADS
+        idt_batcher_free(it);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+static void bi_dealloc(PyObject *o) {
+    BatchIterObject *self = (BatchIterObject *)o;
+    PyTypeObject *tp = Py_TYPE(o);
+    PyObject_GC_UnTrack(o);
+    close_iter(self);
+    Py_CLEAR(self->descrs);
+    Py_CLEAR(self->names);
+    tp->tp_free(o);
+    Py_DECREF(tp);
+}
+
+static int bi_traverse(PyObject *o, visitproc visit, void *arg) {
+    BatchIterObject *self = (BatchIterObject *)o;
+    Py_VISIT(Py_TYPE(o));
+    Py_VISIT(self->descrs);
+    Py_VISIT(self->names);
+    return 0;
+}
+
+static PyObject *bi_iter(PyObject *self) { return Py_NewRef(self); }
+
+/* The dict of arrays for a finished batch; takes the buffers it wraps. */
+static PyObject *batch_dict(BatchIterObject *self, idt_batch *b, const idt_view *v) {
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    for (int64_t j = 0; j < b->ncols; j++) {
+        const idt_column *c = idt_view_column(v, j);
+        PyArray_Descr *descr;
+        PyObject *dt = PyTuple_GET_ITEM(self->descrs, j);
+        if (dt != Py_None) {
+            descr = (PyArray_Descr *)Py_NewRef(dt);
+        } else {
+            descr = PyArray_DescrNewFromType(c->kind == IDT_COL_UTF8 ? NPY_UNICODE : NPY_STRING);
+            if (!descr) goto fail;
+            PyDataType_SET_ELSIZE(descr, (npy_intp)(b->widths[j] * (c->kind == IDT_COL_UTF8 ? 4 : 1)));
+        }
+        npy_intp dims[NPY_MAXDIMS];
+        dims[0] = (npy_intp)b->nrows;
+        for (int32_t q = 0; q < c->ndim; q++) dims[q + 1] = (npy_intp)c->shape[q];
+        PyObject *cap = PyCapsule_New(b->bufs[j], "infinidata.buffer", free_buffer);
+        if (!cap) {
+            Py_DECREF(descr);
+            goto fail;
+        }
+        b->bufs[j] = NULL; /* the capsule owns it now */
+        PyObject *arr = PyArray_NewFromDescr(&PyArray_Type, descr, 1 + c->ndim, dims, NULL,
+                                             PyCapsule_GetPointer(cap, "infinidata.buffer"),
+                                             NPY_ARRAY_CARRAY, NULL);
+        if (!arr) {
+            Py_DECREF(cap);
+            goto fail;
+        }
+        if (PyArray_SetBaseObject((PyArrayObject *)arr, cap) < 0) { /* steals cap */
+            Py_DECREF(arr);
+            goto fail;
+        }
+        int r = PyDict_SetItem(d, PyTuple_GET_ITEM(self->names, j), arr);
+        Py_DECREF(arr);
+        if (r) goto fail;
+    }
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
+static PyObject *bi_next(PyObject *o) {
+    BatchIterObject *self = (BatchIterObject *)o;
+    if (!self->it) return NULL;
+    if (self->busy) {
+        PyErr_SetString(PyExc_ValueError, "batch iterator already executing in another thread");
+        return NULL;
+    }
+    self->busy = 1;
+    idt_batch *b = NULL;
+    idt_error err;
+    int rc;
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = idt_batcher_next(self->it, &b, 100, &err);
+        Py_END_ALLOW_THREADS
+        if (rc != IDT_TIMEOUT) break;
+        if (PyErr_CheckSignals()) { /* KeyboardInterrupt and friends: stop the workers */
+            self->busy = 0;
+            close_iter(self);
+            return NULL;
+        }
+    }
+    self->busy = 0;
+    if (rc == 0) {
+        close_iter(self); /* finished: join the workers now, not at garbage collection */
+        return NULL;
+    }
+    if (rc < 0) {
+        close_iter(self);
+        return idt_py_raise(idt_py_state_of(o), &err);
+    }
+    /* the view is alive while the iterator is: take column descriptions from it */
+    PyObject *d = NULL;
+    d = batch_dict(self, b, idt_batcher_view(self->it));
+    idt_batch_free(b);
+    return d;
+}
+
+static PyObject *bi_close(PyObject *o, PyObject *unused) {
+    (void)unused;
+    close_iter((BatchIterObject *)o);
+    Py_RETURN_NONE;
+}
+
+static PyObject *bi_len(PyObject *o, PyObject *unused) {
+    (void)unused;
+    BatchIterObject *self = (BatchIterObject *)o;
+    return PyLong_FromLongLong(self->it ? idt_batcher_count(self->it) : 0);
+}
+
+static PyObject *bi_workers(PyObject *o, void *closure) {
+    (void)closure;
+    BatchIterObject *self = (BatchIterObject *)o;
+    return PyLong_FromLongLong(self->it ? idt_batcher_workers(self->it) : 0);
+}
+
+static PyMethodDef bi_methods[] = {
+    {"close", bi_close, METH_NOARGS, "Stop the iterator now: join its worker threads and free its batches."},
+    {"num_batches", bi_len, METH_NOARGS, "Number of batches the iterator yields in total."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef bi_getset[] = {
+    {"workers", bi_workers, NULL, "Worker threads this iterator runs (0: on demand in the caller).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot bi_slots[] = {
+    {Py_tp_dealloc, bi_dealloc},
+    {Py_tp_traverse, bi_traverse},
+    {Py_tp_iter, bi_iter},
+    {Py_tp_iternext, bi_next},
+    {Py_tp_methods, bi_methods},
+    {Py_tp_getset, bi_getset},
+    {Py_tp_doc, "Iterator over batches of a TableView; made by TableView.batch_iter."},
+    {0, NULL},
+};
+
+PyType_Spec idt_batchiter_spec = {
+    "infinidata.BatchIter", sizeof(BatchIterObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, bi_slots,
+};
+
+/* Start a batch iterator over `v` (a reference is taken by the iterator), with the column
+ * descriptions of `tmpl`. */
+static PyObject *start_iter(idt_module_state *st, idt_view *v, PyObject *descrs, int64_t bs,
+                            int drop, int64_t threads, int64_t readahead) {
+    idt_batcher *it;
+    idt_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_batcher_new(v, bs, drop, threads, readahead, &it, &err);
+    Py_END_ALLOW_THREADS
+    if (rc) return idt_py_raise(st, &err);
+    BatchIterObject *self = PyObject_GC_New(BatchIterObject, (PyTypeObject *)st->BatchIter_Type);
+    if (!self) {
+        idt_batcher_free(it);
+        return NULL;
+    }
+    self->it = it;
+    self->busy = 0;
+    self->descrs = Py_NewRef(descrs);
+    self->names = PyTuple_New(v->ncols);
+    for (int64_t j = 0; self->names && j < v->ncols; j++) {
+        PyObject *s = PyUnicode_FromString(idt_view_column(v, j)->name);
+        if (!s) {
+            Py_CLEAR(self->names);
+            break;
+        }
+        PyTuple_SET_ITEM(self->names, j, s);
+    }
+    PyObject_GC_Track(self);
+    if (!self->names) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static char *iter_kw[] = {"batch_size", "drop_last_batch", "threads", "readahead", NULL};
+
+PyObject *idt_tv_batch_iter(PyObject *self, PyObject *args, PyObject *kwds) {
+    long long bs, threads = 1, readahead = 0;
+    int drop = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "L|pLL:batch_iter", iter_kw, &bs, &drop, &threads,
+                                     &readahead))
+        return NULL;
+    TableViewObject *tv = (TableViewObject *)self;
+    return start_iter(idt_py_state_of(self), tv->v, tv->descrs, bs, drop, threads, readahead);
+}
+
+PyObject *idt_tv_batch_iter_concat(PyObject *cls, PyObject *args, PyObject *kwds) {
+    static char *kw[] = {"views", "batch_size", "drop_last_batch", "threads", "readahead", NULL};
+    PyObject *views;
+    long long bs, threads = 1, readahead = 0;
+    int drop = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OL|pLL:batch_iter_concat", kw, &views, &bs, &drop,
+                                     &threads, &readahead))
+        return NULL;
+    idt_module_state *st = idt_py_state_of_type((PyTypeObject *)cls);
+    PyObject *seq = PySequence_Fast(views, "batch_iter_concat() takes a list of TableView objects");
+    if (!seq) return NULL;
+    Py_ssize_t n;
+    idt_view **vs = idt_py_views_of(st->TableView_Type, seq, &n);
+    PyObject *res = NULL;
+    if (vs) {
+        idt_view *cat = NULL;
+        idt_error err;
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = idt_view_concat(vs, n, &cat, &err);
+        Py_END_ALLOW_THREADS
+        if (rc) {
+            idt_py_raise(st, &err);
+        } else {
+            PyObject *descrs = ((TableViewObject *)PySequence_Fast_GET_ITEM(seq, 0))->descrs;
+            res = start_iter(st, cat, descrs, bs, drop, threads, readahead);
+            idt_view_decref(cat);
+        }
+        PyMem_Free(vs);
+    }
+    Py_DECREF(seq);
+    return res;
+}

@@ -1,0 +1,412 @@
+/* methods.c: TableView methods that make views, and its properties. */
+#include "module.h"
+
+#include "../core/sys.h"
+
+#define TV(o) ((TableViewObject *)(o))
+
+static PyObject *finish(PyObject *self, int rc, idt_view *out, idt_error *err) {
+    idt_module_state *st = idt_py_state_of(self);
+    if (rc) return idt_py_raise(st, err);
+    return idt_py_wrap_view(st, out);
+}
+
+static PyObject *tv_uuid(PyObject *self, PyObject *unused) {
+    (void)unused;
+    return PyUnicode_FromString(TV(self)->v->uuid);
+}
+
+static PyObject *tv_new_view(PyObject *self, PyObject *key) {
+    idt_view *v = TV(self)->v, *out = NULL;
+    idt_key k;
+    if (idt_parse_key(key, idt_view_len(v), &k, 1)) return NULL;
+    idt_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    if (k.kind == KEY_INDEX) rc = idt_view_take(v, k.sel.idx, k.sel.count, &out, &err);
+    else rc = idt_view_slice(v, k.sel.start, k.sel.step, k.sel.count, &out, &err);
+    Py_END_ALLOW_THREADS
+    idt_key_clear(&k);
+    return finish(self, rc, out, &err);
+}
+
+static PyObject *tv_shuffle(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"seed", NULL};
+    PyObject *seedobj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:shuffle", kwlist, &seedobj)) return NULL;
+    uint64_t seed;
+    if (seedobj == Py_None) {
+        idt_random_bytes(&seed, sizeof seed);
+    } else {
+        if (PyBool_Check(seedobj) || !PyIndex_Check(seedobj)) {
+            PyErr_Format(PyExc_TypeError, "seed must be an int or None, not %s", Py_TYPE(seedobj)->tp_name);
+            return NULL;
+        }
+        PyObject *o = PyNumber_Index(seedobj);
+        if (!o) return NULL;
+        PyObject *zero = PyLong_FromLong(0);
+        int neg = zero ? PyObject_RichCompareBool(o, zero, Py_LT) : -1;
+        Py_XDECREF(zero);
+        if (neg < 0) {
+            Py_DECREF(o);
+            return NULL;
+        }
+        unsigned long long s = neg ? 0 : PyLong_AsUnsignedLongLong(o);
+        Py_DECREF(o);
+        if (neg || (s == (unsigned long long)-1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError, "seed must be between 0 and 2**64 - 1");
+            return NULL;
+        }
+        seed = s;
+    }
+    idt_view *v = TV(self)->v, *out = NULL;
+    idt_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_view_shuffle(v, seed, &out, &err);
+    Py_END_ALLOW_THREADS
+    return finish(self, rc, out, &err);
+}
+
+/* Names from a str, or an iterable of str, as a list (new reference). */
+static PyObject *name_list(PyObject *names) {
+    if (PyUnicode_Check(names)) return Py_BuildValue("[O]", names);
+    PyObject *l = PySequence_List(names);
+    if (!l) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "column names must be a set or list of str, not %s",
+                         Py_TYPE(names)->tp_name);
+        }
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(l); i++)
+        if (!PyUnicode_Check(PyList_GET_ITEM(l, i))) {
+            PyErr_Format(PyExc_TypeError, "column names must be str, not %s",
+                         Py_TYPE(PyList_GET_ITEM(l, i))->tp_name);
+            Py_DECREF(l);
+            return NULL;
+        }
+    return l;
+}
+
+static PyObject *tv_select_columns(PyObject *self, PyObject *names) {
+    idt_view *v = TV(self)->v, *out = NULL;
+    PyObject *l = name_list(names);
+    if (!l) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(l);
+    /* A set has no order: keep the view's own column order for it. */
+    if (PyAnySet_Check(names) && n > 1) {
+        PyObject *ordered = PyList_New(0);
+        for (int64_t j = 0; ordered && j < v->ncols; j++) {
+            PyObject *nm = PyUnicode_FromString(idt_view_column(v, j)->name);
+            int has = nm ? PySet_Contains(names, nm) : -1;
+            if (has < 0 || (has && PyList_Append(ordered, nm))) Py_CLEAR(ordered);
+            Py_XDECREF(nm);
+        }
+        if (!ordered) {
+            Py_DECREF(l);
+            return NULL;
+        }
+        if (PyList_GET_SIZE(ordered) == n) {
+            Py_DECREF(l);
+            l = ordered;
+        } else {
+            Py_DECREF(ordered); /* an unknown name: let the core report it */
+        }
+    }
+    const char **cn = PyMem_Malloc((size_t)(n ? n : 1) * sizeof *cn);
+    if (!cn) {
+        Py_DECREF(l);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!(cn[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(l, i)))) {
+            PyMem_Free(cn);
+            Py_DECREF(l);
+            return NULL;
+        }
+    idt_error err;
+    int rc = idt_view_select(v, cn, n, &out, &err);
+    PyMem_Free(cn);
+    Py_DECREF(l);
+    return finish(self, rc, out, &err);
+}
+
+static PyObject *tv_remove_matching_strings(PyObject *self, PyObject *args) {
+    PyObject *colname, *strings;
+    if (!PyArg_ParseTuple(args, "OO:remove_matching_strings", &colname, &strings)) return NULL;
+    if (!PyUnicode_Check(colname)) {
+        PyErr_Format(PyExc_TypeError, "column name must be str, not %s", Py_TYPE(colname)->tp_name);
+        return NULL;
+    }
+    idt_view *v = TV(self)->v, *out = NULL;
+    const char *name = PyUnicode_AsUTF8(colname);
+    if (!name) return NULL;
+    int64_t ci = idt_schema_find(v->schema, name), j;
+    for (j = 0; ci >= 0 && j < v->ncols && v->cols[j] != ci; j++) {}
+    if (ci < 0 || j == v->ncols) {
+        PyErr_Format(PyExc_KeyError, "no column named '%s'", name);
+        return NULL;
+    }
+    const idt_column *c = &v->schema->cols[ci];
+    if (c->kind == IDT_COL_FIXED) {
+        PyErr_Format(PyExc_TypeError, "column '%s' holds %s, not strings", name, c->dtype);
+        return NULL;
+    }
+    if (PyUnicode_Check(strings) || PyBytes_Check(strings)) {
+        PyErr_SetString(PyExc_TypeError, "strings must be a set or list of strings, not a single string");
+        return NULL;
+    }
+    PyObject *l = PySequence_List(strings);
+    if (!l) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(l);
+    const char **ptrs = PyMem_Malloc((size_t)(n ? n : 1) * sizeof *ptrs);
+    int64_t *lens = PyMem_Malloc((size_t)(n ? n : 1) * sizeof *lens);
+    PyObject *keep = PyList_New(0);
+    PyObject *res = NULL;
+    if (!ptrs || !lens || !keep) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PyList_GET_ITEM(l, i), *b;
+        if (c->kind == IDT_COL_UTF8 && PyUnicode_Check(o)) {
+            b = PyUnicode_AsEncodedString(o, "utf-8", "surrogatepass");
+        } else if (c->kind == IDT_COL_BYTES && PyBytes_Check(o)) {
+            b = o;
+            Py_INCREF(b);
+        } else {
+            PyErr_Format(PyExc_TypeError, "column '%s' holds %s; cannot match %s", name,
+                         c->kind == IDT_COL_UTF8 ? "str" : "bytes", Py_TYPE(o)->tp_name);
+            goto done;
+        }
+        if (!b) goto done;
+        int r = PyList_Append(keep, b);
+        Py_DECREF(b);
+        if (r) goto done;
+        ptrs[i] = PyBytes_AS_STRING(b);
+        lens[i] = PyBytes_GET_SIZE(b);
+    }
+    idt_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_view_remove_strings(v, name, ptrs, lens, n, &out, &err);
+    Py_END_ALLOW_THREADS
+    res = finish(self, rc, out, &err);
+done:
+    PyMem_Free(ptrs);
+    PyMem_Free(lens);
+    Py_XDECREF(keep);
+    Py_DECREF(l);
+    return res;
+}
+
+static PyObject *tv_filter(PyObject *self, PyObject *maskobj) {
+    idt_view *v = TV(self)->v, *out = NULL;
+    PyArrayObject *a = (PyArrayObject *)PyArray_FromAny(maskobj, NULL, 0, 0, 0, NULL);
+    if (!a) return NULL;
+    if (PyArray_TYPE(a) != NPY_BOOL) {
+        PyErr_Format(PyExc_TypeError, "filter() needs a bool mask, not %R", (PyObject *)PyArray_DESCR(a));
+        Py_DECREF(a);
+        return NULL;
+    }
+    if (PyArray_NDIM(a) != 1 || PyArray_DIM(a, 0) != idt_view_len(v)) {
+        PyErr_Format(PyExc_ValueError, "filter() mask has shape of %d dims and %lld elements; "
+                     "it must be 1-dimensional with %lld elements (one per row)", PyArray_NDIM(a),
+                     (long long)PyArray_SIZE(a), (long long)idt_view_len(v));
+        Py_DECREF(a);
+        return NULL;
+    }
+    PyArrayObject *c = (PyArrayObject *)PyArray_FromAny((PyObject *)a, PyArray_DescrFromType(NPY_BOOL), 1, 1,
+                                                        NPY_ARRAY_C_CONTIGUOUS, NULL);
+    Py_DECREF(a);
+    if (!c) return NULL;
+    const uint8_t *m = PyArray_DATA(c);
+    int64_t n = PyArray_DIM(c, 0);
+    idt_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_view_filter(v, m, n, &out, &err);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(c);
+    return finish(self, rc, out, &err);
+}
+
+/* The idt_views of a sequence of TableViews (borrowed, valid while `seq` lives). */
+idt_view **idt_py_views_of(PyObject *tvtype, PyObject *seq, Py_ssize_t *n) {
+    Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
+    idt_view **vs = PyMem_Malloc((size_t)(k ? k : 1) * sizeof *vs);
+    if (!vs) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        PyObject *o = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyObject_TypeCheck(o, (PyTypeObject *)tvtype)) {
+            PyErr_Format(PyExc_TypeError, "expected TableView objects, got %s at position %zd",
+                         Py_TYPE(o)->tp_name, i);
+            PyMem_Free(vs);
+            return NULL;
+        }
+        vs[i] = TV(o)->v;
+    }
+    *n = k;
+    return vs;
+}
+
+static PyObject *tv_concat(PyObject *cls, PyObject *views) {
+    idt_module_state *st = idt_py_state_of_type((PyTypeObject *)cls);
+    PyObject *seq = PySequence_Fast(views, "concat() takes a list of TableView objects");
+    if (!seq) return NULL;
+    Py_ssize_t n;
+    idt_view **vs = idt_py_views_of(st->TableView_Type, seq, &n);
+    PyObject *res = NULL;
+    if (vs) {
+        idt_view *out = NULL;
+        idt_error err;
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = idt_view_concat(vs, n, &out, &err);
+        Py_END_ALLOW_THREADS
+        res = rc ? idt_py_raise(st, &err) : idt_py_wrap_view(st, out);
+        PyMem_Free(vs);
+    }
+    Py_DECREF(seq);
+    return res;
+}
+
+static PyObject *dtype_of(TableViewObject *self, int64_t j) {
+    const idt_column *c = idt_view_column(self->v, j);
+    PyObject *d = PyTuple_GET_ITEM(self->descrs, j);
+    if (d != Py_None) {
+        Py_INCREF(d);
+        return d;
+    }
+    return (PyObject *)PyArray_DescrFromType(c->kind == IDT_COL_UTF8 ? NPY_UNICODE : NPY_STRING);
+}
+
+static PyObject *shape_of(const idt_column *c) {
+    PyObject *t = PyTuple_New(c->ndim);
+    for (int32_t q = 0; t && q < c->ndim; q++) {
+        PyObject *x = PyLong_FromLongLong(c->shape[q]);
+        if (!x) {
+            Py_CLEAR(t);
+            break;
+        }
+        PyTuple_SET_ITEM(t, q, x);
+    }
+    return t;
+}
+
+static PyObject *tv_column_names(PyObject *self, void *closure) {
+    (void)closure;
+    idt_view *v = TV(self)->v;
+    PyObject *l = PyList_New(v->ncols);
+    for (int64_t j = 0; l && j < v->ncols; j++) {
+        PyObject *s = PyUnicode_FromString(idt_view_column(v, j)->name);
+        if (!s) {
+            Py_CLEAR(l);
+            break;
+        }
+        PyList_SET_ITEM(l, j, s);
+    }
+    return l;
+}
+
+static PyObject *tv_schema(PyObject *self, void *closure) {
+    (void)closure;
+    idt_view *v = TV(self)->v;
+    PyObject *d = PyDict_New();
+    for (int64_t j = 0; d && j < v->ncols; j++) {
+        const idt_column *c = idt_view_column(v, j);
+        PyObject *dt = dtype_of(TV(self), j), *sh = shape_of(c);
+        PyObject *t = (dt && sh) ? PyTuple_Pack(2, dt, sh) : NULL;
+        Py_XDECREF(dt);
+        Py_XDECREF(sh);
+        if (!t || PyDict_SetItemString(d, c->name, t)) Py_CLEAR(d);
+        Py_XDECREF(t);
+    }
+    return d;
+}
+
+PyObject *idt_tv_repr(PyObject *self) {
+    idt_view *v = TV(self)->v;
+    PyObject *parts = PyList_New(0);
+    for (int64_t j = 0; parts && j < v->ncols; j++) {
+        const idt_column *c = idt_view_column(v, j);
+        PyObject *dt = dtype_of(TV(self), j), *sh = shape_of(c), *s = NULL;
+        if (dt && sh) {
+            PyObject *dts = c->kind == IDT_COL_FIXED ? PyObject_Str(dt)
+                            : PyUnicode_FromString(c->kind == IDT_COL_UTF8 ? "str" : "bytes");
+            if (dts) s = PyUnicode_FromFormat("%s: %U%s%S", c->name, dts, c->ndim ? " " : "",
+                                              c->ndim ? sh : (PyObject *)Py_None);
+            if (s && !c->ndim) {
+                Py_DECREF(s);
+                s = PyUnicode_FromFormat("%s: %U", c->name, dts);
+            }
+            Py_XDECREF(dts);
+        }
+        Py_XDECREF(dt);
+        Py_XDECREF(sh);
+        if (!s || PyList_Append(parts, s)) Py_CLEAR(parts);
+        Py_XDECREF(s);
+    }
+    if (!parts) return NULL;
+    PyObject *sep = PyUnicode_FromString(", ");
+    PyObject *joined = sep ? PyUnicode_Join(sep, parts) : NULL;
+    Py_XDECREF(sep);
+    Py_DECREF(parts);
+    if (!joined) return NULL;
+    PyObject *r = PyUnicode_FromFormat("<TableView %lld rows x %lld columns {%U}>",
+                                       (long long)idt_view_len(v), (long long)v->ncols, joined);
+    Py_DECREF(joined);
+    return r;
+}
+
+/* Defined in batch.c and persist.c. */
+PyObject *idt_tv_batch_iter(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *idt_tv_batch_iter_concat(PyObject *cls, PyObject *args, PyObject *kwds);
+PyObject *idt_tv_save_to_disk(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *idt_tv_load_from_disk(PyObject *cls, PyObject *args, PyObject *kwds);
+PyObject *idt_tv_reduce(PyObject *self, PyObject *unused);
+
+PyMethodDef idt_tv_methods[] = {
+    {"uuid", tv_uuid, METH_NOARGS, "uuid() -> str: a random UUID4 identifying this view."},
+    {"new_view", tv_new_view, METH_O,
+     "new_view(key) -> TableView: the rows tv[key] would read (slice, int array or list, bool "
+     "mask), as a view that copies no row data."},
+    {"shuffle", (PyCFunction)(void (*)(void))tv_shuffle, METH_VARARGS | METH_KEYWORDS,
+     "shuffle(seed=None) -> TableView: a uniformly random permutation of the rows. The same seed "
+     "gives the same order on every run and machine."},
+    {"select_columns", tv_select_columns, METH_O,
+     "select_columns(names) -> TableView: a view with just these columns (a set keeps the view's "
+     "column order, a list gives its own)."},
+    {"remove_matching_strings", tv_remove_matching_strings, METH_VARARGS,
+     "remove_matching_strings(column, strings) -> TableView: the rows whose string column value "
+     "is not in `strings`."},
+    {"filter", tv_filter, METH_O, "filter(mask) -> TableView: the rows where the bool mask is True."},
+    {"concat", tv_concat, METH_O | METH_CLASS,
+     "TableView.concat(views) -> TableView: the rows of each view in order. Columns must match."},
+    {"batch_iter", (PyCFunction)(void (*)(void))idt_tv_batch_iter, METH_VARARGS | METH_KEYWORDS,
+     "batch_iter(batch_size, drop_last_batch=False, threads=1, readahead=0): iterate over the rows "
+     "in batches, each a dict of column -> array as tv[i:i+batch_size] gives."},
+    {"batch_iter_concat", (PyCFunction)(void (*)(void))idt_tv_batch_iter_concat,
+     METH_VARARGS | METH_KEYWORDS | METH_CLASS,
+     "TableView.batch_iter_concat(views, batch_size, drop_last_batch=False, threads=1, "
+     "readahead=0): batches over several views as if concatenated."},
+    {"save_to_disk", (PyCFunction)(void (*)(void))idt_tv_save_to_disk, METH_VARARGS | METH_KEYWORDS,
+     "save_to_disk(dir, name, overwrite=False): save the view under `name` in `dir`."},
+    {"load_from_disk", (PyCFunction)(void (*)(void))idt_tv_load_from_disk,
+     METH_VARARGS | METH_KEYWORDS | METH_CLASS,
+     "TableView.load_from_disk(dir, name) -> TableView: load a view saved by save_to_disk."},
+    {"__reduce__", idt_tv_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+PyGetSetDef idt_tv_getset[] = {
+    {"column_names", tv_column_names, NULL, "The column names, in order.", NULL},
+    {"schema", tv_schema, NULL, "dict of column name -> (dtype, row shape).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};

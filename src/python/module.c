@@ -1,0 +1,201 @@
+/* module.c: the module: types, the CorruptDataError exception, test and maintenance
+ * functions, multi-phase init with state in module state. */
+#define IDT_IMPORT_ARRAY
+#include "module.h"
+
+#include <structmember.h>
+
+#include "../core/batch.h"
+#include "../core/sys.h"
+#include "../core/tmp.h"
+
+extern PyType_Spec idt_batchiter_spec;
+static PyModuleDef idt_moduledef;
+
+idt_module_state *idt_py_state_of_type(PyTypeObject *tp) {
+    PyObject *m = PyType_GetModuleByDef(tp, &idt_moduledef);
+    return m ? PyModule_GetState(m) : NULL;
+}
+
+static PyMemberDef tv_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(TableViewObject, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot tv_slots[] = {
+    {Py_tp_new, idt_tv_new},
+    {Py_tp_dealloc, idt_tv_dealloc},
+    {Py_tp_traverse, idt_tv_traverse},
+    {Py_tp_repr, idt_tv_repr},
+    {Py_mp_length, idt_tv_len},
+    {Py_sq_length, idt_tv_len},
+    {Py_mp_subscript, idt_tv_getitem},
+    {Py_tp_methods, idt_tv_methods},
+    {Py_tp_getset, idt_tv_getset},
+    {Py_tp_members, tv_members},
+    {Py_tp_doc,
+     "TableView(columns): a table of named columns stored in memory-mapped temp files.\n\n"
+     "`columns` is a dict of str -> NumPy array, all of the same length (the first axis is the "
+     "row axis; further axes are each row's shape). Reads (tv[key]) return a dict of arrays."},
+    {0, NULL},
+};
+
+static PyType_Spec tv_spec = {
+    "infinidata.TableView", sizeof(TableViewObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE, tv_slots,
+};
+
+/* ---- test and maintenance entry points ---- */
+
+static PyObject *m_fault_arm(PyObject *m, PyObject *args) {
+    (void)m;
+    int kind, err = 0, sticky = 0;
+    long long nth;
+    if (!PyArg_ParseTuple(args, "iL|ip:_fault_arm", &kind, &nth, &err, &sticky)) return NULL;
+    if (kind < 0 || kind > IDT_FAULT_ANY) {
+        PyErr_SetString(PyExc_ValueError, "unknown fault kind");
+        return NULL;
+    }
+    idt_fault_arm((idt_fault_kind)kind, nth, err, sticky);
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_fault_reset(PyObject *m, PyObject *unused) {
+    (void)m;
+    (void)unused;
+    int64_t fired = idt_fault_fired();
+    idt_fault_reset();
+    return PyLong_FromLongLong(fired);
+}
+
+static PyObject *m_sys_stats(PyObject *m, PyObject *unused) {
+    (void)m;
+    (void)unused;
+    idt_sys_stats s;
+    idt_tmp_stats t;
+    idt_sys_stats_get(&s);
+    idt_tmp_stats_get(&t);
+    return Py_BuildValue("{sLsLsLsLsLsL}", "allocs", (long long)s.allocs, "maps", (long long)s.maps,
+                         "fds", (long long)s.fds, "blobs", (long long)t.live_blobs, "arena_chunks",
+                         (long long)t.arena_chunks, "file_blobs", (long long)t.file_blobs);
+}
+
+static PyObject *m_tmp_dir(PyObject *m, PyObject *unused) {
+    (void)m;
+    (void)unused;
+    const char *p;
+    idt_error err;
+    if (idt_tmp_procdir(&p, &err)) return idt_py_raise(PyModule_GetState(m), &err);
+    return PyUnicode_DecodeFSDefault(p);
+}
+
+static PyObject *m_gc(PyObject *m, PyObject *args, PyObject *kwds) {
+    static char *kw[] = {"root", "dry_run", NULL};
+    PyObject *root = Py_None, *bytes = NULL;
+    int dry = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|Op:gc", kw, &root, &dry)) return NULL;
+    if (root != Py_None && !PyUnicode_FSConverter(root, &bytes)) return NULL;
+    idt_gc_report rep;
+    idt_error err;
+    int rc;
+    const char *r = bytes ? PyBytes_AS_STRING(bytes) : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_tmp_gc(r, dry, &rep, &err);
+    Py_END_ALLOW_THREADS
+    Py_XDECREF(bytes);
+    if (rc) return idt_py_raise(PyModule_GetState(m), &err);
+    return Py_BuildValue("{sLsLsL}", "dirs", (long long)rep.dirs, "files", (long long)rep.files,
+                         "bytes", (long long)rep.bytes);
+}
+
+static PyObject *m_stop_iterators(PyObject *m, PyObject *unused) {
+    (void)m;
+    (void)unused;
+    Py_BEGIN_ALLOW_THREADS
+    idt_batcher_stop_all();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_shutdown(PyObject *m, PyObject *unused) {
+    (void)m;
+    (void)unused;
+    Py_BEGIN_ALLOW_THREADS
+    idt_batcher_stop_all();
+    idt_tmp_shutdown();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"_fault_arm", m_fault_arm, METH_VARARGS,
+     "_fault_arm(kind, nth, errno=0, sticky=False): test only: make the nth call of a kind fail."},
+    {"_fault_reset", m_fault_reset, METH_NOARGS, "_fault_reset() -> int: disarm; returns faults fired."},
+    {"_sys_stats", m_sys_stats, METH_NOARGS, "_sys_stats() -> dict: live allocations, mappings, fds, blobs."},
+    {"_tmp_dir", m_tmp_dir, METH_NOARGS, "_tmp_dir() -> str: this process's temp directory (made if needed)."},
+    {"gc", (PyCFunction)(void (*)(void))m_gc, METH_VARARGS | METH_KEYWORDS,
+     "gc(root=None, dry_run=False) -> dict: remove dead processes' temp files; counts dirs, files, bytes."},
+    {"_stop_iterators", m_stop_iterators, METH_NOARGS, "Stop and join every batch iterator's workers."},
+    {"_shutdown", m_shutdown, METH_NOARGS, "Stop iterators and remove this process's temp files."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int module_exec(PyObject *m) {
+    if (PyArray_ImportNumPyAPI() < 0) return -1;
+    idt_module_state *st = PyModule_GetState(m);
+    st->TableView_Type = PyType_FromModuleAndSpec(m, &tv_spec, NULL);
+    if (!st->TableView_Type) return -1;
+    if (PyObject_SetAttrString(st->TableView_Type, "__module__", PyUnicode_FromString("infinidata")) < 0)
+        PyErr_Clear();
+    st->BatchIter_Type = PyType_FromModuleAndSpec(m, &idt_batchiter_spec, NULL);
+    if (!st->BatchIter_Type) return -1;
+    st->CorruptDataError = PyErr_NewExceptionWithDoc(
+        "infinidata.CorruptDataError",
+        "A saved file is damaged, truncated, foreign or of another format version.",
+        PyExc_ValueError, NULL);
+    if (!st->CorruptDataError) return -1;
+    if (PyModule_AddObjectRef(m, "TableView", st->TableView_Type) < 0 ||
+        PyModule_AddObjectRef(m, "BatchIter", st->BatchIter_Type) < 0 ||
+        PyModule_AddObjectRef(m, "CorruptDataError", st->CorruptDataError) < 0 ||
+        PyModule_AddIntConstant(m, "FORMAT_VERSION", IDT_FORMAT_VERSION) < 0 ||
+        PyModule_AddIntConstant(m, "FAULT_ALLOC", IDT_FAULT_ALLOC) < 0 ||
+        PyModule_AddIntConstant(m, "FAULT_OPEN", IDT_FAULT_OPEN) < 0 ||
+        PyModule_AddIntConstant(m, "FAULT_FALLOCATE", IDT_FAULT_FALLOCATE) < 0 ||
+        PyModule_AddIntConstant(m, "FAULT_MMAP", IDT_FAULT_MMAP) < 0 ||
+        PyModule_AddIntConstant(m, "FAULT_WRITE", IDT_FAULT_WRITE) < 0 ||
+        PyModule_AddIntConstant(m, "FAULT_RENAME", IDT_FAULT_RENAME) < 0 ||
+        PyModule_AddIntConstant(m, "FAULT_LINK", IDT_FAULT_LINK) < 0 ||
+        PyModule_AddIntConstant(m, "FAULT_MKDIR", IDT_FAULT_MKDIR) < 0 ||
+        PyModule_AddIntConstant(m, "FAULT_ANY", IDT_FAULT_ANY) < 0)
+        return -1;
+    return 0;
+}
+
+static int module_traverse(PyObject *m, visitproc visit, void *arg) {
+    idt_module_state *st = PyModule_GetState(m);
+    Py_VISIT(st->TableView_Type);
+    Py_VISIT(st->BatchIter_Type);
+    Py_VISIT(st->CorruptDataError);
+    return 0;
+}
+
+static int module_clear(PyObject *m) {
+    idt_module_state *st = PyModule_GetState(m);
+    Py_CLEAR(st->TableView_Type);
+    Py_CLEAR(st->BatchIter_Type);
+    Py_CLEAR(st->CorruptDataError);
+    return 0;
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static PyModuleDef idt_moduledef = {
+    PyModuleDef_HEAD_INIT, "infinidata._infinidata",
+    "The C engine of infinidata (see the infinidata package).", sizeof(idt_module_state),
+    module_methods, module_slots, module_traverse, module_clear, NULL,
+};
+
+PyMODINIT_FUNC PyInit__infinidata(void) { return PyModuleDef_Init(&idt_moduledef); }
