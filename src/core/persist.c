@@ -1,1 +1,683 @@
-/* persist.c: saving and loading views (being written). */
+/* persist.c: the manifest format, atomic saves with hard links, validated loads. */
+#include "persist.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ptrmap.h"
+#include "sys.h"
+#include "tmp.h"
+
+static const char VMAGIC[8] = {'I', 'D', 'T', 'V', 'I', 'E', 'W', 0};
+enum { VHDR = 32, MODE_SAVED = 0, MODE_DESCR = 1, OBJ_STORE = 0, OBJ_REFS = 1 };
+
+/* ---- growable byte buffer ---- */
+
+typedef struct wbuf {
+    char *p;
+    size_t n, cap;
+    int oom;
+} wbuf;
+
+static void wput(wbuf *w, const void *src, size_t n) {
+    if (w->oom) return;
+    if (w->n + n > w->cap) {
+        size_t c = w->cap ? w->cap : 256;
+        while (c < w->n + n) c *= 2;
+        char *q = idt_realloc(w->p, c);
+        if (!q) {
+            w->oom = 1;
+            return;
+        }
+        w->p = q;
+        w->cap = c;
+    }
+    memcpy(w->p + w->n, src, n);
+    w->n += n;
+}
+static void w32(wbuf *w, uint32_t v) { wput(w, &v, 4); }
+static void w64(wbuf *w, uint64_t v) { wput(w, &v, 8); }
+static void wpad(wbuf *w) {
+    static const char z[8] = {0};
+    if (w->n % 8) wput(w, z, 8 - w->n % 8);
+}
+
+typedef struct rbuf {
+    const char *p, *end;
+    int bad;
+} rbuf;
+
+static void rget(rbuf *r, void *dst, size_t n) {
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        memset(dst, 0, n);
+        return;
+    }
+    memcpy(dst, r->p, n);
+    r->p += n;
+}
+static uint32_t r32(rbuf *r) { uint32_t v; rget(r, &v, 4); return v; }
+static uint64_t r64(rbuf *r) { uint64_t v; rget(r, &v, 8); return v; }
+static void rpad(rbuf *r, const char *base) {
+    size_t off = (size_t)(r->p - base);
+    if (off % 8) {
+        size_t k = 8 - off % 8;
+        if ((size_t)(r->end - r->p) < k) r->bad = 1;
+        else r->p += k;
+    }
+}
+
+static void hex(const uint8_t *uid, char *out) {
+    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", uid[i]);
+}
+
+/* ---- collecting what a view reads ---- */
+
+typedef struct objects {
+    ptrmap map;              /* store or refs pointer -> index in objs */
+    const void **objs;
+    int *kinds;
+    int64_t n, cap;
+} objects;
+
+static int64_t obj_add(objects *o, const void *p, int kind) {
+    int64_t i = ptrmap_get(&o->map, p);
+    if (i >= 0) return i;
+    if (o->n == o->cap) {
+        int64_t c = o->cap ? o->cap * 2 : 16;
+        const void **a = idt_realloc(o->objs, (size_t)c * sizeof *a);
+        if (!a) return -1;
+        o->objs = a;
+        int *k = idt_realloc(o->kinds, (size_t)c * sizeof *k);
+        if (!k) return -1;
+        o->kinds = k;
+        o->cap = c;
+    }
+    if (ptrmap_put(&o->map, p, o->n) != 0) return -1;
+    o->objs[o->n] = p;
+    o->kinds[o->n] = kind;
+    return o->n++;
+}
+
+static void objects_free(objects *o) {
+    ptrmap_free(&o->map);
+    idt_free(o->objs);
+    idt_free(o->kinds);
+}
+
+/* Stores and refs of v, stores of ref tables included. Returns -1 when out of memory. */
+static int collect(const idt_view *v, objects *o) {
+    memset(o, 0, sizeof *o);
+    if (ptrmap_init(&o->map, 16) != 0) return -1;
+    for (int64_t k = 0; k < v->nseg; k++) {
+        const idt_segment *s = &v->segs[k];
+        if (s->kind == IDT_SEG_RUN) {
+            if (obj_add(o, s->store, OBJ_STORE) < 0) return -1;
+        } else {
+            for (int64_t i = 0; i < s->refs->nstores; i++)
+                if (obj_add(o, s->refs->stores[i], OBJ_STORE) < 0) return -1;
+            if (obj_add(o, s->refs, OBJ_REFS) < 0) return -1;
+        }
+    }
+    return 0;
+}
+
+static const idt_blob *obj_blob(const objects *o, int64_t i) {
+    return o->kinds[i] == OBJ_STORE ? ((const idt_store *)o->objs[i])->blob
+                                    : ((const idt_refs *)o->objs[i])->blob;
+}
+
+static const uint8_t *obj_uid(const objects *o, int64_t i) {
+    return o->kinds[i] == OBJ_STORE ? ((const idt_store *)o->objs[i])->uid
+                                    : ((const idt_refs *)o->objs[i])->uid;
+}
+
+/* Bytes of the object's content (a ref array's blob may be longer than its refs). */
+static uint64_t obj_size(const objects *o, int64_t i) {
+    if (o->kinds[i] == OBJ_STORE) return obj_blob(o, i)->size;
+    return (uint64_t)((const idt_refs *)o->objs[i])->n * 8;
+}
+
+static void file_name(const objects *o, int64_t i, char out[64]) {
+    char h[33];
+    hex(obj_uid(o, i), h);
+    snprintf(out, 64, "%c-%s.idt", o->kinds[i] == OBJ_STORE ? 's' : 'r', h);
+}
+
+/* ---- manifest ---- */
+
+static void put_column(wbuf *w, const idt_column *c) {
+    size_t start = w->n;
+    w32(w, (uint32_t)c->kind);
+    w32(w, (uint32_t)c->ndim);
+    w32(w, (uint32_t)strlen(c->name));
+    w32(w, (uint32_t)strlen(c->dtype));
+    w64(w, (uint64_t)c->itemsize);
+    for (int32_t d = 0; d < c->ndim; d++) w64(w, (uint64_t)c->shape[d]);
+    wput(w, c->name, strlen(c->name));
+    wput(w, c->dtype, strlen(c->dtype));
+    (void)start;
+    wpad(w);
+}
+
+/* Serialize v. mode SAVED names files by relative name; DESCR by absolute path + offset. */
+static int build_manifest(const idt_view *v, const objects *o, int mode, wbuf *w) {
+    memset(w, 0, sizeof *w);
+    wput(w, VMAGIC, 8);
+    w32(w, IDT_FORMAT_VERSION);
+    w32(w, (uint32_t)mode);
+    w64(w, 0); /* total length, set below */
+    w64(w, 0); /* checksum, set below */
+    w64(w, (uint64_t)v->schema->ncols);
+    for (int64_t i = 0; i < v->schema->ncols; i++) put_column(w, &v->schema->cols[i]);
+    w64(w, (uint64_t)v->ncols);
+    for (int64_t j = 0; j < v->ncols; j++) w64(w, (uint64_t)v->cols[j]);
+    w64(w, (uint64_t)o->n);
+    for (int64_t i = 0; i < o->n; i++) {
+        const idt_blob *b = obj_blob(o, i);
+        char name[64];
+        const char *path = name;
+        uint64_t off = 0;
+        if (mode == MODE_SAVED) {
+            file_name(o, i, name);
+        } else {
+            path = b->path;
+            off = (uint64_t)b->offset;
+        }
+        w32(w, (uint32_t)o->kinds[i]);
+        w32(w, (uint32_t)strlen(path));
+        w64(w, off);
+        w64(w, obj_size(o, i));
+        wput(w, obj_uid(o, i), 16);
+        wput(w, path, strlen(path));
+        wpad(w);
+        if (o->kinds[i] == OBJ_REFS) {
+            const idt_refs *r = o->objs[i];
+            w64(w, (uint64_t)r->n);
+            w64(w, (uint64_t)r->nstores);
+            for (int64_t s = 0; s < r->nstores; s++)
+                w64(w, (uint64_t)ptrmap_get(&o->map, r->stores[s]));
+        }
+    }
+    w64(w, (uint64_t)v->nseg);
+    for (int64_t k = 0; k < v->nseg; k++) {
+        const idt_segment *s = &v->segs[k];
+        w32(w, (uint32_t)s->kind);
+        w32(w, 0);
+        w64(w, (uint64_t)ptrmap_get(&o->map, s->kind == IDT_SEG_RUN ? (const void *)s->store
+                                                                      : (const void *)s->refs));
+        w64(w, (uint64_t)s->start);
+        w64(w, (uint64_t)s->step);
+        w64(w, (uint64_t)s->len);
+    }
+    if (w->oom) return -1;
+    uint64_t total = w->n;
+    memcpy(w->p + 16, &total, 8);
+    uint64_t h = idt_hash64(w->p, w->n, 0);
+    memcpy(w->p + 24, &h, 8);
+    return 0;
+}
+
+/* ---- saving ---- */
+
+static char *join(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    char *p = idt_malloc(la + lb + 2);
+    if (!p) return NULL;
+    memcpy(p, a, la);
+    p[la] = '/';
+    memcpy(p + la + 1, b, lb + 1);
+    return p;
+}
+
+/* Write n bytes of src into a new file `path` (which must not exist), fsynced. */
+static int write_file(const char *path, const char *src, size_t n, idt_error *err) {
+    int fd = idt_open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) return idt_error_sys(err, errno, "cannot create '%s'", path);
+    int rc = 0;
+    if (n && idt_fallocate(fd, 0, (off_t)n) != 0)
+        rc = idt_error_sys(err, errno, "cannot reserve %zu bytes for '%s'", n, path);
+    else if (n && idt_pwrite_all(fd, src, n, 0) < 0)
+        rc = idt_error_sys(err, errno, "cannot write '%s'", path);
+    else if (fsync(fd) != 0)
+        rc = idt_error_sys(err, errno, "cannot sync '%s'", path);
+    idt_close(fd);
+    if (rc) unlink(path);
+    return rc;
+}
+
+/* Created files, to remove if the save fails. */
+typedef struct created {
+    char **paths;
+    int64_t n, cap;
+} created;
+
+static int note_created(created *c, char *path) {
+    if (c->n == c->cap) {
+        int64_t cap = c->cap ? c->cap * 2 : 16;
+        char **p = idt_realloc(c->paths, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        c->paths = p;
+        c->cap = cap;
+    }
+    c->paths[c->n++] = path;
+    return 0;
+}
+
+static int valid_name(const char *name) {
+    return name[0] && strcmp(name, ".") && strcmp(name, "..") && !strchr(name, '/') &&
+           name[0] != '.' && strlen(name) < 200;
+}
+
+int idt_view_save(const idt_view *v, const char *dir, const char *name, int overwrite,
+                  idt_error *err) {
+    if (!valid_name(name))
+        return idt_error_set(err, IDT_EVALUE,
+                             "bad name '%s': use a plain file name (no '/', not starting with '.')", name);
+    if (idt_mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return idt_error_sys(err, errno, "cannot create directory '%s'", dir);
+    char mname[256];
+    snprintf(mname, sizeof mname, "%s.idtview", name);
+    char *mpath = join(dir, mname);
+    if (!mpath) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    struct stat st;
+    if (!overwrite && stat(mpath, &st) == 0) {
+        int rc = idt_error_set(err, IDT_EEXIST, "a view named '%s' is already saved in '%s'", name, dir);
+        idt_free(mpath);
+        return rc;
+    }
+    objects o;
+    created made = {NULL, 0, 0};
+    wbuf w = {NULL, 0, 0, 0};
+    char *tmp = NULL;
+    int rc = 0;
+    if (collect(v, &o) != 0 || build_manifest(v, &o, MODE_SAVED, &w) != 0) {
+        rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+        goto done;
+    }
+    uint64_t rnd;
+    idt_random_bytes(&rnd, sizeof rnd);
+    for (int64_t i = 0; i < o.n && !rc; i++) {
+        char fname[64], tname[128];
+        file_name(&o, i, fname);
+        char *final = join(dir, fname);
+        if (!final) {
+            rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+            break;
+        }
+        uint64_t size = obj_size(&o, i);
+        if (stat(final, &st) == 0 && (uint64_t)st.st_size >= size) { /* saved before: share it */
+            idt_free(final);
+            continue;
+        }
+        snprintf(tname, sizeof tname, ".tmp-%016llx-%s", (unsigned long long)rnd, fname);
+        tmp = join(dir, tname);
+        if (!tmp) {
+            idt_free(final);
+            rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+            break;
+        }
+        const idt_blob *b = obj_blob(&o, i);
+        int linked = 0;
+        if (b->kind != IDT_BLOB_ARENA && b->offset == 0 && stat(b->path, &st) == 0 &&
+            (uint64_t)st.st_ino == b->ino && (uint64_t)st.st_dev == b->dev &&
+            idt_link(b->path, tmp) == 0)
+            linked = 1; /* same file system: share the blocks */
+        if (!linked) rc = write_file(tmp, b->data, (size_t)size, err);
+        if (!rc && idt_rename(tmp, final) != 0) {
+            rc = idt_error_sys(err, errno, "cannot rename '%s' to '%s'", tmp, final);
+            unlink(tmp);
+        }
+        idt_free(tmp);
+        tmp = NULL;
+        if (!rc && note_created(&made, final) != 0) {
+            unlink(final);
+            rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+        }
+        if (rc) idt_free(final);
+    }
+    if (rc) goto done;
+    char tname[128];
+    snprintf(tname, sizeof tname, ".tmp-%016llx-%s", (unsigned long long)rnd, mname);
+    tmp = join(dir, tname);
+    if (!tmp) {
+        rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+        goto done;
+    }
+    rc = write_file(tmp, w.p, w.n, err);
+    if (!rc) {
+        if (overwrite) {
+            if (idt_rename(tmp, mpath) != 0) rc = idt_error_sys(err, errno, "cannot rename to '%s'", mpath);
+        } else if (idt_link(tmp, mpath) != 0) { /* link fails atomically if the name appeared */
+            rc = errno == EEXIST
+                     ? idt_error_set(err, IDT_EEXIST, "a view named '%s' is already saved in '%s'", name, dir)
+                     : idt_error_sys(err, errno, "cannot create '%s'", mpath);
+        }
+        unlink(tmp);
+    }
+    if (!rc) {
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+done:
+    if (rc)
+        for (int64_t i = 0; i < made.n; i++) unlink(made.paths[i]);
+    for (int64_t i = 0; i < made.n; i++) idt_free(made.paths[i]);
+    idt_free(made.paths);
+    idt_free(tmp);
+    idt_free(w.p);
+    objects_free(&o);
+    idt_free(mpath);
+    return rc;
+}
+
+/* ---- loading ---- */
+
+typedef struct loaded {
+    int kind;
+    idt_store *store;
+    idt_refs *refs;
+    idt_blob *blob;      /* refs: the mapped blob before idt_refs_new takes it */
+    uint64_t n, nslots;
+    uint64_t *slots;
+} loaded;
+
+static int corrupt(idt_error *err, const char *what, const char *why) {
+    return idt_error_set(err, IDT_ECORRUPT, "%s: %s", what, why);
+}
+
+/* Parse and load a manifest held in buf. dir is the saved directory (SAVED mode), or NULL. */
+static int load_manifest(const char *buf, size_t len, const char *dir, const char *what,
+                         idt_view **out, idt_error *err) {
+    if (len < VHDR || memcmp(buf, VMAGIC, 8) != 0) return corrupt(err, what, "not an infinidata view manifest");
+    uint32_t version, mode;
+    uint64_t total, sum;
+    memcpy(&version, buf + 8, 4);
+    memcpy(&mode, buf + 12, 4);
+    memcpy(&total, buf + 16, 8);
+    memcpy(&sum, buf + 24, 8);
+    if (version != IDT_FORMAT_VERSION)
+        return idt_error_set(err, IDT_ECORRUPT,
+                             "%s: written by format version %u; this build of infinidata reads version %d",
+                             what, version, IDT_FORMAT_VERSION);
+    if (total != len) return corrupt(err, what, "length does not match its header (truncated?)");
+    {
+        char *tmp = idt_malloc(len);
+        if (!tmp) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+        memcpy(tmp, buf, len);
+        memset(tmp + 24, 0, 8);
+        uint64_t h = idt_hash64(tmp, len, 0);
+        idt_free(tmp);
+        if (h != sum) return corrupt(err, what, "checksum mismatch (damaged file)");
+    }
+    if ((mode == MODE_SAVED) != (dir != NULL)) return corrupt(err, what, "wrong kind of manifest");
+    rbuf r = {buf + VHDR, buf + len, 0};
+    int rc = 0;
+    idt_schema *schema = NULL;
+    idt_column *cols = NULL;
+    int64_t *sel = NULL;
+    loaded *objs = NULL;
+    idt_segment *segs = NULL;
+    uint64_t nschema = r64(&r), nobj = 0, nseg = 0, nsel = 0;
+    if (r.bad || nschema < 1 || nschema > len / 24) {
+        rc = corrupt(err, what, "bad column count");
+        goto done;
+    }
+    cols = idt_calloc(nschema, sizeof *cols);
+    if (!cols) goto oom;
+    for (uint64_t i = 0; i < nschema; i++) {
+        idt_column *c = &cols[i];
+        c->kind = (idt_col_kind)r32(&r);
+        c->ndim = (int32_t)r32(&r);
+        uint32_t nl = r32(&r), dl = r32(&r);
+        c->itemsize = (int64_t)r64(&r);
+        if (r.bad || c->ndim < 0 || c->ndim >= IDT_MAXDIMS || dl >= IDT_DTYPE_MAX || nl > len) {
+            rc = corrupt(err, what, "bad column description");
+            goto done;
+        }
+        if (c->ndim) {
+            c->shape = idt_malloc((size_t)c->ndim * 8);
+            if (!c->shape) goto oom;
+            for (int32_t d = 0; d < c->ndim; d++) c->shape[d] = (int64_t)r64(&r);
+        }
+        c->name = idt_malloc(nl + 1);
+        if (!c->name) goto oom;
+        rget(&r, c->name, nl);
+        c->name[nl] = 0;
+        rget(&r, c->dtype, dl);
+        c->dtype[dl] = 0;
+        rpad(&r, buf);
+        if (r.bad || strlen(c->name) != nl || strlen(c->dtype) != dl) {
+            rc = corrupt(err, what, "bad column description");
+            goto done;
+        }
+    }
+    rc = idt_schema_new(cols, (int64_t)nschema, &schema, err);
+    if (rc) {
+        if (rc != IDT_ENOMEM) rc = idt_error_set(err, IDT_ECORRUPT, "%s: bad schema (%s)", what, err ? err->msg : "");
+        goto done;
+    }
+    for (uint64_t i = 0; i < nschema; i++) /* the schema sorts; a sorted manifest keeps indexes */
+        if (strcmp(schema->cols[i].name, cols[i].name)) {
+            rc = corrupt(err, what, "columns out of order");
+            goto done;
+        }
+    nsel = r64(&r);
+    if (r.bad || nsel < 1 || nsel > nschema) {
+        rc = corrupt(err, what, "bad column selection");
+        goto done;
+    }
+    sel = idt_malloc(nsel * 8);
+    if (!sel) goto oom;
+    for (uint64_t j = 0; j < nsel; j++) {
+        sel[j] = (int64_t)r64(&r);
+        if (r.bad || sel[j] < 0 || (uint64_t)sel[j] >= nschema) {
+            rc = corrupt(err, what, "bad column selection");
+            goto done;
+        }
+    }
+    nobj = r64(&r);
+    if (r.bad || nobj > len / 40) {
+        rc = corrupt(err, what, "bad object count");
+        goto done;
+    }
+    objs = idt_calloc(nobj ? nobj : 1, sizeof *objs);
+    if (!objs) goto oom;
+    for (uint64_t i = 0; i < nobj; i++) {
+        loaded *L = &objs[i];
+        L->kind = (int)r32(&r);
+        uint32_t pl = r32(&r);
+        uint64_t off = r64(&r), size = r64(&r);
+        uint8_t uid[16];
+        rget(&r, uid, 16);
+        if (r.bad || pl == 0 || pl > 4096 || (size_t)(r.end - r.p) < pl ||
+            (L->kind != OBJ_STORE && L->kind != OBJ_REFS)) {
+            rc = corrupt(err, what, "bad file entry");
+            goto done;
+        }
+        char path[4097];
+        memcpy(path, r.p, pl);
+        path[pl] = 0;
+        r.p += pl;
+        rpad(&r, buf);
+        if (strlen(path) != pl || (dir && !valid_name(path))) {
+            rc = corrupt(err, what, "bad file name in manifest");
+            goto done;
+        }
+        char *full = dir ? join(dir, path) : idt_strdup(path);
+        if (!full) goto oom;
+        idt_blob *b = NULL;
+        rc = dir ? idt_blob_map_file(full, &b, err) : idt_blob_map_range(full, off, size, &b, err);
+        if (!rc && b->size < size) {
+            rc = idt_error_set(err, IDT_ECORRUPT, "%s: holds %zu bytes, %llu expected (truncated?)", full,
+                               b->size, (unsigned long long)size);
+            idt_blob_decref(b);
+        }
+        if (rc) {
+            idt_free(full);
+            goto done;
+        }
+        if (L->kind == OBJ_STORE) {
+            rc = idt_store_open_blob(b, full, &L->store, err);
+            if (rc) {
+                idt_blob_decref(b);
+                idt_free(full);
+                goto done;
+            }
+            if (memcmp(L->store->uid, uid, 16)) {
+                idt_free(full);
+                rc = corrupt(err, what, "a store file does not match its entry");
+                goto done;
+            }
+        } else {
+            L->blob = b;
+            L->n = r64(&r);
+            L->nslots = r64(&r);
+            if (r.bad || L->n > size / 8 || L->nslots > nobj || L->nslots > (uint64_t)IDT_MAX_SLOTS) {
+                idt_free(full);
+                rc = corrupt(err, what, "bad ref array entry");
+                goto done;
+            }
+            L->slots = idt_malloc((L->nslots ? L->nslots : 1) * 8);
+            if (!L->slots) {
+                idt_free(full);
+                goto oom;
+            }
+            for (uint64_t s = 0; s < L->nslots; s++) {
+                L->slots[s] = r64(&r);
+                if (r.bad || L->slots[s] >= i || objs[L->slots[s]].kind != OBJ_STORE) {
+                    idt_free(full);
+                    rc = corrupt(err, what, "bad ref array store table");
+                    goto done;
+                }
+            }
+            /* every ref must name a slot and a row of that slot's store */
+            const uint64_t *ref = (const uint64_t *)b->data;
+            for (uint64_t k = 0; k < L->n; k++) {
+                uint64_t slot = ref[k] >> IDT_REF_ROW_BITS, row = ref[k] & IDT_REF_ROW_MASK;
+                if (slot >= L->nslots || (int64_t)row >= objs[L->slots[slot]].store->nrows) {
+                    rc = idt_error_set(err, IDT_ECORRUPT, "%s: ref %llu is out of range", full,
+                                       (unsigned long long)k);
+                    break;
+                }
+            }
+            if (!rc) {
+                idt_store **t = idt_malloc((L->nslots ? L->nslots : 1) * sizeof *t);
+                if (!t) {
+                    idt_free(full);
+                    goto oom;
+                }
+                for (uint64_t s = 0; s < L->nslots; s++) t[s] = objs[L->slots[s]].store;
+                rc = idt_refs_new(b, (int64_t)L->n, t, (int64_t)L->nslots, uid, &L->refs, err);
+                idt_free(t);
+                if (!rc) L->blob = NULL; /* the refs own it */
+            }
+            if (rc) {
+                idt_free(full);
+                goto done;
+            }
+        }
+        idt_free(full);
+    }
+    nseg = r64(&r);
+    if (r.bad || nseg > len / 40) {
+        rc = corrupt(err, what, "bad segment count");
+        goto done;
+    }
+    segs = idt_calloc(nseg ? nseg : 1, sizeof *segs);
+    if (!segs) goto oom;
+    for (uint64_t k = 0; k < nseg; k++) {
+        uint32_t kind = r32(&r);
+        r32(&r);
+        uint64_t obj = r64(&r);
+        segs[k].start = (int64_t)r64(&r);
+        segs[k].step = (int64_t)r64(&r);
+        segs[k].len = (int64_t)r64(&r);
+        if (r.bad || obj >= nobj || (kind == IDT_SEG_RUN && objs[obj].kind != OBJ_STORE) ||
+            (kind == IDT_SEG_REFS && objs[obj].kind != OBJ_REFS) || kind > IDT_SEG_REFS) {
+            rc = corrupt(err, what, "bad segment");
+            goto done;
+        }
+        segs[k].kind = (idt_seg_kind)kind;
+        segs[k].store = kind == IDT_SEG_RUN ? objs[obj].store : NULL;
+        segs[k].refs = kind == IDT_SEG_REFS ? objs[obj].refs : NULL;
+    }
+    if (r.p != r.end) {
+        rc = corrupt(err, what, "trailing bytes");
+        goto done;
+    }
+    rc = idt_view_assemble(schema, sel, (int64_t)nsel, segs, (int64_t)nseg, out, err);
+    if (rc && rc != IDT_ENOMEM && err) {
+        char m[sizeof err->msg];
+        snprintf(m, sizeof m, "%s", err->msg);
+        rc = idt_error_set(err, IDT_ECORRUPT, "%s: %s", what, m);
+    }
+    goto done;
+oom:
+    rc = idt_error_set(err, IDT_ENOMEM, "out of memory loading %s", what);
+done:
+    if (objs)
+        for (uint64_t i = 0; i < nobj; i++) {
+            idt_store_decref(objs[i].store);
+            idt_refs_decref(objs[i].refs);
+            idt_blob_decref(objs[i].blob);
+            idt_free(objs[i].slots);
+        }
+    idt_free(objs);
+    idt_free(segs);
+    idt_free(sel);
+    if (cols)
+        for (uint64_t i = 0; i < nschema; i++) {
+            idt_free(cols[i].name);
+            idt_free(cols[i].shape);
+        }
+    idt_free(cols);
+    idt_schema_decref(schema);
+    return rc;
+}
+
+int idt_view_load(const char *dir, const char *name, idt_view **out, idt_error *err) {
+    if (!valid_name(name)) return idt_error_set(err, IDT_EVALUE, "bad name '%s'", name);
+    char mname[256];
+    snprintf(mname, sizeof mname, "%s.idtview", name);
+    char *mpath = join(dir, mname);
+    if (!mpath) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    idt_blob *b;
+    int rc = idt_blob_map_file(mpath, &b, err);
+    if (rc) {
+        if (err && err->sys_errno == ENOENT)
+            idt_error_sys(err, ENOENT, "no view named '%s' saved in '%s'", name, dir);
+        idt_free(mpath);
+        return rc;
+    }
+    rc = load_manifest(b->data, b->size, dir, mpath, out, err);
+    idt_blob_decref(b);
+    idt_free(mpath);
+    return rc;
+}
+
+int idt_view_describe(const idt_view *v, char **out, size_t *len, idt_error *err) {
+    objects o;
+    wbuf w = {NULL, 0, 0, 0};
+    int rc = 0;
+    if (collect(v, &o) != 0 || build_manifest(v, &o, MODE_DESCR, &w) != 0) {
+        idt_free(w.p);
+        rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+    } else {
+        *out = w.p;
+        *len = w.n;
+    }
+    objects_free(&o);
+    return rc;
+}
+
+int idt_view_from_description(const char *buf, size_t len, idt_view **out, idt_error *err) {
+    return load_manifest(buf, len, NULL, "view description", out, err);
+}

@@ -9,7 +9,7 @@
 #include "utf8.h"
 
 static const char MAGIC[8] = {'I', 'D', 'T', 'S', 'T', 'O', 'R', 0};
-enum { HDR_FIXED = 40, BUF_ALIGN = 64 };
+enum { HDR_FIXED = 56, BUF_ALIGN = 64 };
 static _Atomic int64_t store_serial;
 
 uint64_t idt_hash64(const void *p, size_t n, uint64_t seed) {
@@ -161,7 +161,7 @@ static void put64(char **p, uint64_t v) { memcpy(*p, &v, 8); *p += 8; }
 
 /* Write the header for `s` into `dst` (hdr_size bytes), checksum included. */
 static void write_header(char *dst, size_t hdr_size, const idt_schema *s, int64_t nrows,
-                         const col_layout *lay, const int *ascii) {
+                         const col_layout *lay, const int *ascii, const uint8_t *uid) {
     memset(dst, 0, hdr_size);
     char *p = dst;
     memcpy(p, MAGIC, 8);
@@ -171,6 +171,8 @@ static void write_header(char *dst, size_t hdr_size, const idt_schema *s, int64_
     put64(&p, (uint64_t)nrows);
     put64(&p, (uint64_t)s->ncols);
     put64(&p, 0); /* checksum, filled below */
+    memcpy(p, uid, 16);
+    p += 16;
     for (int64_t i = 0; i < s->ncols; i++) {
         const idt_column *c = &s->cols[i];
         char *start = p;
@@ -405,7 +407,9 @@ int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *e
         }
         ascii[i] = bc->ascii;
     }
-    write_header(b->blob->data, b->hdr_size, b->schema, b->nrows, b->lay, ascii);
+    uint8_t uid[16];
+    idt_random_bytes(uid, sizeof uid);
+    write_header(b->blob->data, b->hdr_size, b->schema, b->nrows, b->lay, ascii, uid);
     idt_free(ascii);
     idt_blob *blob = b->blob;
     idt_blob_incref(blob);
@@ -562,6 +566,7 @@ int idt_store_open_blob(idt_blob *blob, const char *what, idt_store **out, idt_e
     st->cols = sc;
     st->blob = blob;
     st->id = atomic_fetch_add(&store_serial, 1);
+    memcpy(st->uid, base + 40, 16);
     *out = st;
     sc = NULL;
     st = NULL;

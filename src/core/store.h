@@ -1,7 +1,7 @@
 /* store.h: schemas and stores, the immutable tables that hold row data.
  *
- * A store is one blob: a header (magic, format version, row count, the columns, buffer
- * offsets, a checksum of the header) followed by one 64-byte aligned buffer per column.
+ * A store is one blob: a header (magic, format version, row count, a random 128-bit
+ * identity, the columns, buffer offsets, a checksum of the header) followed by one 64-byte aligned buffer per column.
  * Fixed-width columns are raw rows, memcpy-able. String columns (UTF8 from NumPy 'U' or
  * Python str; BYTES from NumPy 'S' or Python bytes) are an offsets array of n+1 uint64 and a
  * data buffer, as Arrow lays them out; a column with a row shape holds prod(shape) strings
@@ -72,7 +72,8 @@ typedef struct idt_store {
     int64_t nrows;
     idt_store_col *cols;        /* schema->ncols entries */
     idt_blob *blob;
-    int64_t id;                 /* process-unique serial, for hashing and saving */
+    int64_t id;                 /* process-unique serial */
+    uint8_t uid[16];            /* random identity, kept in the header: names the saved file */
 } idt_store;
 
 void idt_store_incref(idt_store *s);

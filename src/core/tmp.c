@@ -441,7 +441,9 @@ void idt_blob_shrink(idt_blob *b, size_t size) {
     b->size = size;
 }
 
-int idt_blob_map_file(const char *path, idt_blob **out, idt_error *err) {
+/* Map [off, off+size) of path, or the whole file when whole is set. */
+static int map_path(const char *path, uint64_t off, uint64_t size, int whole, idt_blob **out,
+                    idt_error *err) {
     pthread_once(&once, init_once);
     int fd = idt_open(path, O_RDONLY, 0);
     if (fd < 0) return idt_error_sys(err, errno, "cannot open '%s'", path);
@@ -452,21 +454,32 @@ int idt_blob_map_file(const char *path, idt_blob **out, idt_error *err) {
         rc = idt_error_sys(err, errno, "cannot stat '%s'", path);
         goto done;
     }
+    if (whole) {
+        off = 0;
+        size = (uint64_t)st.st_size;
+    } else if (off > (uint64_t)st.st_size || size > (uint64_t)st.st_size - off) {
+        rc = idt_error_set(err, IDT_ECORRUPT, "'%s' holds %lld bytes, fewer than the %llu expected",
+                           path, (long long)st.st_size, (unsigned long long)(off + size));
+        goto done;
+    }
     b = idt_calloc(1, sizeof *b);
     if (!b || !(b->path = idt_strdup(path))) {
         rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
         goto done;
     }
-    b->size = (size_t)st.st_size;
-    b->map_len = b->size ? b->size : 1;
-    b->map = idt_mmap(NULL, b->map_len, PROT_READ, MAP_SHARED, fd, 0);
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), start = off / page * page;
+    b->size = (size_t)size;
+    b->map_len = (size_t)(size + (off - start));
+    if (b->map_len == 0) b->map_len = 1;
+    b->map = idt_mmap(NULL, b->map_len, PROT_READ, MAP_SHARED, fd, (off_t)start);
     if (b->map == MAP_FAILED) {
         b->map = NULL;
         rc = idt_error_sys(err, errno, "cannot map '%s'", path);
         goto done;
     }
     b->kind = IDT_BLOB_LOADED;
-    b->data = b->map;
+    b->data = (char *)b->map + (off - start);
+    b->offset = (off_t)off;
     b->dev = (uint64_t)st.st_dev;
     b->ino = (uint64_t)st.st_ino;
     atomic_store(&b->refs, 1);
@@ -479,6 +492,14 @@ done:
         idt_free(b);
     }
     return rc;
+}
+
+int idt_blob_map_file(const char *path, idt_blob **out, idt_error *err) {
+    return map_path(path, 0, 0, 1, out, err);
+}
+
+int idt_blob_map_range(const char *path, uint64_t off, uint64_t size, idt_blob **out, idt_error *err) {
+    return map_path(path, off, size, 0, out, err);
 }
 
 void idt_blob_incref(idt_blob *b) { atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed); }

@@ -60,6 +60,9 @@ void idt_blob_shrink(idt_blob *b, size_t size);
 
 /* Map `path` read-only as a LOADED blob of the whole file. Errors: IDT_EIO. */
 int idt_blob_map_file(const char *path, idt_blob **out, idt_error *err);
+/* Map bytes [off, off+size) of `path` read-only as a LOADED blob. Errors: IDT_EIO, and
+ * IDT_ECORRUPT when the file is shorter than off+size. */
+int idt_blob_map_range(const char *path, uint64_t off, uint64_t size, idt_blob **out, idt_error *err);
 
 void idt_blob_incref(idt_blob *b);
 /* Drop a reference; the last one unmaps and releases the file range. NULL is a no-op. */

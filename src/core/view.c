@@ -7,11 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ptrmap.h"
 #include "sys.h"
 
 /* ---- ref arrays ---- */
 
-static void refs_decref(idt_refs *r) {
+void idt_refs_decref(idt_refs *r) {
     if (!r || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1) return;
     for (int64_t i = 0; i < r->nstores; i++) idt_store_decref(r->stores[i]);
     idt_free(r->stores);
@@ -83,7 +84,7 @@ void idt_view_decref(idt_view *v) {
     if (!v || atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1) return;
     for (int64_t k = 0; k < v->nseg; k++) {
         if (v->segs[k].kind == IDT_SEG_RUN) idt_store_decref(v->segs[k].store);
-        else refs_decref(v->segs[k].refs);
+        else idt_refs_decref(v->segs[k].refs);
     }
     idt_schema_decref(v->schema);
     idt_free(v->cols);
@@ -187,63 +188,6 @@ int idt_index_normalize(const int64_t *src, int64_t *dst, int64_t n, int64_t len
 }
 
 /* ---- composing indexes into a ref array ---- */
-
-/* Open-addressing map from pointer to int64, for store -> slot and refs -> translation. */
-typedef struct ptrmap {
-    const void **keys;
-    int64_t *vals;
-    int64_t cap, n;
-} ptrmap;
-
-static int ptrmap_init(ptrmap *m, int64_t cap) {
-    m->cap = 16;
-    while (m->cap < cap * 2) m->cap *= 2;
-    m->n = 0;
-    m->keys = idt_calloc((size_t)m->cap, sizeof *m->keys);
-    m->vals = idt_malloc((size_t)m->cap * sizeof *m->vals);
-    return m->keys && m->vals ? 0 : -1;
-}
-
-static void ptrmap_free(ptrmap *m) {
-    idt_free(m->keys);
-    idt_free(m->vals);
-}
-
-static int64_t ptr_hash(const void *p, int64_t cap) {
-    uint64_t x = (uint64_t)(uintptr_t)p;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdu;
-    x ^= x >> 33;
-    return (int64_t)(x & (uint64_t)(cap - 1));
-}
-
-/* Value for key, or -1. */
-static int64_t ptrmap_get(const ptrmap *m, const void *key) {
-    for (int64_t h = ptr_hash(key, m->cap);; h = (h + 1) & (m->cap - 1)) {
-        if (!m->keys[h]) return -1;
-        if (m->keys[h] == key) return m->vals[h];
-    }
-}
-
-static int ptrmap_put(ptrmap *m, const void *key, int64_t val) {
-    if ((m->n + 1) * 2 > m->cap) {
-        ptrmap g;
-        if (ptrmap_init(&g, m->n + 1) != 0) {
-            ptrmap_free(&g);
-            return -1;
-        }
-        for (int64_t i = 0; i < m->cap; i++)
-            if (m->keys[i]) ptrmap_put(&g, m->keys[i], m->vals[i]);
-        ptrmap_free(m);
-        *m = g;
-    }
-    int64_t h = ptr_hash(key, m->cap);
-    while (m->keys[h] && m->keys[h] != key) h = (h + 1) & (m->cap - 1);
-    if (!m->keys[h]) m->n++;
-    m->keys[h] = key;
-    m->vals[h] = val;
-    return 0;
-}
 
 typedef struct composer {
     const idt_view *v;
@@ -371,10 +315,11 @@ static int view_from_index_blob(idt_view *v, idt_blob *blob, int64_t n, idt_view
     r->blob = blob;
     r->ref = (const uint64_t *)blob->data;
     r->n = n;
+    idt_random_bytes(r->uid, sizeof r->uid);
     atomic_store(&r->refs, 1);
     idt_segment s = {IDT_SEG_REFS, NULL, r, 0, 1, n};
     set_seg(o, 0, &s);
-    refs_decref(r); /* the segment holds it now */
+    idt_refs_decref(r); /* the segment holds it now */
     finish_view(o, 1);
     composer_free(&c);
     *out = o;
@@ -608,4 +553,92 @@ int idt_view_remove_strings(idt_view *v, const char *name, const char *const *st
     idt_free(t.slots);
     idt_blob_shrink(b, (size_t)kept * 8);
     return view_from_index_blob(v, b, kept, out, err);
+}
+
+/* ---- assembling views from parts (loading) ---- */
+
+int idt_refs_new(idt_blob *blob, int64_t n, idt_store *const *stores, int64_t nstores,
+                 const uint8_t *uid, idt_refs **out, idt_error *err) {
+    idt_refs *r = idt_calloc(1, sizeof *r);
+    idt_store **t = idt_malloc((size_t)(nstores ? nstores : 1) * sizeof *t);
+    if (!r || !t) {
+        idt_free(r);
+        idt_free(t);
+        return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    }
+    for (int64_t i = 0; i < nstores; i++) {
+        t[i] = stores[i];
+        idt_store_incref(t[i]);
+    }
+    r->stores = t;
+    r->nstores = nstores;
+    r->blob = blob;
+    r->ref = (const uint64_t *)blob->data;
+    r->n = n;
+    memcpy(r->uid, uid, sizeof r->uid);
+    atomic_store(&r->refs, 1);
+    *out = r;
+    return 0;
+}
+
+/* Check that `st` holds every shown column of the view as the schema describes it. */
+static int store_fits(const idt_schema *schema, const int64_t *cols, int64_t ncols,
+                      const idt_store *st, idt_error *err) {
+    for (int64_t j = 0; j < ncols; j++) {
+        const idt_column *c = &schema->cols[cols[j]];
+        int64_t k = idt_schema_find(st->schema, c->name);
+        if (k < 0 || !idt_column_same(c, &st->schema->cols[k]) ||
+            (c->kind == IDT_COL_FIXED && c->row_bytes != st->schema->cols[k].row_bytes))
+            return idt_error_set(err, IDT_ECORRUPT, "a store does not hold column '%s' as the view describes it",
+                                 c->name);
+    }
+    return 0;
+}
+
+int idt_view_assemble(idt_schema *schema, const int64_t *cols, int64_t ncols,
+                      const idt_segment *segs, int64_t nseg, idt_view **out, idt_error *err) {
+    if (ncols < 1) return idt_error_set(err, IDT_ECORRUPT, "a view needs at least one column");
+    for (int64_t j = 0; j < ncols; j++)
+        if (cols[j] < 0 || cols[j] >= schema->ncols)
+            return idt_error_set(err, IDT_ECORRUPT, "column index %lld out of range", (long long)cols[j]);
+    int uniform = 1;
+    int64_t total = 0;
+    for (int64_t k = 0; k < nseg; k++) {
+        const idt_segment *s = &segs[k];
+        int64_t bound;
+        if (s->kind == IDT_SEG_RUN) {
+            bound = s->store->nrows;
+            int rc = store_fits(schema, cols, ncols, s->store, err);
+            if (rc) return rc;
+            if (!same_names(schema, s->store->schema)) uniform = 0;
+        } else if (s->kind == IDT_SEG_REFS) {
+            bound = s->refs->n;
+            for (int64_t i = 0; i < s->refs->nstores; i++) {
+                int rc = store_fits(schema, cols, ncols, s->refs->stores[i], err);
+                if (rc) return rc;
+                if (!same_names(schema, s->refs->stores[i]->schema)) uniform = 0;
+            }
+        } else {
+            return idt_error_set(err, IDT_ECORRUPT, "segment %lld has unknown kind", (long long)k);
+        }
+        int ok = s->len >= 1 && s->start >= 0 && s->start < bound;
+        if (ok && s->len > 1) {
+            ok = s->step != 0 && s->step != INT64_MIN;
+            if (ok) {
+                int64_t room = s->step > 0 ? (bound - 1 - s->start) / s->step : s->start / -s->step;
+                ok = room >= s->len - 1;
+            }
+        }
+        if (ok) {
+            total += s->len;
+            ok = total <= ((int64_t)1 << 62);
+        }
+        if (!ok) return idt_error_set(err, IDT_ECORRUPT, "segment %lld is out of bounds", (long long)k);
+    }
+    idt_view *v = alloc_view(schema, cols, ncols, uniform, nseg);
+    if (!v) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    for (int64_t k = 0; k < nseg; k++) set_seg(v, k, &segs[k]);
+    finish_view(v, nseg);
+    *out = v;
+    return 0;
 }

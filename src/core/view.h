@@ -33,6 +33,7 @@ typedef struct idt_refs {
     int64_t n;
     int64_t nstores;
     idt_store **stores;    /* the slot table; one reference each */
+    uint8_t uid[16];       /* random identity: names the saved file */
 } idt_refs;
 
 typedef enum { IDT_SEG_RUN = 0, IDT_SEG_REFS = 1 } idt_seg_kind;
@@ -112,6 +113,20 @@ int idt_view_str_widths(const idt_view *v, const idt_rowsel *sel, int64_t *width
  * idt_view_str_widths gives (longer strings are cut). Never fails for a valid selection. */
 void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs,
                      const int64_t *widths);
+
+/* Make a ref array over `blob` (reference consumed on success) holding n refs into the slot
+ * table stores[0..nstores) (references taken). The caller vouches that every ref is in range
+ * (loaders check first). Errors: IDT_ENOMEM. */
+int idt_refs_new(idt_blob *blob, int64_t n, idt_store *const *stores, int64_t nstores,
+                 const uint8_t *uid, idt_refs **out, idt_error *err);
+void idt_refs_decref(idt_refs *r);
+
+/* Make a view from parts: `schema` with columns cols[0..ncols) shown, and segments (their
+ * stores and refs get a reference each). Checks each segment against its store or ref array
+ * bounds, and every store's columns against the schema (a store missing a shown column or
+ * holding it with another kind, dtype or shape is refused). Errors: IDT_ECORRUPT, IDT_ENOMEM. */
+int idt_view_assemble(idt_schema *schema, const int64_t *cols, int64_t ncols,
+                      const idt_segment *segs, int64_t nseg, idt_view **out, idt_error *err);
 
 /* Resolve view row `i` (in range) to its store and store row. */
 void idt_view_locate(const idt_view *v, int64_t i, idt_store **store, int64_t *row);

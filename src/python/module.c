@@ -127,7 +127,11 @@ static PyObject *m_shutdown(PyObject *m, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+PyObject *idt_py_from_description(PyObject *m, PyObject *arg);
+
 static PyMethodDef module_methods[] = {
+    {"_from_description", idt_py_from_description, METH_O,
+     "_from_description(bytes) -> TableView: unpickle a view (maps the files it names)."},
     {"_fault_arm", m_fault_arm, METH_VARARGS,
      "_fault_arm(kind, nth, errno=0, sticky=False): test only: make the nth call of a kind fail."},
     {"_fault_reset", m_fault_reset, METH_NOARGS, "_fault_reset() -> int: disarm; returns faults fired."},

@@ -1,18 +1,86 @@
-/* persist.c: save_to_disk, load_from_disk and pickling (placeholder while being written). */
+/* persist.c: save_to_disk, load_from_disk and pickling, over the core's persist.h. */
 #include "module.h"
 
+#include "../core/persist.h"
+#include "../core/sys.h"
+
 PyObject *idt_tv_save_to_disk(PyObject *self, PyObject *args, PyObject *kwds) {
-    (void)self; (void)args; (void)kwds;
-    PyErr_SetString(PyExc_NotImplementedError, "save_to_disk is not written yet");
-    return NULL;
+    static char *kw[] = {"dir", "name", "overwrite", NULL};
+    PyObject *dir = NULL, *name = NULL;
+    int overwrite = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|p:save_to_disk", kw, PyUnicode_FSConverter, &dir,
+                                     PyUnicode_FSConverter, &name, &overwrite)) {
+        Py_XDECREF(dir);
+        return NULL;
+    }
+    idt_error err;
+    int rc;
+    const char *d = PyBytes_AS_STRING(dir), *n = PyBytes_AS_STRING(name);
+    idt_view *v = ((TableViewObject *)self)->v;
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_view_save(v, d, n, overwrite, &err);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(dir);
+    Py_DECREF(name);
+    if (rc) return idt_py_raise(idt_py_state_of(self), &err);
+    Py_RETURN_NONE;
 }
+
 PyObject *idt_tv_load_from_disk(PyObject *cls, PyObject *args, PyObject *kwds) {
-    (void)cls; (void)args; (void)kwds;
-    PyErr_SetString(PyExc_NotImplementedError, "load_from_disk is not written yet");
-    return NULL;
+    static char *kw[] = {"dir", "name", NULL};
+    PyObject *dir = NULL, *name = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&:load_from_disk", kw, PyUnicode_FSConverter, &dir,
+                                     PyUnicode_FSConverter, &name)) {
+        Py_XDECREF(dir);
+        return NULL;
+    }
+    idt_module_state *st = idt_py_state_of_type((PyTypeObject *)cls);
+    idt_error err;
+    idt_view *v = NULL;
+    int rc;
+    const char *d = PyBytes_AS_STRING(dir), *n = PyBytes_AS_STRING(name);
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_view_load(d, n, &v, &err);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(dir);
+    Py_DECREF(name);
+    if (rc) return idt_py_raise(st, &err);
+    return idt_py_wrap_view(st, v);
 }
+
+/* Pickling writes the view's description (schema, segments, the paths of the files it
+ * reads), never its rows: the unpickling process maps the same files, which this process
+ * keeps alive for as long as it holds the view. */
 PyObject *idt_tv_reduce(PyObject *self, PyObject *unused) {
-    (void)self; (void)unused;
-    PyErr_SetString(PyExc_TypeError, "TableView cannot be pickled yet");
-    return NULL;
+    (void)unused;
+    char *buf;
+    size_t len;
+    idt_error err;
+    if (idt_view_describe(((TableViewObject *)self)->v, &buf, &len, &err))
+        return idt_py_raise(idt_py_state_of(self), &err);
+    PyObject *bytes = PyBytes_FromStringAndSize(buf, (Py_ssize_t)len);
+    idt_free(buf);
+    if (!bytes) return NULL;
+    PyObject *mod = PyImport_ImportModule("infinidata._infinidata");
+    PyObject *fn = mod ? PyObject_GetAttrString(mod, "_from_description") : NULL;
+    Py_XDECREF(mod);
+    PyObject *r = fn ? Py_BuildValue("(O(O))", fn, bytes) : NULL;
+    Py_XDECREF(fn);
+    Py_DECREF(bytes);
+    return r;
+}
+
+PyObject *idt_py_from_description(PyObject *m, PyObject *arg) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
+    idt_module_state *st = PyModule_GetState(m);
+    idt_error err;
+    idt_view *v = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_view_from_description(b.buf, (size_t)b.len, &v, &err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    if (rc) return idt_py_raise(st, &err);
+    return idt_py_wrap_view(st, v);
 }
