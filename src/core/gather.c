@@ -32,12 +32,14 @@ typedef struct resolved {
     const idt_store *st[CHUNK];
     int64_t row[CHUNK];
     int64_t n;
+    int single;        /* every row is in st[0] */
 } resolved;
 
 /* Resolve selected rows [i0, i0+n) of sel (n <= CHUNK). */
 static void resolve(const idt_view *v, const idt_rowsel *sel, int64_t i0, int64_t n,
                     resolved *r, int64_t *segcur) {
     int64_t k = *segcur;
+    int single = 1;
     for (int64_t i = 0; i < n; i++) {
         int64_t x = sel->idx ? sel->idx[i0 + i] : sel->start + (i0 + i) * sel->step;
         if (x < v->cum[k] || x >= v->cum[k + 1]) {
@@ -59,8 +61,10 @@ static void resolve(const idt_view *v, const idt_rowsel *sel, int64_t i0, int64_
             r->st[i] = s->refs->stores[ref >> IDT_REF_ROW_BITS];
             r->row[i] = (int64_t)(ref & IDT_REF_ROW_MASK);
         }
+        single &= r->st[i] == r->st[0];
     }
     r->n = n;
+    r->single = single;
     *segcur = k;
 }
 
@@ -137,7 +141,13 @@ static void gather_chunk(const idt_view *v, const resolved *r, int64_t o0, void 
         char *out = (char *)outs[j] + o0 * orb;
         if (c->kind == IDT_COL_FIXED) {
             int64_t rb = c->row_bytes;
-            if (v->uniform) {
+            if (r->single) {
+                const char *base = r->st[0]->cols[col_in(v, r->st[0], j)].data;
+                for (int64_t i = 0; i < r->n; i++) {
+                    if (i + PREFETCH < r->n) __builtin_prefetch(base + r->row[i + PREFETCH] * rb);
+                    copy_row(out + i * rb, base + r->row[i] * rb, rb);
+                }
+            } else if (v->uniform) {
                 int64_t ci = v->cols[j];
                 for (int64_t i = 0; i < r->n; i++) {
                     if (i + PREFETCH < r->n)

@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -301,8 +302,9 @@ int idt_store_builder_write_fixed(idt_store_builder *b, int64_t c, int64_t row0,
         return idt_error_set(err, IDT_EINDEX, "rows %lld..%lld out of range for %lld rows",
                              (long long)row0, (long long)(row0 + n), (long long)b->nrows);
     int64_t rb = b->schema->cols[c].row_bytes;
-    if (n && rb) memcpy(b->bc[c].data + row0 * rb, src, (size_t)(n * rb));
-    return 0;
+    if (!n || !rb) return 0;
+    return idt_blob_write(b->blob, (size_t)(b->bc[c].data - b->blob->data) + (size_t)(row0 * rb), src,
+                          (size_t)(n * rb), err);
 }
 
 static int check_append(idt_store_builder *b, int64_t c, int64_t n, idt_error *err) {
@@ -412,6 +414,7 @@ int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *e
     write_header(b->blob->data, b->hdr_size, b->schema, b->nrows, b->lay, ascii, uid);
     idt_free(ascii);
     idt_blob *blob = b->blob;
+    idt_blob_seal(blob);
     idt_blob_incref(blob);
     idt_store_builder_free(b);
     int rc = idt_store_open_blob(blob, "new store", out, err);
@@ -526,9 +529,11 @@ int idt_store_open_blob(idt_blob *blob, const char *what, idt_store **out, idt_e
     idt_schema *schema;
     rc = idt_schema_new(cols, (int64_t)ncols, &schema, err);
     if (rc) {
-        if (rc != IDT_ENOMEM)
-            rc = idt_error_set(err, IDT_ECORRUPT, "%s: bad column description (%s)", what,
-                               err ? err->msg : "");
+        if (rc != IDT_ENOMEM) { /* the reason is err->msg itself: copy it before rewriting */
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err ? err->msg : "");
+            rc = idt_error_set(err, IDT_ECORRUPT, "%s: bad column description (%s)", what, why);
+        }
         goto done;
     }
     st->schema = schema;

@@ -385,7 +385,7 @@ static int blob_new_file(idt_blob *b, size_t size, idt_error *err) {
         rc = idt_error_sys(err, errno, "cannot map %zu bytes of temp file '%s'", size, b->path);
         goto fail_unlink;
     }
-    idt_close(fd);
+    b->fd = fd; /* kept for idt_blob_write until idt_blob_seal */
     b->kind = IDT_BLOB_FILE;
     b->map_len = size;
     b->data = b->map;
@@ -407,6 +407,7 @@ int idt_blob_new(size_t size, idt_blob **out, idt_error *err) {
     pthread_once(&once, init_once);
     idt_blob *b = idt_calloc(1, sizeof *b);
     if (!b) return idt_error_set(err, IDT_ENOMEM, "out of memory allocating a blob");
+    b->fd = -1;
     int rc = size <= IDT_ARENA_MAX ? blob_new_arena(b, size, err) : blob_new_file(b, size, err);
     if (rc) {
         idt_free(b);
@@ -463,6 +464,7 @@ static int map_path(const char *path, uint64_t off, uint64_t size, int whole, id
         goto done;
     }
     b = idt_calloc(1, sizeof *b);
+    if (b) b->fd = -1;
     if (!b || !(b->path = idt_strdup(path))) {
         rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
         goto done;
@@ -502,10 +504,29 @@ int idt_blob_map_range(const char *path, uint64_t off, uint64_t size, idt_blob *
     return map_path(path, off, size, 0, out, err);
 }
 
+int idt_blob_write(idt_blob *b, size_t off, const void *src, size_t n, idt_error *err) {
+    if (n == 0) return 0;
+    if (b->fd >= 0 && n >= 65536) {
+        if (idt_pwrite_all(b->fd, src, n, (off_t)off) < 0)
+            return idt_error_sys(err, errno, "cannot write %zu bytes to temp file '%s'", n, b->path);
+        return 0;
+    }
+    memcpy(b->data + off, src, n);
+    return 0;
+}
+
+void idt_blob_seal(idt_blob *b) {
+    if (b->fd >= 0) {
+        idt_close(b->fd);
+        b->fd = -1;
+    }
+}
+
 void idt_blob_incref(idt_blob *b) { atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed); }
 
 void idt_blob_decref(idt_blob *b) {
     if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
+    idt_blob_seal(b);
     switch (b->kind) {
     case IDT_BLOB_ARENA: chunk_release(b->chunk); break;
     case IDT_BLOB_FILE:

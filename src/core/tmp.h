@@ -47,12 +47,21 @@ typedef struct idt_blob {
     size_t map_len;
     pid_t owner;       /* process that made the file */
     uint64_t dev, ino; /* identity of the file, for dedup when saving */
+    int fd;            /* FILE blobs while being written: open for idt_blob_write, else -1 */
 } idt_blob;
 
 /* Make a writable zero-filled blob of `size` bytes (size may be 0) in the temp area.
  * On failure returns IDT_ENOMEM or IDT_EIO (temp area not creatable, disk full) and leaves
  * no file behind. The caller owns one reference. */
 int idt_blob_new(size_t size, idt_blob **out, idt_error *err);
+
+/* Copy n bytes of src to offset off of a blob being written. Large blobs take the bytes by
+ * pwrite, which on most file systems is several times faster than stores through a fresh
+ * shared mapping; small ones by memcpy. Errors: IDT_EIO (errno kept; ENOSPC cannot happen
+ * since space was reserved, but a failing disk can). */
+int idt_blob_write(idt_blob *b, size_t off, const void *src, size_t n, idt_error *err);
+/* Done writing: release what writing needed (a descriptor). Idempotent; decref does it too. */
+void idt_blob_seal(idt_blob *b);
 
 /* Shrink a blob to `size` bytes (<= its size), returning disk space when it can. Only for a
  * blob nobody else references yet. Never fails (a blob that cannot shrink keeps its space). */

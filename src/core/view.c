@@ -264,6 +264,9 @@ static int64_t *trans_of(composer *c, int64_t k) {
  * Returns 0, or -1 when out of memory. */
 static int compose(composer *c, uint64_t *buf, int64_t n) {
     const idt_view *v = c->v;
+    if (v->nseg == 1 && v->segs[0].kind == IDT_SEG_RUN && v->segs[0].start == 0 &&
+        v->segs[0].step == 1) /* a whole table: row x is ref (slot 0, x) already */
+        return slot_of(c, v->segs[0].store) == 0 ? 0 : -1;
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++) {
         int64_t x = (int64_t)buf[i];
@@ -289,12 +292,41 @@ static int compose(composer *c, uint64_t *buf, int64_t n) {
     return 0;
 }
 
-/* Turn a blob holding n normalized view rows of v (as int64) into a view of those rows.
- * Consumes the blob reference in all cases. */
-static int view_from_index_blob(idt_view *v, idt_blob *blob, int64_t n, idt_view **out,
-                                idt_error *err) {
+/* Where index work happens: a heap buffer written to the blob in one go when the blob is a
+ * file being written and the array is not huge (pwrite beats stores through a fresh shared
+ * mapping several times over), else the blob's mapping itself (bounded RAM at any size). */
+enum { HEAP_INDEX_MAX = 256 << 20 };
+
+typedef struct ixbuf {
+    idt_blob *blob;
+    uint64_t *p;
+    int heap;
+} ixbuf;
+
+static int ixbuf_new(int64_t n, ixbuf *x, idt_error *err) {
+    if (n < 0 || (uint64_t)n > SIZE_MAX / 8)
+        return idt_error_set(err, IDT_EVALUE, "bad row count %lld", (long long)n);
+    int rc = idt_blob_new((size_t)n * 8, &x->blob, err);
+    if (rc) return rc;
+    x->heap = x->blob->fd >= 0 && (uint64_t)n * 8 <= HEAP_INDEX_MAX;
+    x->p = x->heap ? idt_malloc((size_t)n * 8) : (uint64_t *)x->blob->data;
+    if (!x->p) {
+        idt_blob_decref(x->blob);
+        return idt_error_set(err, IDT_ENOMEM, "out of memory for %lld indexes", (long long)n);
+    }
+    return 0;
+}
+
+static void ixbuf_free(ixbuf *x) {
+    if (x->heap) idt_free(x->p);
+    idt_blob_decref(x->blob);
+}
+
+/* Turn x, holding n normalized view rows of v (as int64), into a view of those rows.
+ * Consumes x in all cases. */
+static int view_from_index(idt_view *v, ixbuf *x, int64_t n, idt_view **out, idt_error *err) {
     if (n == 0) {
-        idt_blob_decref(blob);
+        ixbuf_free(x);
         idt_view *o = alloc_like(v, 0);
         if (!o) return idt_error_set(err, IDT_ENOMEM, "out of memory");
         finish_view(o, 0);
@@ -304,7 +336,13 @@ static int view_from_index_blob(idt_view *v, idt_blob *blob, int64_t n, idt_view
     composer c;
     idt_refs *r = NULL;
     idt_view *o = NULL;
-    if (composer_init(&c, v) != 0 || compose(&c, (uint64_t *)blob->data, n) != 0) goto oom;
+    int rc = 0;
+    if (composer_init(&c, v) != 0 || compose(&c, x->p, n) != 0) goto oom;
+    if (x->heap) {
+        rc = idt_blob_write(x->blob, 0, x->p, (size_t)n * 8, err);
+        if (rc) goto fail;
+    }
+    idt_blob_seal(x->blob);
     r = idt_calloc(1, sizeof *r);
     o = alloc_like(v, 1);
     if (!r || !o) goto oom;
@@ -312,11 +350,12 @@ static int view_from_index_blob(idt_view *v, idt_blob *blob, int64_t n, idt_view
     c.table = NULL;
     r->nstores = c.ntable;
     for (int64_t i = 0; i < r->nstores; i++) idt_store_incref(r->stores[i]);
-    r->blob = blob;
-    r->ref = (const uint64_t *)blob->data;
+    r->blob = x->blob;
+    r->ref = (const uint64_t *)x->blob->data;
     r->n = n;
     idt_random_bytes(r->uid, sizeof r->uid);
     atomic_store(&r->refs, 1);
+    if (x->heap) idt_free(x->p);
     idt_segment s = {IDT_SEG_REFS, NULL, r, 0, 1, n};
     set_seg(o, 0, &s);
     idt_refs_decref(r); /* the segment holds it now */
@@ -325,29 +364,25 @@ static int view_from_index_blob(idt_view *v, idt_blob *blob, int64_t n, idt_view
     *out = o;
     return 0;
 oom:
+    rc = idt_error_set(err, IDT_ENOMEM, "out of memory composing %lld rows", (long long)n);
+fail:
     composer_free(&c);
     idt_free(r);
     idt_view_decref(o);
-    idt_blob_decref(blob);
-    return idt_error_set(err, IDT_ENOMEM, "out of memory composing %lld rows", (long long)n);
-}
-
-static int new_index_blob(int64_t n, idt_blob **out, idt_error *err) {
-    if (n < 0 || (uint64_t)n > SIZE_MAX / 8)
-        return idt_error_set(err, IDT_EVALUE, "bad row count %lld", (long long)n);
-    return idt_blob_new((size_t)n * 8, out, err);
+    ixbuf_free(x);
+    return rc;
 }
 
 int idt_view_take(idt_view *v, const int64_t *idx, int64_t n, idt_view **out, idt_error *err) {
-    idt_blob *b;
-    int rc = new_index_blob(n, &b, err);
+    ixbuf x;
+    int rc = ixbuf_new(n, &x, err);
     if (rc) return rc;
-    rc = idt_index_normalize(idx, (int64_t *)b->data, n, idt_view_len(v), err);
+    rc = idt_index_normalize(idx, (int64_t *)x.p, n, idt_view_len(v), err);
     if (rc) {
-        idt_blob_decref(b);
+        ixbuf_free(&x);
         return rc;
     }
-    return view_from_index_blob(v, b, n, out, err);
+    return view_from_index(v, &x, n, out, err);
 }
 
 int idt_view_filter(idt_view *v, const uint8_t *mask, int64_t n, idt_view **out, idt_error *err) {
@@ -356,13 +391,12 @@ int idt_view_filter(idt_view *v, const uint8_t *mask, int64_t n, idt_view **out,
                              (long long)n, (long long)idt_view_len(v));
     int64_t kept = 0;
     for (int64_t i = 0; i < n; i++) kept += mask[i] != 0;
-    idt_blob *b;
-    int rc = new_index_blob(kept, &b, err);
+    ixbuf x;
+    int rc = ixbuf_new(kept, &x, err);
     if (rc) return rc;
-    int64_t *d = (int64_t *)b->data;
     for (int64_t i = 0, o = 0; i < n; i++)
-        if (mask[i]) d[o++] = i;
-    return view_from_index_blob(v, b, kept, out, err);
+        if (mask[i]) x.p[o++] = (uint64_t)i;
+    return view_from_index(v, &x, kept, out, err);
 }
 
 /* Defined in shuffle.c: fill a[0..n) with a seeded uniform permutation of 0..n-1. */
@@ -370,15 +404,15 @@ int idt_permutation(int64_t *a, int64_t n, uint64_t seed, idt_error *err);
 
 int idt_view_shuffle(idt_view *v, uint64_t seed, idt_view **out, idt_error *err) {
     int64_t n = idt_view_len(v);
-    idt_blob *b;
-    int rc = new_index_blob(n, &b, err);
+    ixbuf x;
+    int rc = ixbuf_new(n, &x, err);
     if (rc) return rc;
-    rc = idt_permutation((int64_t *)b->data, n, seed, err);
+    rc = idt_permutation((int64_t *)x.p, n, seed, err);
     if (rc) {
-        idt_blob_decref(b);
+        ixbuf_free(&x);
         return rc;
     }
-    return view_from_index_blob(v, b, n, out, err);
+    return view_from_index(v, &x, n, out, err);
 }
 
 static int same_names(const idt_schema *a, const idt_schema *b) {
@@ -518,14 +552,14 @@ int idt_view_remove_strings(idt_view *v, const char *name, const char *const *st
         t.slots[h] = i;
     }
     int64_t len = idt_view_len(v);
-    idt_blob *b;
-    int rc = new_index_blob(len, &b, err);
+    ixbuf x;
+    int rc = ixbuf_new(len, &x, err);
     if (rc) {
         idt_free(tl);
         idt_free(t.slots);
         return rc;
     }
-    int64_t *d = (int64_t *)b->data, kept = 0, k = 0, per = col->row_elems;
+    int64_t *d = (int64_t *)x.p, kept = 0, k = 0, per = col->row_elems;
     int unif = v->uniform;
     for (int64_t i = 0; i < len; i++) {
         if (i >= v->cum[k + 1]) k = find_seg(v, i);
@@ -551,8 +585,8 @@ int idt_view_remove_strings(idt_view *v, const char *name, const char *const *st
     }
     idt_free(tl);
     idt_free(t.slots);
-    idt_blob_shrink(b, (size_t)kept * 8);
-    return view_from_index_blob(v, b, kept, out, err);
+    idt_blob_shrink(x.blob, (size_t)kept * 8);
+    return view_from_index(v, &x, kept, out, err);
 }
 
 /* ---- assembling views from parts (loading) ---- */

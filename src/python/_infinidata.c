@@ -277,9 +277,14 @@ static int write_column(idt_module_state *st, srccol *sc, idt_store_builder *b, 
                 rc = -1;
             }
             int64_t got = 0;
-            for (; !rc && got < n; got++)
-                if (encode_obj(objs[got], sc->kind, colname, &ptrs[got], &lens[got], &keep[got]))
+            for (; !rc && got < n; got++) {
+                if (encode_obj(objs[got], sc->kind, colname, &ptrs[got], &lens[got], &keep[got])) {
                     rc = -1;
+                    continue;
+                }
+                /* trailing NULs are padding, not stored (as measure_strings counted them) */
+                while (lens[got] > 0 && ptrs[got][lens[got] - 1] == 0) lens[got]--;
+            }
             if (!rc) rc = idt_store_builder_append_pieces(b, c, n, ptrs, lens, &err);
             else got--;
             for (int64_t i = 0; keep && i < got; i++) Py_XDECREF(keep[i]);
@@ -607,8 +612,15 @@ int idt_parse_key(PyObject *key, int64_t len, idt_key *k, int allow_int) {
         /* values above INT64_MAX would wrap when cast */
         PyObject *mx = PyArray_SIZE(a) ? PyArray_Max(a, NPY_RAVEL_AXIS, NULL) : NULL;
         if (mx) {
-            unsigned long long v = PyLong_AsUnsignedLongLong(mx);
+            /* the max is a NumPy scalar, not a Python int: convert through __index__ */
+            PyObject *mi = PyNumber_Index(mx);
             Py_DECREF(mx);
+            unsigned long long v = mi ? PyLong_AsUnsignedLongLong(mi) : (unsigned long long)-1;
+            Py_XDECREF(mi);
+            if (PyErr_Occurred()) {
+                Py_DECREF(a);
+                return -1;
+            }
             if (v > (unsigned long long)INT64_MAX) {
                 PyErr_Format(PyExc_IndexError, "index %llu is out of range for %lld rows", v, (long long)len);
                 Py_DECREF(a);
