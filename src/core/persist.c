@@ -341,7 +341,7 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
         if (rc) idt_free(final);
     }
     if (rc) goto done;
-    char tname[128];
+    char tname[300];
     snprintf(tname, sizeof tname, ".tmp-%016llx-%s", (unsigned long long)rnd, mname);
     tmp = join(dir, tname);
     if (!tmp) {
