@@ -9,7 +9,7 @@ SRC := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h python
 ROWS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all build demo test test-c test-py bench bench-quick clean sanitize tsan
+.PHONY: all build demo test test-c test-py bench bench-quick clean sanitize tsan fuzz soak
 
 all: build
 
@@ -70,3 +70,36 @@ bench-quick: build
 
 clean:
 	rm -rf $(BUILD) .infinidata_tmp
+
+# libFuzzer over the loader (tests/fuzz/fuzz_load.c) and over one store image
+# (tests/fuzz/fuzz_store.c), each for FUZZ_SECONDS, side by side (one core each), with ASan
+# and UBSan. Built with clang straight over src/core (clang is installed if missing). Seeds
+# come from tests/fuzz/corpus (tests/fuzz/make_seeds.py) and tests/fuzz/regressions; what the
+# fuzzer finds goes to build/fuzz/work-*; a crashing input lands in build/fuzz/crash-* (keep it
+# under tests/fuzz/regressions/<harness>/ once fixed: `make test` replays those).
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer -D_GNU_SOURCE -std=c11 -Wall -Wextra -Isrc/core
+fuzz:
+	@command -v clang >/dev/null || { apt-get update && apt-get install -y clang; }
+	@mkdir -p $(BUILD)/fuzz/work-load $(BUILD)/fuzz/work-store
+	rm -f $(BUILD)/fuzz/fuzz_load $(BUILD)/fuzz/fuzz_store
+	clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_load.c src/core/*.c -o $(BUILD)/fuzz/fuzz_load -lpthread & p1=$$!; \
+	clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_store.c src/core/*.c -o $(BUILD)/fuzz/fuzz_store -lpthread & p2=$$!; \
+	wait $$p1 && wait $$p2
+	@for h in load store; do \
+		ASAN_OPTIONS=detect_leaks=1:malloc_context_size=10 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		$(BUILD)/fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -timeout=30 -print_final_stats=1 \
+			-artifact_prefix=$(BUILD)/fuzz/crash-$$h- $(BUILD)/fuzz/work-$$h tests/fuzz/corpus/$$h \
+			$$(ls -d tests/fuzz/regressions/$$h 2>/dev/null) > $(BUILD)/fuzz/$$h.log 2>&1 & \
+		eval pid_$$h=$$!; \
+	done; fail=0; wait $$pid_load || fail=1; wait $$pid_store || fail=1; \
+	for h in load store; do \
+		echo "== fuzz_$$h ($(FUZZ_SECONDS) s)"; \
+		grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::number_of_executed_units|^stat::average_exec_per_sec|^stat::peak_rss' $(BUILD)/fuzz/$$h.log; \
+		if grep -qE 'ERROR: |runtime error|^==[0-9]+==' $(BUILD)/fuzz/$$h.log; then fail=1; tail -60 $(BUILD)/fuzz/$$h.log; fi; \
+	done; exit $$fail
+
+# A long run of the model-based test (tests/python/test_model.py): hundreds of random programs.
+soak: build
+	INFINIDATA_SOAK=1 $(PY) -m pytest tests/python/test_model.py -q $(PYTEST_ARGS)

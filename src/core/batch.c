@@ -36,7 +36,7 @@ static idt_batcher *registry;
 
 void idt_batch_free(idt_batch *b) {
     if (!b) return;
-    for (int64_t j = 0; j < b->ncols; j++) idt_free(b->bufs[j]);
+    for (int64_t j = 0; b->bufs && j < b->ncols; j++) idt_free(b->bufs[j]);
     idt_free(b->bufs);
     idt_free(b->widths);
     idt_free(b);
@@ -163,7 +163,10 @@ int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t thre
         if (w > it->nbatches) w = it->nbatches;
         int64_t rowb = 0;
         for (int64_t j = 0; j < v->ncols; j++) rowb += idt_view_column(v, j)->row_bytes;
-        int64_t batch_bytes = rowb * batch_size, win = readahead;
+        /* a batch never holds more rows than the view; and the product must not overflow */
+        int64_t brows = batch_size < len ? batch_size : len;
+        int64_t batch_bytes = rowb > 0 && brows > INT64_MAX / rowb ? INT64_MAX : rowb * brows;
+        int64_t win = readahead;
         if (win > IDT_BATCH_MAX_WINDOW) win = IDT_BATCH_MAX_WINDOW;
         if (batch_bytes > 0 && win > IDT_BATCH_MAX_BYTES / batch_bytes) win = IDT_BATCH_MAX_BYTES / batch_bytes;
         if (win < w) win = w;

@@ -230,7 +230,7 @@ void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs
                 }
             }
             j += take;
-            x += take * step;
+            if (j < sel->count) x += take * step; /* past the end it could overflow */
         }
         return;
     }

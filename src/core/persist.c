@@ -71,6 +71,32 @@ static void rpad(rbuf *r, const char *base) {
     }
 }
 
+/* Standard UTF-8 as Python decodes it strictly (no overlongs, surrogates or values past
+ * 0x10FFFF): names from a manifest end up in Python strings and in error messages. */
+static int valid_utf8(const char *str) {
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        unsigned c = *s;
+        int k = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
+        if (k < 0) return 0;
+        uint32_t cp = k == 0 ? c : k == 1 ? c & 0x1F : k == 2 ? c & 0x0F : c & 0x07;
+        for (int i = 1; i <= k; i++) {
+            if ((s[i] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i] & 0x3F);
+        }
+        static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+        s += k + 1;
+    }
+    return 1;
+}
+
+static int printable_ascii(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7E) return 0;
+    return 1;
+}
+
 static void hex(const uint8_t *uid, char *out) {
     for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", uid[i]);
 }
@@ -278,12 +304,16 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
     if (!valid_name(name))
         return idt_error_set(err, IDT_EVALUE,
                              "bad name '%s': use a plain file name (no '/', not starting with '.')", name);
-    if (idt_mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return idt_error_sys(err, errno, "cannot create directory '%s'", dir);
     char mname[256];
     snprintf(mname, sizeof mname, "%s.idtview", name);
     char *mpath = join(dir, mname);
     if (!mpath) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    int made_dir = idt_mkdir(dir, 0777) == 0; /* removed again if the save fails */
+    if (!made_dir && errno != EEXIST) {
+        int rc = idt_error_sys(err, errno, "cannot create directory '%s'", dir);
+        idt_free(mpath);
+        return rc;
+    }
     struct stat st;
     if (!overwrite && stat(mpath, &st) == 0) {
         int rc = idt_error_set(err, IDT_EEXIST, "a view named '%s' is already saved in '%s'", name, dir);
@@ -353,9 +383,10 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
         if (overwrite) {
             if (idt_rename(tmp, mpath) != 0) rc = idt_error_sys(err, errno, "cannot rename to '%s'", mpath);
         } else if (idt_link(tmp, mpath) != 0) { /* link fails atomically if the name appeared */
-            rc = errno == EEXIST
-                     ? idt_error_set(err, IDT_EEXIST, "a view named '%s' is already saved in '%s'", name, dir)
-                     : idt_error_sys(err, errno, "cannot create '%s'", mpath);
+            if (errno == EEXIST || stat(mpath, &st) == 0) /* no hard links here: check, rename */
+                rc = idt_error_set(err, IDT_EEXIST, "a view named '%s' is already saved in '%s'", name, dir);
+            else if (idt_rename(tmp, mpath) != 0)
+                rc = idt_error_sys(err, errno, "cannot create '%s'", mpath);
         }
         unlink(tmp);
     }
@@ -367,8 +398,10 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
         }
     }
 done:
-    if (rc)
+    if (rc) {
         for (int64_t i = 0; i < made.n; i++) unlink(made.paths[i]);
+        if (made_dir) rmdir(dir);
+    }
     for (int64_t i = 0; i < made.n; i++) idt_free(made.paths[i]);
     idt_free(made.paths);
     idt_free(tmp);
@@ -454,14 +487,19 @@ static int load_manifest(const char *buf, size_t len, const char *dir, const cha
         rget(&r, c->dtype, dl);
         c->dtype[dl] = 0;
         rpad(&r, buf);
-        if (r.bad || strlen(c->name) != nl || strlen(c->dtype) != dl) {
+        if (r.bad || strlen(c->name) != nl || strlen(c->dtype) != dl || !valid_utf8(c->name) ||
+            !printable_ascii(c->dtype)) {
             rc = corrupt(err, what, "bad column description");
             goto done;
         }
     }
     rc = idt_schema_new(cols, (int64_t)nschema, &schema, err);
     if (rc) {
-        if (rc != IDT_ENOMEM) rc = idt_error_set(err, IDT_ECORRUPT, "%s: bad schema (%s)", what, err ? err->msg : "");
+        if (rc != IDT_ENOMEM) { /* the reason is err->msg itself: copy it before rewriting */
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err ? err->msg : "");
+            rc = idt_error_set(err, IDT_ECORRUPT, "%s: bad schema (%s)", what, why);
+        }
         goto done;
     }
     for (uint64_t i = 0; i < nschema; i++) /* the schema sorts; a sorted manifest keeps indexes */
@@ -507,7 +545,13 @@ static int load_manifest(const char *buf, size_t len, const char *dir, const cha
         path[pl] = 0;
         r.p += pl;
         rpad(&r, buf);
-        if (strlen(path) != pl || (dir && !valid_name(path))) {
+        char want[64] = "";
+        if (dir) { /* a saved directory's files are named by their kind and identity */
+            char h[33];
+            hex(uid, h);
+            snprintf(want, sizeof want, "%c-%s.idt", L->kind == OBJ_STORE ? 's' : 'r', h);
+        }
+        if (strlen(path) != pl || (dir && strcmp(path, want))) {
             rc = corrupt(err, what, "bad file name in manifest");
             goto done;
         }

@@ -214,6 +214,9 @@ static int make_procdir(idt_error *err) {
         if (!root_path) return idt_error_set(err, IDT_ENOMEM, "out of memory");
         idt_gc_report rep;
         gc_dir(root_path, NULL, 0, &rep, NULL); /* reap dead processes' leftovers */
+    } else if (idt_mkdir(root_path, 0777) != 0 && errno != EEXIST) {
+        /* idt_tmp_shutdown removes an empty root: blobs made after it need it again */
+        return idt_error_sys(err, errno, "cannot create temp directory '%s'", root_path);
     }
     uint64_t rnd;
     idt_random_bytes(&rnd, sizeof rnd);
@@ -358,6 +361,9 @@ static int blob_new_arena(idt_blob *b, size_t size, idt_error *err) {
             }
         }
     }
+    /* A chunk made for this blob that never held one would be a file left behind by the
+     * failure: drop it (an unused chunk has used == 0; shrinking never gets back to 0). */
+    if (rc && cur_chunk && cur_chunk->used == 0) chunk_retire();
     pthread_mutex_unlock(&mu);
     return rc;
 }

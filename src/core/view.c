@@ -142,8 +142,10 @@ int idt_view_slice(idt_view *v, int64_t start, int64_t step, int64_t count, idt_
                    idt_error *err) {
     int64_t len = idt_view_len(v);
     if (step == 0) return idt_error_set(err, IDT_EVALUE, "slice step cannot be zero");
-    if (count < 0 || (count > 0 && (start < 0 || start >= len || start + (count - 1) * step < 0 ||
-                                    start + (count - 1) * step >= len)))
+    int64_t span; /* (count - 1) * step, which must not overflow for bad arguments */
+    if (count < 0 || (count > 0 && (start < 0 || start >= len ||
+                                    __builtin_mul_overflow(count - 1, step, &span) ||
+                                    span < -start || span >= len - start)))
         return idt_error_set(err, IDT_EINDEX, "slice out of range for %lld rows", (long long)len);
     /* Count output segments first: one per segment touched. */
     int64_t nout = 0;
@@ -152,7 +154,7 @@ int idt_view_slice(idt_view *v, int64_t start, int64_t step, int64_t count, idt_
         int64_t take = step > 0 ? (v->cum[k + 1] - 1 - pos) / step + 1 : (pos - v->cum[k]) / -step + 1;
         if (take > count - j) take = count - j;
         j += take;
-        pos += take * step;
+        if (j < count) pos += take * step; /* past the end it could overflow */
     }
     idt_view *o = alloc_like(v, nout);
     if (!o) return idt_error_set(err, IDT_ENOMEM, "out of memory");
@@ -168,7 +170,7 @@ int idt_view_slice(idt_view *v, int64_t start, int64_t step, int64_t count, idt_
         ns.len = take;
         set_seg(o, n, &ns);
         j += take;
-        pos += take * step;
+        if (j < count) pos += take * step; /* past the end it could overflow */
     }
     finish_view(o, nout);
     *out = o;

@@ -11,6 +11,7 @@ typedef struct BatchIterObject {
     PyObject *descrs;   /* tuple, as TableViewObject.descrs */
     PyObject *names;    /* tuple of str */
     int busy;
+    int64_t nbatches;   /* batches in total (kept after the iterator is closed) */
 } BatchIterObject;
 
 static void free_buffer(PyObject *cap) { idt_free(PyCapsule_GetPointer(cap, "infinidata.buffer")); }
@@ -138,7 +139,7 @@ static PyObject *bi_close(PyObject *o, PyObject *unused) {
 static PyObject *bi_len(PyObject *o, PyObject *unused) {
     (void)unused;
     BatchIterObject *self = (BatchIterObject *)o;
-    return PyLong_FromLongLong(self->it ? idt_batcher_count(self->it) : 0);
+    return PyLong_FromLongLong(self->nbatches);
 }
 
 static PyObject *bi_workers(PyObject *o, void *closure) {
@@ -192,6 +193,7 @@ static PyObject *start_iter(idt_module_state *st, idt_view *v, PyObject *descrs,
     }
     self->it = it;
     self->busy = 0;
+    self->nbatches = idt_batcher_count(it);
     self->descrs = Py_NewRef(descrs);
     self->names = PyTuple_New(v->ncols);
     for (int64_t j = 0; self->names && j < v->ncols; j++) {

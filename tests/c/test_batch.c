@@ -1,0 +1,285 @@
+/* test_batch.c: the batch iterator, single- and multi-threaded, against plain gathers. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "harness.h"
+
+static int64_t nthreads(void) {
+    h_names l;
+    h_names_list("/proc/self/task", &l);
+    int n = l.n;
+    h_names_free(&l);
+    return n;
+}
+
+/* Threads of the process when no iterator runs, measured after one has run and gone (a
+ * sanitizer's runtime may start a thread of its own on first use of threads). */
+static int64_t baseline_threads(idt_view *v) {
+    idt_batcher *it;
+    idt_error err;
+    if (idt_batcher_new(v, 1, 0, 2, 0, &it, &err) == 0) {
+        idt_batch *b;
+        if (idt_batcher_next(it, &b, -1, &err) == 1) idt_batch_free(b);
+        idt_batcher_free(it);
+    }
+    return nthreads();
+}
+
+/* A view of n rows from two stores (one through a shuffle): an int64 "id", a (3,) float32
+ * "f", a UTF8 "s" and a BYTES "b" whose lengths vary by row. */
+static idt_view *batch_view(int64_t n) {
+    int64_t h = n / 2;
+    idt_view *parts[2] = {NULL, NULL};
+    idt_error err;
+    for (int p = 0; p < 2; p++) {
+        int64_t m = p ? n - h : h, first = p ? h : 0;
+        int64_t *id = malloc((size_t)(m ? m : 1) * 8);
+        float *f = malloc((size_t)(m ? m : 1) * 12);
+        char **s = malloc((size_t)(m ? m : 1) * sizeof *s), **b = malloc((size_t)(m ? m : 1) * sizeof *b);
+        for (int64_t i = 0; i < m; i++) {
+            int64_t k = first + i;
+            id[i] = k;
+            for (int q = 0; q < 3; q++) f[3 * i + q] = (float)k + q * 0.25f;
+            s[i] = malloc(64);
+            b[i] = malloc(64);
+            int ls = snprintf(s[i], 64, "row %lld", (long long)k);
+            for (int q = 0; q < k % 5; q++) ls += snprintf(s[i] + ls, 64 - (size_t)ls, "\xC3\xBC");
+            snprintf(b[i], 64, "%0*lld", (int)(k % 9) + 1, (long long)k);
+        }
+        int64_t three[1] = {3};
+        h_col cols[4] = {{"id", IDT_COL_FIXED, "<i8", 8, 0, NULL, id, 0, NULL},
+                         {"f", IDT_COL_FIXED, "<f4", 4, 1, three, f, 0, NULL},
+                         {"s", IDT_COL_UTF8, NULL, 0, 0, NULL, s, 0, NULL},
+                         {"b", IDT_COL_BYTES, NULL, 0, 0, NULL, b, 0, NULL}};
+        if (h_view(cols, 4, m, &parts[p], &err)) h_fail(__FILE__, __LINE__, "view: %s", err.msg);
+        for (int64_t i = 0; i < m; i++) {
+            free(s[i]);
+            free(b[i]);
+        }
+        free(id);
+        free(f);
+        free(s);
+        free(b);
+    }
+    idt_view *sh = NULL, *v = NULL;
+    if (parts[0] && parts[1] && idt_view_shuffle(parts[1], 3, &sh, &err) == 0 &&
+        idt_view_concat((idt_view *[]){parts[0], sh}, 2, &v, &err) != 0)
+        h_fail(__FILE__, __LINE__, "concat: %s", err.msg);
+    idt_view_decref(sh);
+    idt_view_decref(parts[0]);
+    idt_view_decref(parts[1]);
+    return v;
+}
+
+static int64_t expected_workers(int64_t threads, int64_t readahead, int64_t nbatches) {
+    if (threads <= 1 && readahead == 0) return 0;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int64_t w = threads;
+    if (cpus > 0 && w > 2 * cpus) w = 2 * cpus;
+    if (w > IDT_BATCH_MAX_WORKERS) w = IDT_BATCH_MAX_WORKERS;
+    if (w > nbatches) w = nbatches;
+    return w;
+}
+
+/* Check batch b against a plain gather of its rows. */
+static int batch_matches(const idt_view *v, const idt_batch *b, int64_t bs, int64_t nrows_total) {
+    int64_t start = b->index * bs;
+    int64_t n = nrows_total - start < bs ? nrows_total - start : bs;
+    if (b->nrows != n || b->ncols != v->ncols) return 0;
+    idt_rowsel sel = {start, 1, n, NULL};
+    void *outs[8];
+    int64_t w[8];
+    h_gather(v, &sel, outs, w);
+    int ok = 1;
+    for (int64_t j = 0; j < v->ncols && ok; j++) {
+        const idt_column *c = idt_view_column(v, j);
+        if (b->widths[j] != w[j]) ok = 0;
+        int64_t rb = c->kind == IDT_COL_FIXED ? c->row_bytes
+                   : c->row_elems * w[j] * (c->kind == IDT_COL_UTF8 ? 4 : 1);
+        if (ok && b->bufs[j] && memcmp(b->bufs[j], outs[j], (size_t)(n * rb))) ok = 0;
+    }
+    h_free_outs(outs, v->ncols);
+    return ok;
+}
+
+/* Iterate v fully; returns batches seen, or -1 on a mismatch or error. */
+static int64_t run_all(idt_view *v, int64_t bs, int drop_last, int64_t threads, int64_t readahead,
+                       int timeout_ms) {
+    idt_batcher *it;
+    idt_error err;
+    if (CHECK_OK(idt_batcher_new(v, bs, drop_last, threads, readahead, &it, &err), err)) return -1;
+    int64_t len = idt_view_len(v);
+    int64_t nb = drop_last ? len / bs : len / bs + (len % bs != 0);
+    CHECK_EQ(idt_batcher_count(it), nb);
+    CHECK_EQ(idt_batcher_workers(it), expected_workers(threads, readahead, nb));
+    CHECK(idt_batcher_view(it) == v);
+    int64_t seen = 0;
+    for (;;) {
+        idt_batch *b = NULL;
+        int rc = idt_batcher_next(it, &b, timeout_ms, &err);
+        if (rc == IDT_TIMEOUT) continue;
+        if (rc == 0) break;
+        if (rc != 1) {
+            h_fail(__FILE__, __LINE__, "next: %d %s", rc, err.msg);
+            seen = -1;
+            break;
+        }
+        if (b->index != seen || !batch_matches(v, b, bs, len)) {
+            h_fail(__FILE__, __LINE__,
+                   "batch %lld (index %lld) differs: bs %lld drop_last %d threads %lld readahead %lld",
+                   (long long)seen, (long long)b->index, (long long)bs, drop_last, (long long)threads,
+                   (long long)readahead);
+            idt_batch_free(b);
+            seen = -1;
+            break;
+        }
+        /* the caller may take a buffer: it owns it then */
+        if (seen % 2 == 0) {
+            void *mine = b->bufs[0];
+            b->bufs[0] = NULL;
+            idt_free(mine);
+        }
+        idt_batch_free(b);
+        seen++;
+    }
+    if (seen >= 0) {
+        CHECK_EQ(seen, nb);
+        idt_batch *b = NULL;
+        CHECK_EQ(idt_batcher_next(it, &b, -1, &err), 0); /* stays at the end */
+    }
+    idt_batcher_free(it);
+    return seen;
+}
+
+static void test_batch_content(void) {
+    enum { N = 403 };
+    idt_view *v = batch_view(N);
+    REQUIRE(v != NULL);
+    int64_t threads0 = baseline_threads(v);
+    for (int64_t t = 1; t <= 4; t++)
+        for (int64_t ra = 0; ra <= 8; ra++) {
+            int64_t bs = (t * 9 + ra) % 3 == 0 ? 64 : 7;
+            if (run_all(v, bs, (int)((t + ra) % 2), t, ra, ra % 3 == 0 ? 0 : -1) < 0) goto out;
+        }
+    /* one batch of everything; batches of one row; a batch larger than the view */
+    CHECK_EQ(run_all(v, N, 0, 3, 2, -1), 1);
+    CHECK_EQ(run_all(v, 1, 0, 4, 8, -1), N);
+    CHECK_EQ(run_all(v, 1000, 0, 2, 0, -1), 1);
+    CHECK_EQ(run_all(v, 1000, 1, 2, 0, -1), 0);
+    CHECK_EQ(run_all(v, 10, 0, 64, 10000, -1), 41); /* threads and window capped */
+    CHECK_EQ(run_all(v, INT64_MAX, 0, 1000, INT64_MAX, -1), 1); /* no overflow anywhere */
+    CHECK_EQ(run_all(v, INT64_MAX, 1, 1000, INT64_MAX, -1), 0);
+out:
+    CHECK_EQ(nthreads(), threads0);
+    idt_view_decref(v);
+}
+
+/* The iterator holds its own reference to the view. */
+static void test_batch_holds_view(void) {
+    idt_view *v = batch_view(100);
+    REQUIRE(v != NULL);
+    idt_batcher *it;
+    idt_error err;
+    REQUIRE(CHECK_OK(idt_batcher_new(v, 30, 0, 2, 2, &it, &err), err) == 0);
+    int64_t *ids = h_col_i64(v, h_vcol(v, "id"));
+    idt_view_decref(v);
+    idt_batch *b;
+    int64_t k = 0;
+    int rc;
+    while ((rc = idt_batcher_next(it, &b, -1, &err)) == 1) {
+        for (int64_t i = 0; i < b->nrows; i++) CHECK_EQ(((int64_t *)b->bufs[2])[i], ids[k + i]); /* b, f, id, s */
+        k += b->nrows;
+        idt_batch_free(b);
+    }
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(k, 100);
+    free(ids);
+    idt_batcher_free(it);
+}
+
+/* Freeing with batches in flight joins every worker and frees every buffer. */
+static void test_batch_early_free(void) {
+    idt_view *v = batch_view(2000);
+    REQUIRE(v != NULL);
+    int64_t threads0 = baseline_threads(v);
+    idt_error err;
+    for (int rep = 0; rep < 40; rep++) {
+        h_snap before;
+        h_snap_take(&before);
+        idt_batcher *it;
+        int64_t t = 1 + rep % 4, ra = rep % 9;
+        REQUIRE(CHECK_OK(idt_batcher_new(v, 16, 0, t, ra, &it, &err), err) == 0);
+        int take = rep % 3; /* 0, 1 or 2 batches taken first */
+        for (int k = 0; k < take; k++) {
+            idt_batch *b;
+            CHECK_EQ(idt_batcher_next(it, &b, -1, &err), 1);
+            idt_batch_free(b);
+        }
+        if (rep % 5 == 0) usleep(2000); /* let the workers fill the window */
+        idt_batcher_free(it);
+        CHECK_EQ(nthreads(), threads0);
+        CHECK_SNAP(before);
+    }
+    idt_batcher_free(NULL);
+    idt_batch_free(NULL);
+    idt_view_decref(v);
+}
+
+static void test_batch_stop_all(void) {
+    idt_view *v = batch_view(500);
+    REQUIRE(v != NULL);
+    int64_t threads0 = baseline_threads(v);
+    idt_batcher *a, *b, *c;
+    idt_error err;
+    REQUIRE(CHECK_OK(idt_batcher_new(v, 10, 0, 3, 4, &a, &err), err) == 0);
+    REQUIRE(CHECK_OK(idt_batcher_new(v, 10, 0, 2, 0, &b, &err), err) == 0);
+    REQUIRE(CHECK_OK(idt_batcher_new(v, 10, 0, 1, 0, &c, &err), err) == 0);
+    idt_batch *x;
+    CHECK_EQ(idt_batcher_next(a, &x, -1, &err), 1);
+    idt_batch_free(x);
+    idt_batcher_stop_all();
+    CHECK_EQ(nthreads(), threads0);
+    CHECK_EQ(idt_batcher_next(a, &x, -1, &err), 0);
+    CHECK_EQ(idt_batcher_next(b, &x, 0, &err), 0);
+    idt_batcher_free(b);
+    idt_batcher_free(a);
+    idt_batcher_free(c);
+    idt_batcher_stop_all(); /* nothing live */
+    idt_view_decref(v);
+}
+
+static void test_batch_bad_args(void) {
+    idt_view *v = batch_view(10);
+    REQUIRE(v != NULL);
+    idt_batcher *it = NULL;
+    idt_error err;
+    CHECK_ERR(idt_batcher_new(v, 0, 0, 1, 0, &it, &err), IDT_EVALUE, err, "batch_size must be at least 1, not 0");
+    CHECK_ERR(idt_batcher_new(v, -5, 0, 1, 0, &it, &err), IDT_EVALUE, err, "-5");
+    CHECK_ERR(idt_batcher_new(v, 4, 0, 0, 0, &it, &err), IDT_EVALUE, err, "threads must be at least 1, not 0");
+    CHECK_ERR(idt_batcher_new(v, 4, 0, 1, -1, &it, &err), IDT_EVALUE, err, "readahead must be 0 or more, not -1");
+    CHECK(it == NULL);
+    idt_view_decref(v);
+}
+
+static void test_batch_empty(void) {
+    idt_view *v = batch_view(0);
+    REQUIRE(v != NULL);
+    CHECK_EQ(idt_view_len(v), 0);
+    CHECK_EQ(run_all(v, 5, 0, 1, 0, -1), 0);
+    CHECK_EQ(run_all(v, 5, 0, 4, 8, -1), 0);
+    CHECK_EQ(run_all(v, 5, 1, 4, 8, 0), 0);
+    idt_view_decref(v);
+}
+
+int main(int argc, char **argv) {
+    static const h_test tests[] = {
+        H_TEST(test_batch_content),
+        H_TEST(test_batch_holds_view),
+        H_TEST(test_batch_early_free),
+        H_TEST(test_batch_stop_all),
+        H_TEST(test_batch_bad_args),
+        H_TEST(test_batch_empty),
+    };
+    return h_main(tests, (int)(sizeof tests / sizeof tests[0]), argc, argv);
+}
