@@ -13,9 +13,8 @@ PYTEST_ARGS ?=
 
 all: build
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "numpy>=2.0" "meson-python>=0.15" "meson>=1.1" ninja pytest hypothesis
 	touch $@
 
@@ -55,7 +54,7 @@ sanitize: test-c
 tsan: $(STAMP)
 	rm -rf $(BUILD)/tsan
 	$(MESON) setup $(BUILD)/tsan --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false
-	TSAN_OPTIONS=halt_on_error=1 $(MESON) test -C $(BUILD)/tsan --print-errorlogs test_batch test_view
+	TSAN_OPTIONS=halt_on_error=1 $(MESON) test -C $(BUILD)/tsan --print-errorlogs test_batch test_view test_tmp
 
 test-py: build
 	$(PY) -m pytest tests/python -q $(PYTEST_ARGS)

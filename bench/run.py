@@ -3,7 +3,7 @@
 
     python bench/run.py            # full: ~2 GB table, 1 GiB goal table, every peer (make bench)
     python bench/run.py --quick    # a few MB, infinidata and NumPy only, no installs (make bench-quick)
-    python bench/run.py --out DIR  # results folder (default bench/results)
+    python bench/run.py --out DIR  # results folder (default bench/results, or bench/results/quick)
 
 Generates the data once (bench/common.py), then runs bench/worker.py once per library, each in
 its own process: infinidata and NumPy np.memmap with this interpreter, Hugging Face datasets and
@@ -234,7 +234,8 @@ def main(argv=None):
                                  "datasets and the original Infinidata")
     ap.add_argument("--quick", action="store_true",
                     help="small sizes (a few MB), infinidata and NumPy only, no installs, no limits.c")
-    ap.add_argument("--out", default=os.path.join(HERE, "results"), help="results folder (default bench/results)")
+    ap.add_argument("--out", help="results folder (default bench/results; bench/results/quick with --quick, "
+                    "so a quick run never overwrites the full run's reports)")
     ap.add_argument("--libs", help="comma-separated subset of: " + ", ".join(LIBS))
     ap.add_argument("--rows", type=int, help="rows of the main table (default 1,000,000: ~2 GB)")
     ap.add_argument("--g-rows", type=int, help="rows of the 128-float goal table (default 2,097,152: 1 GiB)")
@@ -243,7 +244,21 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, help="best of this many runs, within a time budget (default 3)")
     ap.add_argument("--tmp", help="where the data and the libraries' temp files go (default: system temp)")
     ap.add_argument("--no-limits", action="store_true", help="skip ../shared/tools/limits.c")
+    ap.add_argument("--from-json", metavar="FILE",
+                    help="run nothing: rewrite latest.md and chart.png in --out from a results JSON")
     a = ap.parse_args(argv)
+    if a.out is None:
+        a.out = os.path.join(HERE, "results", "quick") if a.quick else os.path.join(HERE, "results")
+    if a.from_json:
+        with open(a.from_json) as f:
+            res = json.load(f)
+        res["goals"] = report.goals(res)
+        os.makedirs(a.out, exist_ok=True)
+        with open(os.path.join(a.out, "latest.md"), "w") as f:
+            f.write(report.markdown(res))
+        report.chart(res, os.path.join(a.out, "chart.png"))
+        log(f"rewrote latest.md and chart.png in {a.out} from {a.from_json}")
+        return 0
 
     params = dict(QUICK if a.quick else FULL)
     for k in ("rows", "g_rows", "shuffle_rows", "timeout", "repeat"):

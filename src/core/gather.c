@@ -218,8 +218,9 @@ void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs
             if (take > sel->count - j) take = sel->count - j;
             const idt_segment *s = &v->segs[k];
             if (s->kind == IDT_SEG_RUN) {
-                gather_run(v, s, s->start + (x - v->cum[k]) * s->step, s->step * step, take, j,
-                           outs, widths);
+                /* one row: any stride (a loaded one-row segment's step may be anything) */
+                gather_run(v, s, s->start + (x - v->cum[k]) * s->step, take > 1 ? s->step * step : 1,
+                           take, j, outs, widths);
             } else {
                 for (int64_t d = 0; d < take; d += CHUNK) {
                     int64_t n = take - d < CHUNK ? take - d : CHUNK;

@@ -224,6 +224,7 @@ static int build_manifest(const idt_view *v, const objects *o, int mode, wbuf *w
         if (o->kinds[i] == OBJ_REFS) {
             const idt_refs *r = o->objs[i];
             w64(w, (uint64_t)r->n);
+            w64(w, r->hash);
             w64(w, (uint64_t)r->nstores);
             for (int64_t s = 0; s < r->nstores; s++)
                 w64(w, (uint64_t)ptrmap_get(&o->map, r->stores[s]));
@@ -427,7 +428,7 @@ static int corrupt(idt_error *err, const char *what, const char *why) {
 }
 
 /* Parse and load a manifest held in buf. dir is the saved directory (SAVED mode), or NULL. */
-static int load_manifest(const char *buf, size_t len, const char *dir, const char *what,
+static int load_manifest(const char *buf, size_t len, const char *dir, int verify, const char *what,
                          idt_view **out, idt_error *err) {
     if (len < VHDR || memcmp(buf, VMAGIC, 8) != 0) return corrupt(err, what, "not an infinidata view manifest");
     uint32_t version, mode;
@@ -536,7 +537,8 @@ static int load_manifest(const char *buf, size_t len, const char *dir, const cha
         uint8_t uid[16];
         rget(&r, uid, 16);
         if (r.bad || pl == 0 || pl > 4096 || (size_t)(r.end - r.p) < pl ||
-            (L->kind != OBJ_STORE && L->kind != OBJ_REFS)) {
+            (L->kind != OBJ_STORE && L->kind != OBJ_REFS) ||
+            (!dir && off % 8)) { /* blobs start 64-byte aligned: offsets and refs are read as uint64 */
             rc = corrupt(err, what, "bad file entry");
             goto done;
         }
@@ -580,13 +582,23 @@ static int load_manifest(const char *buf, size_t len, const char *dir, const cha
                 rc = corrupt(err, what, "a store file does not match its entry");
                 goto done;
             }
+            if (verify && (rc = idt_store_verify(L->store, full, err))) {
+                idt_free(full);
+                goto done;
+            }
         } else {
             L->blob = b;
             L->n = r64(&r);
+            uint64_t hash = r64(&r);
             L->nslots = r64(&r);
             if (r.bad || L->n > size / 8 || L->nslots > nobj || L->nslots > (uint64_t)IDT_MAX_SLOTS) {
                 idt_free(full);
                 rc = corrupt(err, what, "bad ref array entry");
+                goto done;
+            }
+            if (verify && idt_hash_fast(b->data, (size_t)L->n * 8, 0) != hash) {
+                rc = idt_error_set(err, IDT_ECORRUPT, "%s: ref array checksum mismatch (damaged file)", full);
+                idt_free(full);
                 goto done;
             }
             L->slots = idt_malloc((L->nslots ? L->nslots : 1) * 8);
@@ -621,7 +633,10 @@ static int load_manifest(const char *buf, size_t len, const char *dir, const cha
                 for (uint64_t s = 0; s < L->nslots; s++) t[s] = objs[L->slots[s]].store;
                 rc = idt_refs_new(b, (int64_t)L->n, t, (int64_t)L->nslots, uid, &L->refs, err);
                 idt_free(t);
-                if (!rc) L->blob = NULL; /* the refs own it */
+                if (!rc) {
+                    L->blob = NULL; /* the refs own it */
+                    L->refs->hash = hash;
+                }
             }
             if (rc) {
                 idt_free(full);
@@ -688,6 +703,10 @@ done:
 }
 
 int idt_view_load(const char *dir, const char *name, idt_view **out, idt_error *err) {
+    return idt_view_load_ex(dir, name, 1, out, err);
+}
+
+int idt_view_load_ex(const char *dir, const char *name, int verify, idt_view **out, idt_error *err) {
     if (!valid_name(name)) return idt_error_set(err, IDT_EVALUE, "bad name '%s'", name);
     char mname[256];
     snprintf(mname, sizeof mname, "%s.idtview", name);
@@ -701,7 +720,7 @@ int idt_view_load(const char *dir, const char *name, idt_view **out, idt_error *
         idt_free(mpath);
         return rc;
     }
-    rc = load_manifest(b->data, b->size, dir, mpath, out, err);
+    rc = load_manifest(b->data, b->size, dir, verify, mpath, out, err);
     idt_blob_decref(b);
     idt_free(mpath);
     return rc;
@@ -723,5 +742,6 @@ int idt_view_describe(const idt_view *v, char **out, size_t *len, idt_error *err
 }
 
 int idt_view_from_description(const char *buf, size_t len, idt_view **out, idt_error *err) {
-    return load_manifest(buf, len, NULL, "view description", out, err);
+    /* a description names live files of a running process: no content pass needed */
+    return load_manifest(buf, len, NULL, 0, "view description", out, err);
 }

@@ -29,6 +29,10 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
 /* Load the view saved as `name` in `dir`. Errors: IDT_EIO (missing files: errno ENOENT),
  * IDT_ECORRUPT (naming the file and the problem), IDT_ENOMEM. */
 int idt_view_load(const char *dir, const char *name, idt_view **out, idt_error *err);
+/* As idt_view_load; with verify 0 the content checksums of row data and ref arrays are not
+ * checked (a load then touches only headers and refs, not every byte). Everything that
+ * memory safety depends on is validated either way. */
+int idt_view_load_ex(const char *dir, const char *name, int verify, idt_view **out, idt_error *err);
 
 /* A self-contained description of `v` naming its files by absolute path and offset (the
  * caller frees *out with idt_free). Another process can map the same files with

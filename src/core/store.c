@@ -10,8 +10,38 @@
 #include "utf8.h"
 
 static const char MAGIC[8] = {'I', 'D', 'T', 'S', 'T', 'O', 'R', 0};
-enum { HDR_FIXED = 56, BUF_ALIGN = 64 };
+enum { HDR_FIXED = 64, BUF_ALIGN = 64 };
 static _Atomic int64_t store_serial;
+
+static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t idt_hash_fast(const void *p, size_t n, uint64_t seed) {
+    const uint64_t P1 = 0x9E3779B185EBCA87u, P2 = 0xC2B2AE3D27D4EB4Fu, P3 = 0x165667B19E3779F9u;
+    const unsigned char *s = p, *end = s + n;
+    uint64_t a = seed + P1 + P2, b = seed + P2, c = seed, d = seed - P1;
+    while (end - s >= 32) {
+        uint64_t w[4];
+        memcpy(w, s, 32);
+        a = rotl64(a + w[0] * P2, 31) * P1;
+        b = rotl64(b + w[1] * P2, 31) * P1;
+        c = rotl64(c + w[2] * P2, 31) * P1;
+        d = rotl64(d + w[3] * P2, 31) * P1;
+        s += 32;
+    }
+    uint64_t h = rotl64(a, 1) + rotl64(b, 7) + rotl64(c, 12) + rotl64(d, 18) + (uint64_t)n;
+    while (end - s >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = rotl64(h ^ (rotl64(w * P2, 31) * P1), 27) * P1 + P3;
+        s += 8;
+    }
+    while (s < end) h = rotl64(h ^ (*s++ * P3), 11) * P1;
+    h ^= h >> 33;
+    h *= P2;
+    h ^= h >> 29;
+    h *= P3;
+    return h ^ (h >> 32);
+}
 
 uint64_t idt_hash64(const void *p, size_t n, uint64_t seed) {
     const unsigned char *s = p;
@@ -162,7 +192,8 @@ static void put64(char **p, uint64_t v) { memcpy(*p, &v, 8); *p += 8; }
 
 /* Write the header for `s` into `dst` (hdr_size bytes), checksum included. */
 static void write_header(char *dst, size_t hdr_size, const idt_schema *s, int64_t nrows,
-                         const col_layout *lay, const int *ascii, const uint8_t *uid) {
+                         const col_layout *lay, const int *ascii, const uint8_t *uid,
+                         uint64_t data_hash) {
     memset(dst, 0, hdr_size);
     char *p = dst;
     memcpy(p, MAGIC, 8);
@@ -174,6 +205,7 @@ static void write_header(char *dst, size_t hdr_size, const idt_schema *s, int64_
     put64(&p, 0); /* checksum, filled below */
     memcpy(p, uid, 16);
     p += 16;
+    put64(&p, data_hash);
     for (int64_t i = 0; i < s->ncols; i++) {
         const idt_column *c = &s->cols[i];
         char *start = p;
@@ -411,7 +443,9 @@ int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *e
     }
     uint8_t uid[16];
     idt_random_bytes(uid, sizeof uid);
-    write_header(b->blob->data, b->hdr_size, b->schema, b->nrows, b->lay, ascii, uid);
+    size_t data_off = (size_t)align64(b->hdr_size);
+    uint64_t data_hash = idt_hash_fast(b->blob->data + data_off, b->blob->size - data_off, 0);
+    write_header(b->blob->data, b->hdr_size, b->schema, b->nrows, b->lay, ascii, uid, data_hash);
     idt_free(ascii);
     idt_blob *blob = b->blob;
     idt_blob_seal(blob);
@@ -540,7 +574,9 @@ int idt_store_open_blob(idt_blob *blob, const char *what, idt_store **out, idt_e
     for (uint64_t i = 0; i < ncols; i++) {
         const idt_column *c = &schema->cols[i];
         const col_layout *l = &lay[i];
-        if (l->buf_off > size || l->buf_len > size - l->buf_off || l->buf_off % 8) goto bad_buf;
+        if (l->buf_off < hdr_size || l->buf_off > size || l->buf_len > size - l->buf_off ||
+            l->buf_off % 8)
+            goto bad_buf;
         sc[i].data = base + l->buf_off;
         if (c->kind == IDT_COL_FIXED) {
             if (c->row_bytes && nrows > UINT64_MAX / (uint64_t)c->row_bytes) goto bad_buf;
@@ -549,16 +585,24 @@ int idt_store_open_blob(idt_blob *blob, const char *what, idt_store **out, idt_e
         } else {
             if (c->row_elems && nrows > ((uint64_t)1 << 60) / (uint64_t)c->row_elems) goto bad_buf;
             uint64_t nstr = nrows * (uint64_t)c->row_elems;
-            if (l->off_off > size || l->off_off % 8 || l->off_len != (nstr + 1) * 8 ||
+            if (l->off_off < hdr_size || l->off_off > size || l->off_off % 8 || l->off_len != (nstr + 1) * 8 ||
                 l->off_len > size - l->off_off)
                 goto bad_buf;
             const uint64_t *off = (const uint64_t *)(base + l->off_off);
             sc[i].offsets = off;
             sc[i].ascii = ascii[i];
             if (off[0] != 0 || off[nstr] != l->buf_len) goto bad_buf;
-            if (deep)
+            if (deep) {
                 for (uint64_t k = 0; k < nstr; k++)
                     if (off[k] > off[k + 1]) goto bad_buf;
+                /* every read path must see the same strings: check the encoding too */
+                if (c->kind == IDT_COL_UTF8) {
+                    const char *data = base + l->buf_off;
+                    for (uint64_t k = 0; k < nstr; k++)
+                        if (!idt_utf8_valid(data + off[k], (size_t)(off[k + 1] - off[k]), ascii[i]))
+                            goto bad_buf;
+                }
+            }
         }
         continue;
     bad_buf:
@@ -572,6 +616,8 @@ int idt_store_open_blob(idt_blob *blob, const char *what, idt_store **out, idt_e
     st->blob = blob;
     st->id = atomic_fetch_add(&store_serial, 1);
     memcpy(st->uid, base + 40, 16);
+    memcpy(&st->data_hash, base + 56, 8);
+    st->data_off = (size_t)align64(hdr_size);
     *out = st;
     sc = NULL;
     st = NULL;
@@ -623,4 +669,13 @@ int64_t idt_fixed_bytes_len(const char *src, int64_t n, int64_t width) {
         total += len;
     }
     return total;
+}
+
+int idt_store_verify(const idt_store *s, const char *what, idt_error *err) {
+    const idt_blob *b = s->blob;
+    if (s->data_off > b->size) return idt_error_set(err, IDT_ECORRUPT, "%s: truncated", what);
+    uint64_t h = idt_hash_fast(b->data + s->data_off, b->size - s->data_off, 0);
+    if (h != s->data_hash)
+        return idt_error_set(err, IDT_ECORRUPT, "%s: row data checksum mismatch (damaged file)", what);
+    return 0;
 }

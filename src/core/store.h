@@ -74,6 +74,8 @@ typedef struct idt_store {
     idt_blob *blob;
     int64_t id;                 /* process-unique serial */
     uint8_t uid[16];            /* random identity, kept in the header: names the saved file */
+    uint64_t data_hash;         /* idt_hash_fast of the bytes after the header (in the header) */
+    size_t data_off;            /* where those bytes start */
 } idt_store;
 
 void idt_store_incref(idt_store *s);
@@ -119,5 +121,12 @@ int idt_store_open_blob(idt_blob *blob, const char *what, idt_store **out, idt_e
 
 /* FNV-1a style 64-bit hash used for header checksums. */
 uint64_t idt_hash64(const void *p, size_t n, uint64_t seed);
+/* A fast 64-bit hash (four 64-bit lanes, xxHash64 style) for content checksums of row data
+ * and ref arrays: several GB/s, so a load can afford to check every byte. */
+uint64_t idt_hash_fast(const void *p, size_t n, uint64_t seed);
+
+/* Check a store's row data against the checksum in its header. Errors: IDT_ECORRUPT naming
+ * `what`. */
+int idt_store_verify(const idt_store *s, const char *what, idt_error *err);
 
 #endif

@@ -48,3 +48,17 @@ void idt_utf8_decode(const char *src, size_t n, uint32_t *dst, int64_t width) {
     }
     if (k < width) memset(dst + k, 0, (size_t)(width - k) * sizeof *dst);
 }
+
+int idt_utf8_valid(const char *src, size_t n, int ascii) {
+    const unsigned char *s = (const unsigned char *)src, *end = s + n;
+    while (s < end) {
+        unsigned char b = *s++;
+        if (b < 0x80) continue;
+        if (ascii || b < 0xC0) return 0;
+        int extra = b >= 0xFE ? 6 : b >= 0xFC ? 5 : b >= 0xF8 ? 4 : b >= 0xF0 ? 3 : b >= 0xE0 ? 2 : 1;
+        if (end - s < extra) return 0;
+        for (int k = 0; k < extra; k++)
+            if ((*s++ & 0xC0) != 0x80) return 0;
+    }
+    return 1;
+}

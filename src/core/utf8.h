@@ -20,6 +20,10 @@ static inline int idt_utf8_cp_len(uint32_t cp) {
 /* Encode `n` code points; returns bytes written (dst must have room: idt_utf8_cp_len sum). */
 size_t idt_utf8_encode(const uint32_t *src, size_t n, char *dst);
 
+/* 1 if `n` bytes are well-formed generalized UTF-8 (each lead byte followed by exactly its
+ * continuation bytes; with ascii set, every byte < 0x80), else 0. */
+int idt_utf8_valid(const char *src, size_t n, int ascii);
+
 /* Number of code points in `n` bytes (bytes that are not continuation bytes). */
 int64_t idt_utf8_count(const char *src, size_t n);
 

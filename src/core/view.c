@@ -340,6 +340,7 @@ static int view_from_index(idt_view *v, ixbuf *x, int64_t n, idt_view **out, idt
     idt_view *o = NULL;
     int rc = 0;
     if (composer_init(&c, v) != 0 || compose(&c, x->p, n) != 0) goto oom;
+    uint64_t hash = idt_hash_fast(x->p, (size_t)n * 8, 0);
     if (x->heap) {
         rc = idt_blob_write(x->blob, 0, x->p, (size_t)n * 8, err);
         if (rc) goto fail;
@@ -356,6 +357,7 @@ static int view_from_index(idt_view *v, ixbuf *x, int64_t n, idt_view **out, idt
     r->ref = (const uint64_t *)x->blob->data;
     r->n = n;
     idt_random_bytes(r->uid, sizeof r->uid);
+    r->hash = hash;
     atomic_store(&r->refs, 1);
     if (x->heap) idt_free(x->p);
     idt_segment s = {IDT_SEG_REFS, NULL, r, 0, 1, n};
@@ -543,6 +545,11 @@ int idt_view_remove_strings(idt_view *v, const char *name, const char *const *st
     for (int64_t i = 0; i < t.cap; i++) t.slots[i] = -1;
     for (int64_t i = 0; i < n; i++) { /* trailing NULs are padding, as when stored */
         int64_t l = lens[i];
+        if (l < 0) {
+            idt_free(tl);
+            idt_free(t.slots);
+            return idt_error_set(err, IDT_EVALUE, "string %lld has negative length", (long long)i);
+        }
         while (l > 0 && strs[i][l - 1] == 0) l--;
         tl[i] = l;
     }
@@ -620,6 +627,9 @@ int idt_refs_new(idt_blob *blob, int64_t n, idt_store *const *stores, int64_t ns
 /* Check that `st` holds every shown column of the view as the schema describes it. */
 static int store_fits(const idt_schema *schema, const int64_t *cols, int64_t ncols,
                       const idt_store *st, idt_error *err) {
+    if (st->nrows >= IDT_MAX_STORE_ROWS) /* rows past 2^40 cannot be refs (see idt_view_from_store) */
+        return idt_error_set(err, IDT_ECORRUPT, "a store holds %lld rows (at most 2^40)",
+                             (long long)st->nrows);
     for (int64_t j = 0; j < ncols; j++) {
         const idt_column *c = &schema->cols[cols[j]];
         int64_t k = idt_schema_find(st->schema, c->name);

@@ -34,6 +34,7 @@ typedef struct idt_refs {
     int64_t nstores;
     idt_store **stores;    /* the slot table; one reference each */
     uint8_t uid[16];       /* random identity: names the saved file */
+    uint64_t hash;         /* idt_hash_fast of the n refs: checked when loaded from disk */
 } idt_refs;
 
 typedef enum { IDT_SEG_RUN = 0, IDT_SEG_REFS = 1 } idt_seg_kind;
@@ -124,7 +125,8 @@ void idt_refs_decref(idt_refs *r);
 /* Make a view from parts: `schema` with columns cols[0..ncols) shown, and segments (their
  * stores and refs get a reference each). Checks each segment against its store or ref array
  * bounds, and every store's columns against the schema (a store missing a shown column or
- * holding it with another kind, dtype or shape is refused). Errors: IDT_ECORRUPT, IDT_ENOMEM. */
+ * holding it with another kind, dtype or shape, or holding IDT_MAX_STORE_ROWS rows or more, is
+ * refused). Errors: IDT_ECORRUPT, IDT_ENOMEM. */
 int idt_view_assemble(idt_schema *schema, const int64_t *cols, int64_t ncols,
                       const idt_segment *segs, int64_t nseg, idt_view **out, idt_error *err);
 

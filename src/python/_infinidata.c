@@ -14,43 +14,32 @@
 /* ---- errors ---- */
 
 PyObject *idt_py_raise(idt_module_state *st, const idt_error *e) {
+    /* Messages may hold paths or names that are not UTF-8: decode leniently. */
+    PyObject *msg = PyUnicode_DecodeUTF8(e->msg, (Py_ssize_t)strlen(e->msg), "backslashreplace");
+    if (!msg) return NULL;
+    PyObject *type = PyExc_ValueError, *arg = msg;
     switch (e->code) {
-    case IDT_ENOMEM:
-        if (e->sys_errno) {
-            PyErr_SetString(PyExc_MemoryError, e->msg);
-            return NULL;
-        }
-        PyErr_SetString(PyExc_MemoryError, e->msg);
-        return NULL;
-    case IDT_EIO: {
-        PyObject *args = Py_BuildValue("(is)", e->sys_errno ? e->sys_errno : EIO, e->msg);
-        if (args) {
-            PyErr_SetObject(PyExc_OSError, args);
-            Py_DECREF(args);
-        }
-        return NULL;
+    case IDT_ENOMEM: type = PyExc_MemoryError; break;
+    case IDT_EIO:
+        type = PyExc_OSError;
+        arg = Py_BuildValue("(iO)", e->sys_errno ? e->sys_errno : EIO, msg);
+        break;
+    case IDT_EINDEX: type = PyExc_IndexError; break;
+    case IDT_ETYPE: type = PyExc_TypeError; break;
+    case IDT_EKEY: type = PyExc_KeyError; break;
+    case IDT_ECORRUPT: type = st->CorruptDataError; break;
+    case IDT_EEXIST:
+        type = PyExc_FileExistsError;
+        arg = Py_BuildValue("(iO)", EEXIST, msg);
+        break;
+    default: break;
     }
-    case IDT_EINDEX: PyErr_SetString(PyExc_IndexError, e->msg); return NULL;
-    case IDT_ETYPE: PyErr_SetString(PyExc_TypeError, e->msg); return NULL;
-    case IDT_EKEY: {
-        PyObject *m = PyUnicode_FromString(e->msg);
-        if (m) {
-            PyErr_SetObject(PyExc_KeyError, m);
-            Py_DECREF(m);
-        }
-        return NULL;
+    if (arg) {
+        PyErr_SetObject(type, arg); /* an (errno, msg) tuple picks the OSError subclass */
+        if (arg != msg) Py_DECREF(arg);
     }
-    case IDT_ECORRUPT: PyErr_SetString(st->CorruptDataError, e->msg); return NULL;
-    case IDT_EEXIST: {
-        PyObject *args = Py_BuildValue("(is)", EEXIST, e->msg);
-        if (args) {
-            PyErr_SetObject(PyExc_FileExistsError, args);
-            Py_DECREF(args);
-        }
-        return NULL;
-    }
-    default: PyErr_SetString(PyExc_ValueError, e->msg); return NULL;
-    }
+    Py_DECREF(msg);
+    return NULL;
 }
 
 /* ---- TableView object ---- */

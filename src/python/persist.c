@@ -27,10 +27,11 @@ PyObject *idt_tv_save_to_disk(PyObject *self, PyObject *args, PyObject *kwds) {
 }
 
 PyObject *idt_tv_load_from_disk(PyObject *cls, PyObject *args, PyObject *kwds) {
-    static char *kw[] = {"dir", "name", NULL};
+    static char *kw[] = {"dir", "name", "verify", NULL};
     PyObject *dir = NULL, *name = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&:load_from_disk", kw, PyUnicode_FSConverter, &dir,
-                                     PyUnicode_FSConverter, &name)) {
+    int verify = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|p:load_from_disk", kw, PyUnicode_FSConverter, &dir,
+                                     PyUnicode_FSConverter, &name, &verify)) {
         Py_XDECREF(dir);
         return NULL;
     }
@@ -40,7 +41,7 @@ PyObject *idt_tv_load_from_disk(PyObject *cls, PyObject *args, PyObject *kwds) {
     int rc;
     const char *d = PyBytes_AS_STRING(dir), *n = PyBytes_AS_STRING(name);
     Py_BEGIN_ALLOW_THREADS
-    rc = idt_view_load(d, n, &v, &err);
+    rc = idt_view_load_ex(d, n, verify, &v, &err);
     Py_END_ALLOW_THREADS
     Py_DECREF(dir);
     Py_DECREF(name);

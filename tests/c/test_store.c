@@ -520,7 +520,7 @@ static void fix_sum(unsigned char *img, size_t n) {
 /* Offset of column i's description, and of its layout fields (buf_off, buf_len, off_off,
  * off_len, ascii). */
 static size_t col_desc(const unsigned char *img, int64_t i) {
-    size_t p = 56;
+    size_t p = 64;
     for (int64_t k = 0; k < i; k++) {
         uint32_t ndim = rd32(img + p + 4), nl = rd32(img + p + 8), dl = rd32(img + p + 12);
         size_t s = (24 + 8 * (size_t)ndim + nl + dl + 7) & ~(size_t)7;

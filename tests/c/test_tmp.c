@@ -428,6 +428,12 @@ static void test_gc(void) {
     char young[700], old[700], lk[800];
     snprintf(young, sizeof young, "%s/.new-999999-young", root);
     snprintf(old, sizeof old, "%s/.new-999998-old", root);
+    const char *left[2] = {young, old}; /* from an earlier run that crashed */
+    for (int i = 0; i < 2; i++) {
+        snprintf(lk, sizeof lk, "%s/lock", left[i]);
+        unlink(lk);
+        rmdir(left[i]);
+    }
     CHECK(mkdir(young, 0700) == 0 && mkdir(old, 0700) == 0);
     snprintf(lk, sizeof lk, "%s/lock", young);
     close(open(lk, O_CREAT | O_RDWR, 0600));
@@ -438,6 +444,7 @@ static void test_gc(void) {
     /* a file and a non-matching directory under the root are not the collector's */
     char other[700];
     snprintf(other, sizeof other, "%s/zz-not-ours", root);
+    rmdir(other);
     CHECK(mkdir(other, 0700) == 0);
 
     /* dry run: counts, removes nothing */

@@ -108,9 +108,13 @@ static void fz_write_file(const char *name, const uint8_t *p, size_t n) {
 static void fz_fix_store(uint8_t *p, size_t n) {
     static const char magic[8] = {'I', 'D', 'T', 'S', 'T', 'O', 'R', 0};
     uint32_t hdr;
-    if (n < 56 || memcmp(p, magic, 8)) return;
+    if (n < 64 || memcmp(p, magic, 8)) return;
     memcpy(&hdr, p + 12, 4);
-    if (hdr < 56 || hdr > n) return;
+    if (hdr < 64 || hdr > n) return;
+    /* the row data checksum too, so mutations reach the deeper checks */
+    size_t data = ((size_t)hdr + 63) & ~(size_t)63;
+    uint64_t dh = data <= n ? idt_hash_fast(p + data, n - data, 0) : 0;
+    memcpy(p + 56, &dh, 8);
     memset(p + 32, 0, 8);
     uint64_t h = idt_hash64(p, hdr, 0);
     memcpy(p + 32, &h, 8);
@@ -224,11 +228,9 @@ static void fz_read(idt_view *v, unsigned flags, int full) {
     if (n == 0 || !full) return;
     idt_rowsel tail = {n - 1, -1, m, NULL};
     fz_gather(v, &tail);
-    if (n > 1) {
-        int64_t step = 3, cnt = (n - 2) / step + 1;
-        idt_rowsel strided = {1, step, cnt < m ? cnt : m, NULL};
-        fz_gather(v, &strided);
-    }
+    int64_t cnt = (n - 1) / 3 + 1;
+    idt_rowsel strided = {0, 3, cnt < m ? cnt : m, NULL};
+    fz_gather(v, &strided);
     int64_t idx[32];
     uint64_t x = flags * 0x9E3779B97F4A7C15u + (uint64_t)n;
     for (int i = 0; i < 32; i++) {

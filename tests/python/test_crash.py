@@ -31,9 +31,9 @@ TV = infinidata.TableView
 print(core._tmp_dir(), flush=True)
 keep = []
 i = 0
+words = np.array([str(k % 977) for k in range(160_000)])
 while True:
-    big = TV({"x": np.arange(200_000 + i, dtype=np.int64),
-              "s": np.array([str(k % 977) for k in range(200_000 + i)])})
+    big = TV({"x": np.arange(150_000 + i, dtype=np.int64), "s": words[:150_000 + i]})
     small = TV({"x": np.arange(i + 1, dtype=np.int64), "s": np.array(["é"] * (i + 1))})
     keep.append(TV.concat([big.shuffle(seed=i), small]))
     for b in keep[-1].batch_iter(50_000, threads=2, readahead=2):

@@ -78,9 +78,15 @@ class TableModel(RuleBasedStateMachine):
     # ---- helpers ----
 
     def check_full(self, tv, model):
-        assert len(tv) == nrows(model)
+        """Every row, and a few fixed reads of each key kind (the read rule draws random ones)."""
+        n = nrows(model)
+        assert len(tv) == n
         assert tv.column_names == list(model)
-        assert_same(tv[:], expected(model, slice(None)))
+        keys = [slice(None), slice(None, None, -1), slice(1, None, 3)]
+        if n:
+            keys += [n - 1, -n, np.array([n // 2, 0, -1, n // 2]), np.arange(n) % 3 != 1]
+        for key in keys:
+            assert_same(tv[key], expected(model, key))
 
     def make_column(self, data, kind, n):
         dtype, shape = kind
