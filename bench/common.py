@@ -88,47 +88,16 @@ def main_row_bytes(meta):
 # ---- memory and disk probes ----
 
 
-def rss_anon():
-    """Anonymous resident bytes of this process (RssAnon in /proc/self/status), or 0 where unknown."""
+def rss_anon(pid="self"):
+    """Anonymous resident bytes (RssAnon in /proc/PID/status) of a process, or None where unknown."""
     try:
-        with open("/proc/self/status", "rb") as f:
+        with open(f"/proc/{pid}/status", "rb") as f:
             for line in f:
                 if line.startswith(b"RssAnon:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0
-
-
-class AnonPeak:
-    """Samples RssAnon every `interval` seconds in a thread; .peak_growth is the largest growth
-    over the value at start. A sampler, so a spike shorter than the interval can be missed."""
-
-    def __init__(self, interval=0.002):
-        self.interval = interval
-
-    def __enter__(self):
-        self.start = rss_anon()
-        self.peak = self.start
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def _run(self):
-        while not self._stop.wait(self.interval):
-            v = rss_anon()
-            if v > self.peak:
-                self.peak = v
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        v = rss_anon()
-        if v > self.peak:
-            self.peak = v
-        self.peak_growth = self.peak - self.start
-        return False
+    return None
 
 
 def disk_used(path):

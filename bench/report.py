@@ -107,7 +107,7 @@ def goals(res):
     rss = [R[w]["anon_peak_mb"] for w in ("g_shuffled_pass", "g_shuffled_pass_t2")
            if w in R and "anon_peak_mb" in R[w]]
     add("anonymous RSS growth during a shuffled pass", max(rss) if rss else None, 64, False, "MB",
-        "largest of the 1-thread and threads=2 passes, sampled every 2 ms", "issue 5 item 10")
+        "largest of the 1-thread and threads=2 passes, sampled every 5 ms", "issue 5 item 10")
     add(f"shuffle of {res['params']['shuffle_rows']:,} rows vs np.random.default_rng(s).permutation",
         ratio(S("infinidata", "shuffle_20m"), S("numpy", "shuffle_20m")), 0.5, False, "x",
         "our time / NumPy time", "issue 4 item 3, issue 7 item 5", cratio("infinidata", "numpy", "shuffle_20m"))
@@ -233,8 +233,9 @@ def markdown(res):
     L.append("")
     L.append("## Memory and disk")
     L.append("")
-    L.append("Anonymous RSS peak growth during each workload (MB, sampled every 2 ms) / disk used by the "
-             "library's files after it (MB).")
+    L.append("Anonymous RSS peak growth during each workload (MB; RssAnon of the worker process, read by "
+             "run.py every 5 ms, so a spike shorter than that can be missed; results a workload returns, such "
+             "as the 100,000 rows of a take, count) / disk used by the library's files after it (MB).")
     L.append("")
     L.append("| workload | " + " | ".join(NAMES[l] for l in libs) + " |")
     L.append("|---" * (len(libs) + 1) + "|")

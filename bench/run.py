@@ -44,6 +44,8 @@ LIBS = {  # name -> workloads; the goal table of issue 5 is measured against Num
     "infinidata-0.0.1": MAIN,
 }
 
+RSS_INTERVAL = 0.005  # seconds between samples of a worker's RssAnon (read by this process)
+
 FULL = dict(rows=1_000_000, g_rows=2_097_152, shuffle_rows=20_000_000, batch=4096, point_reads=10_000,
             take_rows=100_000, concat_tables=1000, concat_rows=256, compose_ops=300, compose_budget=90.0, repeat=3,
             repeat_budget=15.0, timeout=300)
@@ -163,14 +165,18 @@ def run_worker(py, lib, workloads, data, work, params, env):
         sel = selectors.DefaultSelector()
         sel.register(p.stdout, selectors.EVENT_READ)
         buf, started, timed_out = b"", time.monotonic(), False
-        eof = False
+        eof, base, peak = False, None, 0
         while not eof and todo:
             limit = params["timeout"] + (120 if not info else 0)  # + start-up (imports)
             left = started + limit - time.monotonic()
             if left <= 0:
                 timed_out = True
                 break
-            if not sel.select(timeout=min(left, 1.0)):
+            ready = sel.select(timeout=min(left, RSS_INTERVAL))
+            v = common.rss_anon(p.pid)  # the worker's anonymous RSS, sampled from outside
+            if v is not None and v > peak:
+                peak = v
+            if not ready:
                 continue
             chunk = os.read(p.stdout.fileno(), 65536)
             if not chunk:
@@ -184,8 +190,13 @@ def run_worker(py, lib, workloads, data, work, params, env):
                     continue
                 if rec.get("event") == "ready":
                     info = rec
+                elif rec.get("event") == "begin":
+                    base = peak = rec.get("rss_anon") or 0
                 elif rec.get("workload") in todo:
                     w = rec.pop("workload")
+                    end = rec.pop("rss_anon_end", None) or 0
+                    if base and "seconds" in rec:
+                        rec["anon_peak_mb"] = (max(peak, end) - base) / 1e6
                     results[w] = rec
                     todo.remove(w)
                     log_record(lib, w, rec)

@@ -19,7 +19,7 @@ import traceback
 import numpy as np
 
 import common
-from common import AnonPeak, disk_used, main_row_bytes, open_data, timed
+from common import disk_used, main_row_bytes, open_data, rss_anon, timed
 
 # ---- adapters: the same operations, one class per library ----
 
@@ -392,20 +392,22 @@ def main():
     b = Bench(A, cols, g, meta, params, a.work)
     for w in a.workloads.split(","):
         rec = {"workload": w}
+        # run.py samples this process's RssAnon from outside (no thread here: a sampling thread
+        # would take the GIL and stall libraries that release it); it needs the value at the start.
+        print(json.dumps({"event": "begin", "workload": w, "rss_anon": rss_anon()}), flush=True)
         try:
             c0, t0 = time.process_time(), time.perf_counter()
             b.cpu = None
-            with AnonPeak() as mem:
-                r = getattr(b, "w_" + w)()
+            r = getattr(b, "w_" + w)()
             if r is not None and b.cpu is not None and "cpu_s" not in r:
                 r["cpu_s"] = b.cpu  # CPU seconds of the timed (fastest) run, all threads
             rec["workload_cpu_s"] = time.process_time() - c0  # CPU of all threads, all runs
             rec["workload_wall_s"] = time.perf_counter() - t0
+            rec["rss_anon_end"] = rss_anon()
             if r is None:
                 rec["skipped"] = "not applicable"
             else:
                 rec.update(r)
-                rec["anon_peak_mb"] = mem.peak_growth / 1e6
         except Exception as e:
             rec["error"] = "%s: %s" % (type(e).__name__, str(e)[:300])
             rec["traceback"] = traceback.format_exc()[-2000:]

@@ -38,7 +38,7 @@ MAX_ROWS = 40
 FIXED = ["bool", "int8", "uint16", "int32", "int64", "uint64", "float16", "float32", "float64",
          "complex64", "complex128", "M8[ns]", "M8[D]", "m8[s]", ">i4", "<f8"]
 ROW_SHAPES = [(), (), (), (2,), (3, 2), (0,), (1,)]
-# NUL (in the middle of a string: trailing ones are NumPy padding), a lone surrogate,
+# NUL (inside a string it is kept; trailing ones are padding, as in NumPy), a lone surrogate,
 # multi-byte UTF-8 of every length
 ALPHABET = ["a", "b", "z", " ", "\t", "é", "ß", "€", "日", "😀", "\x00", "\ud800", "\U0010ffff"]
 
@@ -137,15 +137,21 @@ class TableModel(RuleBasedStateMachine):
     @rule(target=views, n=st.integers(0, MAX_ROWS), data=st.data())
     def construct(self, n, data):
         STEPS["construct"] += 1
-        model = {}
+        source = {}
         for name, kind in self.family.items():
             if name == "id":
-                model[name] = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
+                source[name] = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
             else:
-                model[name] = self.make_column(data, kind, n)
+                source[name] = self.make_column(data, kind, n)
         self.next_id += n
-        tv = TableView(model)
-        # the engine stores native byte order; the model keeps the source array
+        tv = TableView(source)
+        # Object strings are stored as str columns, whose trailing NULs are padding (as in
+        # NumPy 'U' arrays): the model holds them without, or a one-row read of the object
+        # array would keep them.
+        model = dict(source)
+        for name, a in source.items():
+            if a.dtype.kind == "O":
+                model[name] = np.array([_strip_nul(x) for x in a] + [None], dtype=object)[:-1]
         self.check_full(tv, model)
         return (tv, model)
 
