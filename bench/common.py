@@ -6,7 +6,6 @@ bench/.venvs/), so it needs only the standard library and NumPy (1.x or 2.x).
 
 import json
 import os
-import threading
 import time
 
 import numpy as np

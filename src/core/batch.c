@@ -10,6 +10,8 @@
 
 #include "sys.h"
 
+typedef struct bufpool bufpool;
+
 typedef struct slot {
     idt_batch *batch;  /* finished batch, or NULL */
     int rc;            /* error code when making it failed */
@@ -19,6 +21,7 @@ typedef struct slot {
 
 struct idt_batcher {
     idt_view *view;
+    bufpool *pool;
     int64_t batch_size, nbatches, nworkers, window;
     pthread_mutex_t mu;
     pthread_cond_t produced, consumed;
@@ -34,16 +37,108 @@ struct idt_batcher {
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static idt_batcher *registry;
 
+/* ---- batch buffers: recycled through a per-iterator pool ----
+ * Each buffer carries a header naming its pool and size. A buffer the caller releases goes
+ * back to the pool (while its iterator lives and the pool is not full), so a pass reuses a
+ * window's worth of memory instead of asking the allocator, and through it the kernel, for
+ * fresh pages (page faults, zeroing) on every batch. Every buffer, cached or handed out,
+ * holds a reference to its pool, so releasing one after the iterator is gone is safe. */
+enum { BUF_HDR = 64 };
+
+struct bufpool {
+    _Atomic int64_t refs;
+    pthread_mutex_t mu;
+    void **cache;   /* headers of free buffers */
+    int64_t ncache, cap;
+    int open;
+};
+
+typedef struct bufhdr {
+    bufpool *pool;
+    size_t size;
+} bufhdr;
+
+static void pool_decref(bufpool *p) {
+    if (atomic_fetch_sub(&p->refs, 1) != 1) return;
+    pthread_mutex_destroy(&p->mu);
+    idt_free(p->cache);
+    idt_free(p);
+}
+
+static bufpool *pool_new(int64_t cap) {
+    bufpool *p = idt_calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->cache = idt_malloc((size_t)(cap ? cap : 1) * sizeof *p->cache);
+    if (!p->cache) {
+        idt_free(p);
+        return NULL;
+    }
+    p->cap = cap;
+    p->open = 1;
+    pthread_mutex_init(&p->mu, NULL);
+    atomic_store(&p->refs, 1);
+    return p;
+}
+
+static void *pool_get(bufpool *p, size_t n) {
+    pthread_mutex_lock(&p->mu);
+    for (int64_t i = p->ncache - 1; i >= 0; i--) {
+        bufhdr *h = p->cache[i];
+        if (h->size == n) {
+            p->cache[i] = p->cache[--p->ncache];
+            pthread_mutex_unlock(&p->mu);
+            return (char *)h + BUF_HDR;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (n > SIZE_MAX - BUF_HDR) return NULL;
+    bufhdr *h = idt_malloc(n + BUF_HDR);
+    if (!h) return NULL;
+    h->pool = p;
+    h->size = n;
+    atomic_fetch_add(&p->refs, 1);
+    return (char *)h + BUF_HDR;
+}
+
+void idt_batch_buffer_release(void *buf) {
+    if (!buf) return;
+    bufhdr *h = (bufhdr *)((char *)buf - BUF_HDR);
+    bufpool *p = h->pool;
+    pthread_mutex_lock(&p->mu);
+    if (p->open && p->ncache < p->cap) {
+        p->cache[p->ncache++] = h;
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    pthread_mutex_unlock(&p->mu);
+    idt_free(h);
+    pool_decref(p);
+}
+
+/* The iterator is done with the pool: free the cached buffers and drop its reference. */
+static void pool_close(bufpool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->open = 0;
+    int64_t n = p->ncache;
+    p->ncache = 0;
+    pthread_mutex_unlock(&p->mu);
+    for (int64_t i = 0; i < n; i++) idt_free(p->cache[i]);
+    for (int64_t i = 0; i < n; i++) pool_decref(p);
+    pool_decref(p);
+}
+
 void idt_batch_free(idt_batch *b) {
     if (!b) return;
-    for (int64_t j = 0; b->bufs && j < b->ncols; j++) idt_free(b->bufs[j]);
+    for (int64_t j = 0; b->bufs && j < b->ncols; j++) idt_batch_buffer_release(b->bufs[j]);
     idt_free(b->bufs);
     idt_free(b->widths);
     idt_free(b);
 }
 
 /* Gather batch k of `v` into freshly allocated buffers. */
-static int make_batch(const idt_view *v, int64_t bs, int64_t k, idt_batch **out, idt_error *err) {
+static int make_batch(const idt_view *v, bufpool *pool, int64_t bs, int64_t k, idt_batch **out,
+                      idt_error *err) {
     int64_t len = idt_view_len(v), start = k * bs;
     int64_t n = len - start < bs ? len - start : bs;
     idt_batch *b = idt_calloc(1, sizeof *b);
@@ -62,7 +157,7 @@ static int make_batch(const idt_view *v, int64_t bs, int64_t k, idt_batch **out,
         int64_t w = b->widths[j];
         int64_t rb = c->kind == IDT_COL_FIXED ? c->row_bytes
                    : c->row_elems * w * (c->kind == IDT_COL_UTF8 ? 4 : 1);
-        b->bufs[j] = idt_malloc((size_t)(n * rb));
+        b->bufs[j] = pool_get(pool, (size_t)(n * rb));
         if (!b->bufs[j])
             rc = idt_error_set(err, IDT_ENOMEM, "out of memory for a batch of %lld rows",
                                (long long)n);
@@ -88,7 +183,7 @@ static void *worker(void *arg) {
         idt_batch *b = NULL;
         idt_error err;
         idt_error_clear(&err);
-        int rc = make_batch(it->view, it->batch_size, k, &b, &err);
+        int rc = make_batch(it->view, it->pool, it->batch_size, k, &b, &err);
         pthread_mutex_lock(&it->mu);
         slot *s = &it->slots[k % it->window];
         s->batch = b;
@@ -127,6 +222,7 @@ void idt_batcher_free(idt_batcher *it) {
     pthread_cond_destroy(&it->consumed);
     idt_free(it->slots);
     idt_free(it->threads);
+    pool_close(it->pool);
     idt_view_decref(it->view);
     idt_free(it);
 }
@@ -173,6 +269,13 @@ int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t thre
         it->nworkers = w;
         it->window = win;
     }
+    /* buffers of a window of batches, the one the caller holds and the one it just let go */
+    int64_t pcap = (it->window + 2) * (v->ncols ? v->ncols : 1);
+    it->pool = pool_new(pcap < 4096 ? pcap : 4096);
+    if (!it->pool) {
+        idt_batcher_free(it);
+        return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    }
     if (it->nworkers > 0) {
         it->slots = idt_calloc((size_t)it->window, sizeof *it->slots);
         it->threads = idt_calloc((size_t)it->nworkers, sizeof *it->threads);
@@ -204,7 +307,7 @@ int64_t idt_batcher_workers(const idt_batcher *it) { return it->nworkers; }
 int idt_batcher_next(idt_batcher *it, idt_batch **out, int timeout_ms, idt_error *err) {
     if (it->failed || it->stop || it->next_take >= it->nbatches) return 0;
     if (it->nworkers == 0) {
-        int rc = make_batch(it->view, it->batch_size, it->next_take, out, err);
+        int rc = make_batch(it->view, it->pool, it->batch_size, it->next_take, out, err);
         if (rc) {
             it->failed = 1;
             return rc;

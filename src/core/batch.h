@@ -10,7 +10,7 @@
  * so memory in flight is bounded by window x batch bytes however large the arguments.
  *
  * A batch's column buffers are allocated by the iterator and handed to the caller, who owns
- * each one (free with idt_free) once taken: the gather writes straight into the memory the
+ * each one (give it back with idt_batch_buffer_release) once taken: the gather writes straight into the memory the
  * caller's arrays will own, with no second copy.
  *
  * The iterator holds a reference to its view. idt_batcher_free stops and joins every worker
@@ -63,5 +63,9 @@ void idt_batcher_stop_all(void);
 
 /* Free a batch and every buffer not taken. */
 void idt_batch_free(idt_batch *b);
+/* Give back a buffer taken from a batch (the caller owns it until then; never idt_free it).
+ * It is recycled for a later batch of its iterator when it can be, else freed. Safe after
+ * the iterator is gone, from any thread. NULL is a no-op. */
+void idt_batch_buffer_release(void *buf);
 
 #endif

@@ -588,6 +588,7 @@ int idt_view_remove_strings(idt_view *v, const char *name, const char *const *st
         int hit = 0;
         for (int64_t e = 0; e < per && !hit; e++) {
             uint64_t a = sc->offsets[row * per + e], z = sc->offsets[row * per + e + 1];
+            while (z > a && sc->data[z - 1] == 0) z--; /* object strings may keep them */
             hit = n > 0 && strset_has(&t, sc->data + a, (int64_t)(z - a));
         }
         if (!hit) d[kept++] = i;

@@ -14,7 +14,9 @@ typedef struct BatchIterObject {
     int64_t nbatches;   /* batches in total (kept after the iterator is closed) */
 } BatchIterObject;
 
-static void free_buffer(PyObject *cap) { idt_free(PyCapsule_GetPointer(cap, "infinidata.buffer")); }
+static void free_buffer(PyObject *cap) {
+    idt_batch_buffer_release(PyCapsule_GetPointer(cap, "infinidata.buffer"));
+}
 
 static void close_iter(BatchIterObject *self) {
     idt_batcher *it = self->it;

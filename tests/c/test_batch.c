@@ -138,7 +138,7 @@ static int64_t run_all(idt_view *v, int64_t bs, int drop_last, int64_t threads, 
         if (seen % 2 == 0) {
             void *mine = b->bufs[0];
             b->bufs[0] = NULL;
-            idt_free(mine);
+            idt_batch_buffer_release(mine);
         }
         idt_batch_free(b);
         seen++;

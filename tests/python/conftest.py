@@ -122,6 +122,10 @@ def _is_string_col(arr):
     return arr.dtype.kind in STRING_KINDS
 
 
+def _strip_trailing(x):
+    return bytes(x).rstrip(b"\0") if isinstance(x, (bytes, np.bytes_)) else str(x).rstrip("\0")
+
+
 def _str_len(x):
     # NumPy treats trailing NULs as padding; infinidata stores strings without them.
     if isinstance(x, (bytes, np.bytes_)):
@@ -157,7 +161,9 @@ def expected_column(arr, key):
         return out
     kind = _string_kind(arr)
     if isinstance(out, (str, bytes, np.str_, np.bytes_)):  # a scalar from an int key
-        return np.str_(out) if kind == "U" else np.bytes_(out)
+        # trailing NULs are padding in NumPy's U/S (a U5 array cannot hand back 'abcd\0'),
+        # so an object string's trailing NULs are not kept either
+        return np.str_(_strip_trailing(out)) if kind == "U" else np.bytes_(_strip_trailing(out))
     out = np.asarray(out)
     width = max([_str_len(x) for x in out.flat] + [1])
     if out.dtype.kind == "O":
