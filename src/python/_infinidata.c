@@ -54,10 +54,18 @@ PyObject *idt_py_wrap_view(idt_module_state *st, idt_view *v) {
     }
     self->v = v;
     self->descrs = NULL;
+    self->names = NULL;
     self->weakreflist = NULL;
     PyObject *descrs = PyTuple_New(v->ncols);
     if (!descrs) goto fail;
     self->descrs = descrs;
+    self->names = PyTuple_New(v->ncols);
+    if (!self->names) goto fail;
+    for (int64_t j = 0; j < v->ncols; j++) {
+        PyObject *nm = PyUnicode_FromString(idt_view_column(v, j)->name);
+        if (!nm) goto fail;
+        PyTuple_SET_ITEM(self->names, j, nm);
+    }
     for (int64_t j = 0; j < v->ncols; j++) {
         const idt_column *c = idt_view_column(v, j);
         PyObject *d = Py_None;
@@ -94,6 +102,7 @@ int idt_tv_traverse(PyObject *o, visitproc visit, void *arg) {
     TableViewObject *self = (TableViewObject *)o;
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->descrs);
+    Py_VISIT(self->names);
     return 0;
 }
 
@@ -103,6 +112,7 @@ void idt_tv_dealloc(PyObject *o) {
     PyObject_GC_UnTrack(self);
     if (self->weakreflist) PyObject_ClearWeakRefs((PyObject *)self);
     Py_CLEAR(self->descrs);
+    Py_CLEAR(self->names);
     if (self->v) {
         idt_view *v = self->v;
         self->v = NULL;
@@ -672,9 +682,15 @@ PyObject *idt_py_read(TableViewObject *self, const idt_rowsel *sel, const npy_in
         goto done;
     }
     int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = idt_view_str_widths(v, sel, widths, &err);
-    Py_END_ALLOW_THREADS
+    /* Releasing the GIL costs more than copying a few rows: keep it for tiny reads. */
+    int release = sel->count > 64;
+    if (release) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = idt_view_str_widths(v, sel, widths, &err);
+        Py_END_ALLOW_THREADS
+    } else {
+        rc = idt_view_str_widths(v, sel, widths, &err);
+    }
     if (rc) {
         idt_py_raise(st, &err);
         goto done;
@@ -703,9 +719,13 @@ PyObject *idt_py_read(TableViewObject *self, const idt_rowsel *sel, const npy_in
         if (!arrs[j]) goto done;
         outs[j] = PyArray_DATA((PyArrayObject *)arrs[j]);
     }
-    Py_BEGIN_ALLOW_THREADS
-    idt_view_gather(v, sel, outs, widths);
-    Py_END_ALLOW_THREADS
+    if (release) {
+        Py_BEGIN_ALLOW_THREADS
+        idt_view_gather(v, sel, outs, widths);
+        Py_END_ALLOW_THREADS
+    } else {
+        idt_view_gather(v, sel, outs, widths);
+    }
     dict = PyDict_New();
     if (!dict) goto done;
     for (int64_t j = 0; j < nc; j++) {
@@ -717,7 +737,7 @@ PyObject *idt_py_read(TableViewObject *self, const idt_rowsel *sel, const npy_in
         } else {
             Py_INCREF(val);
         }
-        int r = PyDict_SetItemString(dict, idt_view_column(v, j)->name, val);
+        int r = PyDict_SetItem(dict, PyTuple_GET_ITEM(self->names, j), val);
         Py_DECREF(val);
         if (r) goto fail;
     }

@@ -27,6 +27,7 @@ typedef struct TableViewObject {
     PyObject_HEAD
     idt_view *v;
     PyObject *descrs;      /* tuple: NumPy dtype per fixed column, None for strings */
+    PyObject *names;       /* tuple: column names (str), the keys of every read's dict */
     PyObject *weakreflist;
 } TableViewObject;
 
