@@ -354,8 +354,13 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
         }
         const idt_blob *b = obj_blob(&o, i);
         int linked = 0;
+        /* Link only a file that holds just this object (a blob mapped from the start of a
+         * shared arena file, as a view unpickled from another process may have, is copied):
+         * a ref array's file may be a page longer than its refs, a store's must be exact. */
         if (b->kind != IDT_BLOB_ARENA && b->offset == 0 && stat(b->path, &st) == 0 &&
             (uint64_t)st.st_ino == b->ino && (uint64_t)st.st_dev == b->dev &&
+            (uint64_t)st.st_size >= size &&
+            (uint64_t)st.st_size - size < (o.kinds[i] == OBJ_STORE ? 1 : 65536) &&
             idt_link(b->path, tmp) == 0)
             linked = 1; /* same file system: share the blocks */
         if (!linked) rc = write_file(tmp, b->data, (size_t)size, err);

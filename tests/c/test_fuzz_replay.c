@@ -38,7 +38,7 @@ static int find_fuzz_root(void) {
     char *slash = strrchr(here, '/');
     if (slash) *slash = 0;
     else snprintf(here, sizeof here, ".");
-    snprintf(cand[n++], PATH_MAX, "%s/../fuzz", here);
+    snprintf(cand[n++], PATH_MAX, "%.4000s/../fuzz", here);
     char exe[PATH_MAX];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (len > 0 && here[0] != '/') { /* the binary is <build>/tests/c/test_fuzz_replay */
@@ -56,8 +56,10 @@ static int find_fuzz_root(void) {
 
 typedef int (*entry_fn)(const uint8_t *, size_t);
 
-/* Run `fn` on every file of fuzz_root/sub/harness. Returns the count (-1: no such folder). */
-static int replay_dir(const char *sub, const char *harness, entry_fn fn) {
+/* Run `fn` on every file of fuzz_root/sub/harness. Returns the count (-1: no such folder).
+ * With must_open, each input must load (seeds are real saved tables: one that no longer
+ * loads means the format changed and make_seeds.py has to be run again). */
+static int replay_dir(const char *sub, const char *harness, entry_fn fn, int must_open) {
     char dir[PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s/%s/%s", fuzz_root, sub, harness);
     h_names names;
@@ -86,8 +88,11 @@ static int replay_dir(const char *sub, const char *harness, entry_fn fn) {
             n += r;
         }
         fclose(f);
+        long opened = fz_opened;
         fn(buf, n); /* aborts, with the sanitizers' report, on a failure */
         free(buf);
+        if (must_open && fz_opened != opened + 1)
+            h_fail(__FILE__, __LINE__, "%s does not load (run tests/fuzz/make_seeds.py)", path);
         count++;
     }
     h_names_free(&names);
@@ -95,13 +100,13 @@ static int replay_dir(const char *sub, const char *harness, entry_fn fn) {
     return count;
 }
 
-static void test_corpus_load(void) { CHECK(replay_dir("corpus", "load", fuzz_load_one) > 0); }
-static void test_corpus_store(void) { CHECK(replay_dir("corpus", "store", fuzz_store_one) > 0); }
+static void test_corpus_load(void) { CHECK(replay_dir("corpus", "load", fuzz_load_one, 1) > 0); }
+static void test_corpus_store(void) { CHECK(replay_dir("corpus", "store", fuzz_store_one, 1) > 0); }
 
 static void test_regressions(void) {
     /* the folders exist once a fuzzer found something; empty or absent is fine */
-    replay_dir("regressions", "load", fuzz_load_one);
-    replay_dir("regressions", "store", fuzz_store_one);
+    replay_dir("regressions", "load", fuzz_load_one, 0);
+    replay_dir("regressions", "store", fuzz_store_one, 0);
 }
 
 /* An input that loads must load the same after the harness rewrote it (all files of the

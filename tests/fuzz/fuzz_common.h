@@ -39,10 +39,12 @@ enum {
     FZ_FIX_STORES = 2,   /* set the header checksum of every store image */
     FZ_THREADS = 4,      /* the batch iterator runs worker threads */
     FZ_DERIVE = 8,       /* also take, filter, shuffle, concat, slice, select, describe */
-    /* bits 4-6: batch size - 1; bit 7: drop the last partial batch */
+    /* bits 4-6: batch size - 1 (an even batch size drops the last partial batch) */
+    FZ_VERIFY = 128,     /* check content checksums (row data, ref arrays) too */
 };
 
 static char fz_dir[1024];
+static long fz_opened; /* inputs that loaded (opened): the replay requires it of every seed */
 
 static void fz_die(const char *what, const char *detail) {
     fprintf(stderr, "fuzz harness: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
@@ -103,18 +105,19 @@ static void fz_write_file(const char *name, const uint8_t *p, size_t n) {
     close(fd);
 }
 
-/* Set the header checksum of a store image in place, when its header size is plausible
- * (else leave it: the loader must refuse it either way). */
+/* Set the row data checksum and then the header checksum of a store image in place, when
+ * its header size is plausible (else leave it: the loader must refuse it either way). */
 static void fz_fix_store(uint8_t *p, size_t n) {
     static const char magic[8] = {'I', 'D', 'T', 'S', 'T', 'O', 'R', 0};
     uint32_t hdr;
     if (n < 64 || memcmp(p, magic, 8)) return;
     memcpy(&hdr, p + 12, 4);
     if (hdr < 64 || hdr > n) return;
-    /* the row data checksum too, so mutations reach the deeper checks */
     size_t data = ((size_t)hdr + 63) & ~(size_t)63;
-    uint64_t dh = data <= n ? idt_hash_fast(p + data, n - data, 0) : 0;
-    memcpy(p + 56, &dh, 8);
+    if (data <= n) {
+        uint64_t h = idt_hash_fast(p + data, n - data, 0);
+        memcpy(p + 56, &h, 8);
+    }
     memset(p + 32, 0, 8);
     uint64_t h = idt_hash64(p, hdr, 0);
     memcpy(p + 32, &h, 8);
@@ -202,7 +205,7 @@ static void fz_batches(idt_view *v, unsigned flags) {
     idt_batcher *it;
     idt_error err;
     int64_t bs = 1 + ((flags >> 4) & 7), threads = flags & FZ_THREADS ? 3 : 1;
-    int rc = idt_batcher_new(v, bs, (int)(flags >> 7), threads, flags & FZ_THREADS ? 2 : 0, &it, &err);
+    int rc = idt_batcher_new(v, bs, bs % 2 == 0, threads, flags & FZ_THREADS ? 2 : 0, &it, &err);
     if (rc) {
         fz_check_err(rc, &err);
         return;

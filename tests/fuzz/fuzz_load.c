@@ -9,12 +9,14 @@
  * The manifest is written as v.idtview and each record as the file `name` (s-<uid>.idt,
  * r-<uid>.idt, ...; a name that is not a plain file name is skipped) in a per-process scratch
  * directory, reused across inputs (each input replaces the files of the one before); a
- * length past the end means "the rest". Flags (see
- * fuzz_common.h) ask the harness to set the manifest's length and checksum fields and the
- * store headers' checksums first, so that mutations reach the checks behind them; inputs
- * without those bits exercise the checksums themselves. A view that loads is read whole
- * (bounded), batched, and with FZ_DERIVE taken, filtered, shuffled, concatenated, sliced,
- * selected and described. After each input nothing the core counts may have leaked.
+ * length past the end means "the rest". Flags (see fuzz_common.h) ask the harness to set the
+ * manifest's length and checksum fields and the store images' row data and header checksums
+ * first, so that mutations reach the checks behind them; inputs without those bits exercise
+ * the checksums themselves. Content checksums (row data, ref arrays) are checked only with
+ * FZ_VERIFY: without it the load skips them, as load_from_disk(verify=False) does, and must
+ * be exactly as memory safe. A view that loads is read (bounded), batched, and with
+ * FZ_DERIVE taken, filtered, shuffled, concatenated, sliced, selected and described. After
+ * each input nothing the core counts may have leaked.
  *
  * tests/fuzz/make_seeds.py writes real saved tables in this format into tests/fuzz/corpus/load.
  * The same file is compiled into tests/c/test_fuzz_replay.c with LLVMFuzzerTestOneInput
@@ -100,8 +102,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     idt_view *v;
     idt_error err;
-    int rc = idt_view_load(dir, "v", &v, &err);
+    int rc = idt_view_load_ex(dir, "v", (flags & FZ_VERIFY) != 0, &v, &err);
     if (rc == 0) {
+        fz_opened++;
         fz_read(v, flags, 1);
         if (flags & FZ_DERIVE) fz_derive(v, flags);
         idt_view_decref(v);

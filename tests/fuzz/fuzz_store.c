@@ -4,9 +4,10 @@
  * An input is  flags:u8  image[...]. The image is written to a file of the per-process
  * scratch directory and mapped with idt_blob_map_file, so the blob is LOADED (deeply checked)
  * and goes through the loader's real map and unmap path. With FZ_FIX_STORES the harness sets
- * the header checksum first, so mutations reach the checks behind it. A store that opens is
- * viewed whole, read (bounded, see fuzz_common.h), batched, and with FZ_DERIVE taken,
- * filtered, shuffled and so on. Nothing the core counts may leak.
+ * the row data and header checksums first, so mutations reach the checks behind them; with
+ * FZ_VERIFY the row data checksum is checked too. A store that opens is viewed whole, read
+ * (bounded, see fuzz_common.h), batched, and with FZ_DERIVE taken, filtered, shuffled and so
+ * on. Nothing the core counts may leak.
  *
  * tests/fuzz/make_seeds.py writes real store files in this format into
  * tests/fuzz/corpus/store. tests/c/test_fuzz_replay.c includes this file (with
@@ -41,6 +42,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (rc != IDT_ECORRUPT && rc != IDT_ENOMEM) fz_die("idt_store_open_blob failed with a code it does not promise", err.msg);
         idt_blob_decref(b); /* not taken over on failure */
     } else {
+        fz_opened++;
+        if (flags & FZ_VERIFY) {
+            rc = idt_store_verify(st, "fuzz store", &err);
+            if (rc) fz_check_err(rc, &err);
+        }
         int64_t nc = st->schema->ncols;
         int64_t *cols = malloc((size_t)nc * sizeof *cols);
         if (!cols) fz_die("out of memory", NULL);

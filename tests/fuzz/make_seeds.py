@@ -11,7 +11,7 @@ selections) with the installed infinidata, each into its own directory, and pack
 - corpus/store/<name>: each distinct store file in fuzz_store.c's format (flags, the image).
 
 The flags ask the harness to fix checksums (so mutations get past them) and vary the batch
-size, threads and derived views. Old seeds are removed first; files are named by content
+size, threads, derived views and content checks (see fuzz_common.h). Old seeds are removed first; files are named by content
 hash (stores carry random identities, so every run writes new names). The corpus is kept
 small (well under 1 MB): these seeds are committed.
 """
@@ -31,7 +31,7 @@ import infinidata  # noqa: E402
 
 TV = infinidata.TableView
 
-FIX_MANIFEST, FIX_STORES, THREADS, DERIVE = 1, 2, 4, 8
+FIX_MANIFEST, FIX_STORES, THREADS, DERIVE, VERIFY = 1, 2, 4, 8, 128
 
 
 def base_table(n, seed):
@@ -117,9 +117,9 @@ def main():
         for i, (name, v) in enumerate(views().items()):
             d = os.path.join(work, name)
             v.save_to_disk(d, "v")
-            # vary batch size (bits 4-6), threads, derived views and drop_last across seeds
+            # vary batch size (bits 4-6), threads, derived views and content checks across seeds
             flags = FIX_MANIFEST | FIX_STORES | ((i % 8) << 4) | (THREADS if i % 3 == 0 else 0) \
-                | (DERIVE if i % 2 == 0 else 0) | (0x80 if i % 5 == 4 else 0)
+                | (DERIVE if i % 2 == 0 else 0) | (VERIFY if i % 4 == 1 else 0)
             total += write_seed(load_dir, pack_load(d, "v", flags))
             n_load += 1
             for fn in os.listdir(d):
@@ -127,7 +127,8 @@ def main():
                     with open(os.path.join(d, fn), "rb") as f:
                         stores[fn] = f.read()
         for i, (fn, data) in enumerate(sorted(stores.items())):
-            flags = FIX_STORES | (DERIVE if i % 2 else 0) | (THREADS if i % 3 == 0 else 0) | ((i % 8) << 4)
+            flags = FIX_STORES | (DERIVE if i % 2 else 0) | (THREADS if i % 3 == 0 else 0) | ((i % 8) << 4) \
+                | (VERIFY if i % 4 == 1 else 0)
             total += write_seed(store_dir, bytes([flags]) + data)
             n_store += 1
     finally:

@@ -1068,3 +1068,23 @@ def test_errors_on_paths_that_are_not_utf8(tmp_path):
     assert_reads_equal(TableView.load_from_disk(d, "v")[:], tv[:])
     with pytest.raises(FileExistsError):
         tv.save_to_disk(d, "v")
+
+
+def test_saving_an_unpickled_view_whose_store_starts_an_arena_file(tmp_path):
+    # The first small table of a fresh process sits at offset 0 of a 64 MiB arena file; a view
+    # unpickled from it maps that range. Saving must write just the store, not link the
+    # whole arena file (which would then fail its checksum when loaded).
+    code = f"""
+import os, pickle, numpy as np, infinidata
+tv = infinidata.TableView({{"a": np.arange(10, dtype=np.int32), "s": np.array(["x", "yy"] * 5)}})
+p = pickle.loads(pickle.dumps(tv))
+p.save_to_disk({str(tmp_path / 'd')!r}, "v")
+back = infinidata.TableView.load_from_disk({str(tmp_path / 'd')!r}, "v")
+assert (back[:]["a"] == np.arange(10)).all() and list(back[:]["s"]) == ["x", "yy"] * 5
+sizes = [os.path.getsize(os.path.join({str(tmp_path / 'd')!r}, f)) for f in os.listdir({str(tmp_path / 'd')!r})]
+assert max(sizes) < 1 << 20, sizes
+print("ok")
+"""
+    env = dict(os.environ, INFINIDATA_TMPDIR=str(tmp_path / "tmp"))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
