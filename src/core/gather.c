@@ -42,15 +42,7 @@ static void resolve(const idt_view *v, const idt_rowsel *sel, int64_t i0, int64_
     int single = 1;
     for (int64_t i = 0; i < n; i++) {
         int64_t x = sel->idx ? sel->idx[i0 + i] : sel->start + (i0 + i) * sel->step;
-        if (x < v->cum[k] || x >= v->cum[k + 1]) {
-            int64_t lo = 0, hi = v->nseg - 1;
-            while (lo < hi) {
-                int64_t mid = lo + (hi - lo + 1) / 2;
-                if (v->cum[mid] <= x) lo = mid;
-                else hi = mid - 1;
-            }
-            k = lo;
-        }
+        if (x < v->cum[k] || x >= v->cum[k + 1]) k = idt_view_find_seg(v, x);
         const idt_segment *s = &v->segs[k];
         int64_t pos = s->start + (x - v->cum[k]) * s->step;
         if (s->kind == IDT_SEG_RUN) {
@@ -204,15 +196,7 @@ void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs
     if (!sel->idx) {
         /* Ranges: walk the segments; RUN pieces copy directly. */
         for (int64_t j = 0, x = sel->start; j < sel->count;) {
-            if (x < v->cum[k] || x >= v->cum[k + 1]) {
-                int64_t lo = 0, hi = v->nseg - 1;
-                while (lo < hi) {
-                    int64_t mid = lo + (hi - lo + 1) / 2;
-                    if (v->cum[mid] <= x) lo = mid;
-                    else hi = mid - 1;
-                }
-                k = lo;
-            }
+            if (x < v->cum[k] || x >= v->cum[k + 1]) k = idt_view_find_seg(v, x);
             int64_t step = sel->step;
             int64_t take = step > 0 ? (v->cum[k + 1] - 1 - x) / step + 1 : (x - v->cum[k]) / -step + 1;
             if (take > sel->count - j) take = sel->count - j;

@@ -251,16 +251,6 @@ static int build_manifest(const idt_view *v, const objects *o, int mode, wbuf *w
 
 /* ---- saving ---- */
 
-static char *join(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    char *p = idt_malloc(la + lb + 2);
-    if (!p) return NULL;
-    memcpy(p, a, la);
-    p[la] = '/';
-    memcpy(p + la + 1, b, lb + 1);
-    return p;
-}
-
 /* Write n bytes of src into a new file `path` (which must not exist), fsynced. */
 static int write_file(const char *path, const char *src, size_t n, idt_error *err) {
     int fd = idt_open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
@@ -307,7 +297,7 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
                              "bad name '%s': use a plain file name (no '/', not starting with '.')", name);
     char mname[256];
     snprintf(mname, sizeof mname, "%s.idtview", name);
-    char *mpath = join(dir, mname);
+    char *mpath = idt_path_join(dir, mname);
     if (!mpath) return idt_error_set(err, IDT_ENOMEM, "out of memory");
     int made_dir = idt_mkdir(dir, 0777) == 0; /* removed again if the save fails */
     if (!made_dir && errno != EEXIST) {
@@ -335,7 +325,7 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
     for (int64_t i = 0; i < o.n && !rc; i++) {
         char fname[64], tname[128];
         file_name(&o, i, fname);
-        char *final = join(dir, fname);
+        char *final = idt_path_join(dir, fname);
         if (!final) {
             rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
             break;
@@ -346,7 +336,7 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
             continue;
         }
         snprintf(tname, sizeof tname, ".tmp-%016llx-%s", (unsigned long long)rnd, fname);
-        tmp = join(dir, tname);
+        tmp = idt_path_join(dir, tname);
         if (!tmp) {
             idt_free(final);
             rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
@@ -379,7 +369,7 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
     if (rc) goto done;
     char tname[300];
     snprintf(tname, sizeof tname, ".tmp-%016llx-%s", (unsigned long long)rnd, mname);
-    tmp = join(dir, tname);
+    tmp = idt_path_join(dir, tname);
     if (!tmp) {
         rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
         goto done;
@@ -562,7 +552,7 @@ static int load_manifest(const char *buf, size_t len, const char *dir, int verif
             rc = corrupt(err, what, "bad file name in manifest");
             goto done;
         }
-        char *full = dir ? join(dir, path) : idt_strdup(path);
+        char *full = dir ? idt_path_join(dir, path) : idt_strdup(path);
         if (!full) goto oom;
         idt_blob *b = NULL;
         rc = dir ? idt_blob_map_file(full, &b, err) : idt_blob_map_range(full, off, size, &b, err);
@@ -715,7 +705,7 @@ int idt_view_load_ex(const char *dir, const char *name, int verify, idt_view **o
     if (!valid_name(name)) return idt_error_set(err, IDT_EVALUE, "bad name '%s'", name);
     char mname[256];
     snprintf(mname, sizeof mname, "%s.idtview", name);
-    char *mpath = join(dir, mname);
+    char *mpath = idt_path_join(dir, mname);
     if (!mpath) return idt_error_set(err, IDT_ENOMEM, "out of memory");
     idt_blob *b;
     int rc = idt_blob_map_file(mpath, &b, err);

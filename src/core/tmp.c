@@ -113,7 +113,7 @@ static void init_once(void) {
     atexit(idt_tmp_shutdown); /* temp files go at exit even with views still alive */
 }
 
-static char *path_join(const char *a, const char *b) {
+char *idt_path_join(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     char *p = idt_malloc(la + lb + 2);
     if (!p) return NULL;
@@ -154,14 +154,14 @@ static int gc_dir(const char *root, const char *own, int dry_run, idt_gc_report 
         int is_new = !strncmp(e->d_name, ".new-", 5);
         if (e->d_name[0] != 'p' && !is_new) continue;
         if (own && !strcmp(own, e->d_name)) continue;
-        char *dir = path_join(root, e->d_name);
+        char *dir = idt_path_join(root, e->d_name);
         if (!dir) break;
         struct stat st;
         if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || (is_new && now - st.st_mtime < 60)) {
             idt_free(dir);
             continue;
         }
-        char *lock = path_join(dir, "lock");
+        char *lock = idt_path_join(dir, "lock");
         int fd = lock ? open(lock, O_RDWR | O_CLOEXEC) : -1;
         if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
             rep->dirs++;
@@ -224,8 +224,8 @@ static int make_procdir(idt_error *err) {
     pid_t pid = getpid();
     snprintf(name, sizeof name, ".new-%d-%016llx", (int)pid, (unsigned long long)rnd);
     snprintf(fin, sizeof fin, "p%d-%016llx", (int)pid, (unsigned long long)rnd);
-    char *tmpdir = path_join(root_path, name), *findir = path_join(root_path, fin);
-    char *lock = tmpdir ? path_join(tmpdir, "lock") : NULL;
+    char *tmpdir = idt_path_join(root_path, name), *findir = idt_path_join(root_path, fin);
+    char *lock = tmpdir ? idt_path_join(tmpdir, "lock") : NULL;
     int rc = 0, fd = -1;
     if (!tmpdir || !findir || !lock) {
         rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
@@ -276,7 +276,7 @@ static char *new_path_locked(const char *prefix) {
     char name[64];
     snprintf(name, sizeof name, "%s%llu.idt", prefix,
              (unsigned long long)atomic_fetch_add(&name_counter, 1));
-    return path_join(proc_path, name);
+    return idt_path_join(proc_path, name);
 }
 
 int idt_tmp_newpath(const char *suffix, char **out, idt_error *err) {

@@ -77,6 +77,9 @@ void idt_blob_incref(idt_blob *b);
 /* Drop a reference; the last one unmaps and releases the file range. NULL is a no-op. */
 void idt_blob_decref(idt_blob *b);
 
+/* "a/b" in a new string (caller frees with idt_free), or NULL when out of memory. */
+char *idt_path_join(const char *a, const char *b);
+
 /* Path of the temp root (after first use), or NULL if never used. */
 const char *idt_tmp_root(void);
 /* Path of this process's directory, creating the temp area if needed. */

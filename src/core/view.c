@@ -114,19 +114,8 @@ int idt_view_from_store(idt_store *store, const int64_t *cols, int64_t ncols, id
     return 0;
 }
 
-/* Segment holding view row i (0 <= i < len). */
-static int64_t find_seg(const idt_view *v, int64_t i) {
-    int64_t lo = 0, hi = v->nseg - 1;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo + 1) / 2;
-        if (v->cum[mid] <= i) lo = mid;
-        else hi = mid - 1;
-    }
-    return lo;
-}
-
 void idt_view_locate(const idt_view *v, int64_t i, idt_store **store, int64_t *row) {
-    const idt_segment *s = &v->segs[find_seg(v, i)];
+    const idt_segment *s = &v->segs[idt_view_find_seg(v, i)];
     int64_t pos = s->start + (i - v->cum[s - v->segs]) * s->step;
     if (s->kind == IDT_SEG_RUN) {
         *store = s->store;
@@ -150,7 +139,7 @@ int idt_view_slice(idt_view *v, int64_t start, int64_t step, int64_t count, idt_
     /* Count output segments first: one per segment touched. */
     int64_t nout = 0;
     for (int64_t j = 0, pos = start; j < count; nout++) {
-        int64_t k = find_seg(v, pos);
+        int64_t k = idt_view_find_seg(v, pos);
         int64_t take = step > 0 ? (v->cum[k + 1] - 1 - pos) / step + 1 : (pos - v->cum[k]) / -step + 1;
         if (take > count - j) take = count - j;
         j += take;
@@ -160,7 +149,7 @@ int idt_view_slice(idt_view *v, int64_t start, int64_t step, int64_t count, idt_
     if (!o) return idt_error_set(err, IDT_ENOMEM, "out of memory");
     int64_t n = 0;
     for (int64_t j = 0, pos = start; j < count; n++) {
-        int64_t k = find_seg(v, pos);
+        int64_t k = idt_view_find_seg(v, pos);
         const idt_segment *s = &v->segs[k];
         int64_t take = step > 0 ? (v->cum[k + 1] - 1 - pos) / step + 1 : (pos - v->cum[k]) / -step + 1;
         if (take > count - j) take = count - j;
@@ -272,7 +261,7 @@ static int compose(composer *c, uint64_t *buf, int64_t n) {
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++) {
         int64_t x = (int64_t)buf[i];
-        if (x < v->cum[k] || x >= v->cum[k + 1]) k = find_seg(v, x);
+        if (x < v->cum[k] || x >= v->cum[k + 1]) k = idt_view_find_seg(v, x);
         const idt_segment *s = &v->segs[k];
         int64_t pos = s->start + (x - v->cum[k]) * s->step;
         uint64_t slot, row;
@@ -571,7 +560,7 @@ int idt_view_remove_strings(idt_view *v, const char *name, const char *const *st
     int64_t *d = (int64_t *)x.p, kept = 0, k = 0, per = col->row_elems;
     int unif = v->uniform;
     for (int64_t i = 0; i < len; i++) {
-        if (i >= v->cum[k + 1]) k = find_seg(v, i);
+        if (i >= v->cum[k + 1]) k = idt_view_find_seg(v, i);
         const idt_segment *s = &v->segs[k];
         int64_t pos = s->start + (i - v->cum[k]) * s->step;
         const idt_store *st;

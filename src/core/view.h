@@ -69,6 +69,17 @@ static inline const idt_column *idt_view_column(const idt_view *v, int64_t j) {
     return &v->schema->cols[v->cols[j]];
 }
 
+/* Index of the segment holding view row i (0 <= i < len): binary search over cum. */
+static inline int64_t idt_view_find_seg(const idt_view *v, int64_t i) {
+    int64_t lo = 0, hi = v->nseg - 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (v->cum[mid] <= i) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
 /* Rows start, start+step, ... (count of them) as a view. The arguments must be valid for the
  * view (as PySlice_AdjustIndices gives them): step != 0 and every row in range. O(segments
  * touched), zero copy. Errors: IDT_EVALUE, IDT_ENOMEM. */
