@@ -16,6 +16,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,30 +53,47 @@ static void fz_die(const char *what, const char *detail) {
     abort();
 }
 
-/* Remove every entry of fz_dir (files, and the temp area's directory, emptied by the core's
- * own exit handler before this one runs), then fz_dir itself. */
-static void fz_cleanup(void) {
-    DIR *d = opendir(fz_dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-                unlinkat(dirfd(d), e->d_name, 0) != 0)
-                unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
-        closedir(d);
-    }
-    rmdir(fz_dir);
+
+static int fz_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
 }
+
+/* Remove the scratch directories of dead processes under base: a crash (or a kill) skips
+ * the exit handlers, and on /dev/shm a leftover temp area holds its 64 MiB arena in RAM. */
+static void fz_reap(const char *base) {
+    DIR *d = opendir(base);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        if (strncmp(e->d_name, "idt-fuzz-", 9)) continue;
+        long pid = strtol(e->d_name + 9, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char path[1300];
+        snprintf(path, sizeof path, "%s/%s", base, e->d_name);
+        nftw(path, fz_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    closedir(d);
+}
+
+/* Remove fz_dir and everything in it (the core's exit handler has removed its own temp
+ * directory by then: it was registered later, so it runs first). */
+static void fz_cleanup(void) { nftw(fz_dir, fz_rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 /* The per-process scratch directory, made on first use under $IDT_FUZZ_TMP, else /dev/shm
  * (files there cost no disk I/O), else $TMPDIR or /tmp. The core's temp area goes inside it
- * unless INFINIDATA_TMPDIR is set. The first call warms the temp area up (its directory and
- * first arena chunk) so that the per-input leak check sees only what an input did. */
+ * unless INFINIDATA_TMPDIR is set. The first call reaps dead processes' scratch directories
+ * and warms the temp area up (its directory and first arena chunk) so that the per-input
+ * leak check sees only what an input did. */
 static const char *fz_scratch(void) {
     if (fz_dir[0]) return fz_dir;
     const char *base = getenv("IDT_FUZZ_TMP");
     if (!base) base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
     if (!base) base = "/tmp";
+    fz_reap(base);
     snprintf(fz_dir, sizeof fz_dir, "%s/idt-fuzz-%ld", base, (long)getpid());
     if (mkdir(fz_dir, 0700) != 0 && errno != EEXIST) fz_die("cannot create the scratch directory", fz_dir);
     atexit(fz_cleanup); /* registered before the core's handler, so it runs after it */
