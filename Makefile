@@ -9,7 +9,7 @@ SRC := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h python
 ROWS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all build demo test test-c test-py bench bench-quick clean sanitize tsan fuzz soak
+.PHONY: all build demo test test-c test-py bench bench-quick probe clean sanitize tsan fuzz soak
 
 all: build
 
@@ -61,8 +61,23 @@ test-py: build
 
 test: test-c test-py
 
-bench: build
+bench: build $(BUILD)/limits
 	$(PY) bench/run.py
+
+# The probe (bench/limits.c): what this machine can do at best (memcpy, random gather, shuffle,
+# sequential file write, random 4 KiB O_DIRECT reads at queue depths 1-64, sequential O_DIRECT
+# read). `make probe` runs every test (a 4 GiB scratch file in PROBE_DIR, removed after) and
+# writes bench/results/probe.json; `build/limits TEST [options]` runs one (see the file's head).
+PROBE_DIR ?= $(or $(TMPDIR),/tmp)
+$(BUILD)/limits: bench/limits.c
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -std=c11 -Wall -Wextra -pthread bench/limits.c -o $@
+
+probe: $(BUILD)/limits
+	@mkdir -p bench/results
+	$(BUILD)/limits all --dir $(PROBE_DIR) > bench/results/probe.json.tmp
+	mv bench/results/probe.json.tmp bench/results/probe.json
+	cat bench/results/probe.json
 
 bench-quick: build
 	$(PY) bench/run.py --quick

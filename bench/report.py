@@ -195,13 +195,13 @@ def markdown(res):
              "threads of the worker process, fastest run), given for single-threaded comparisons: on a loaded "
              "machine it shows the cost of each library's own work without the waits other processes cause.")
     L.append("")
-    L.append("## Against the machine's limits (../shared/tools/limits.c)")
+    L.append("## Against the machine's limits (the probe, bench/limits.c)")
     L.append("")
     lim = res.get("limits", {})
     if "copy_gbs" not in lim:
-        L.append(f"limits.c not run: {lim.get('skipped', '?')}")
+        L.append(f"probe not run: {lim.get('skipped', '?')}")
     else:
-        L.append("| path | limits.c | infinidata | fraction |")
+        L.append("| path | probe | infinidata | fraction |")
         L.append("|---|---|---|---|")
         R = res["results"].get("infinidata", {})
 

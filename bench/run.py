@@ -113,40 +113,55 @@ def loadavg():
         return None
 
 
-def run_limits(mib):
-    """Compile and run ../shared/tools/limits.c; returns its figures, or {'skipped': why}."""
-    src = os.path.join(os.path.dirname(ROOT), "shared", "tools", "limits.c")
-    if not os.path.exists(src):
-        src = "/work/shared/tools/limits.c"
-    if not os.path.exists(src):
-        return {"skipped": "limits.c not found (../shared/tools/limits.c)"}
+def build_probe():
+    """Build the probe bench/limits.c into build/limits (make does it too); returns its path or None."""
+    exe = os.path.join(ROOT, "build", "limits")
+    src = os.path.join(HERE, "limits.c")
+    if os.path.exists(exe) and os.path.getmtime(exe) >= os.path.getmtime(src):
+        return exe
     cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not cc:
-        return {"skipped": "no C compiler"}
-    exe = os.path.join(tempfile.gettempdir(), f"infinidata-limits-{os.getpid()}")
+        return None
+    os.makedirs(os.path.dirname(exe), exist_ok=True)
+    r = subprocess.run([cc, "-O2", "-std=c11", "-pthread", src, "-o", exe], capture_output=True, text=True)
+    return exe if r.returncode == 0 else None
+
+
+def probe(test, *args, timeout=600):
+    """Run `build/limits TEST ARGS...` (bench/limits.c); returns its JSON object, or {'skipped': why}."""
+    exe = build_probe()
+    if not exe:
+        return {"skipped": "bench/limits.c could not be built (no C compiler?)"}
     try:
-        r = subprocess.run([cc, "-O2", "-pthread", src, "-o", exe], capture_output=True, text=True)
-        if r.returncode:
-            return {"skipped": "limits.c does not compile: " + r.stderr[-300:]}
-        r = subprocess.run([exe, str(mib)], capture_output=True, text=True, timeout=300)
+        r = subprocess.run([exe, test, *map(str, args)], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"skipped": "limits timed out"}
-    finally:
-        if os.path.exists(exe):
-            os.unlink(exe)
-    out, lim = r.stdout, {"raw": r.stdout.strip(), "mib": mib}
-    m = re.search(r"contiguous copy\s+([\d.]+) GB/s", out)
-    if m:
-        lim["copy_gbs"] = float(m.group(1))
-    for t in (1, 2):
-        m = re.search(rf"random gather x{t}\s+([\d.]+) GB/s\s+([\d.]+) M rows/s", out)
-        if m:
-            lim[f"gather{t}_gbs"], lim[f"gather{t}_mrows"] = float(m.group(1)), float(m.group(2))
-    m = re.search(r"Fisher-Yates ([\d.]+) s, bucketed ([\d.]+) s", out)
-    if m:
-        lim["shuffle_fy_s"], lim["shuffle_bucketed_s"] = float(m.group(1)), float(m.group(2))
+        return {"skipped": f"limits {test} timed out"}
     if r.returncode:
-        lim["skipped"] = f"limits exited {r.returncode}: {r.stderr.strip()[-200:]}"
+        return {"skipped": f"limits {test} exited {r.returncode}: {r.stderr.strip()[-200:]}"}
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        return {"skipped": f"limits {test} printed no JSON: {r.stdout[-200:]}"}
+
+
+def run_limits(mib):
+    """Run the probe's in-memory tests (bench/limits.c: memcpy, gather on 1 and 2 threads,
+    shuffle) on mib MiB; returns its figures, or {'skipped': why}."""
+    lim = {"mib": mib, "probe": {}}
+    for name, args in (("memcpy", ("--mib", mib)), ("gather1", ("--mib", mib, "--threads", 1)),
+                       ("gather2", ("--mib", mib, "--threads", 2)), ("shuffle", ())):
+        r = probe(name.rstrip("12"), *args)
+        if "skipped" in r:
+            lim["skipped"] = r["skipped"]
+            return lim
+        lim["probe"][name] = r
+    P = lim["probe"]
+    lim["copy_gbs"] = P["memcpy"]["gb_per_s"]
+    for t in (1, 2):
+        lim[f"gather{t}_gbs"] = P[f"gather{t}"]["gb_per_s"]
+        lim[f"gather{t}_mrows"] = P[f"gather{t}"]["rows_per_s"] / 1e6
+    lim["shuffle_fy_s"], lim["shuffle_bucketed_s"] = P["shuffle"]["fisher_yates_s"], P["shuffle"]["bucketed_s"]
+    lim["raw"] = "\n".join(json.dumps(v) for v in P.values())
     return lim
 
 
@@ -244,7 +259,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="infinidata benchmarks against NumPy memmap, Hugging Face "
                                  "datasets and the original Infinidata")
     ap.add_argument("--quick", action="store_true",
-                    help="small sizes (a few MB), infinidata and NumPy only, no installs, no limits.c")
+                    help="small sizes (a few MB), infinidata and NumPy only, no installs, no probe")
     ap.add_argument("--out", help="results folder (default bench/results; bench/results/quick with --quick, "
                     "so a quick run never overwrites the full run's reports)")
     ap.add_argument("--libs", help="comma-separated subset of: " + ", ".join(LIBS))
@@ -254,7 +269,7 @@ def main(argv=None):
     ap.add_argument("--timeout", type=int, help="seconds allowed for one workload (default 300)")
     ap.add_argument("--repeat", type=int, help="best of this many runs, within a time budget (default 3)")
     ap.add_argument("--tmp", help="where the data and the libraries' temp files go (default: system temp)")
-    ap.add_argument("--no-limits", action="store_true", help="skip ../shared/tools/limits.c")
+    ap.add_argument("--no-limits", action="store_true", help="skip the probe (bench/limits.c)")
     ap.add_argument("--from-json", metavar="FILE",
                     help="run nothing: rewrite latest.md and chart.png in --out from a results JSON")
     a = ap.parse_args(argv)
@@ -331,7 +346,7 @@ def main(argv=None):
         if a.quick or a.no_limits:
             res["limits"] = {"skipped": "quick mode" if a.quick else "--no-limits"}
         else:
-            log("running ../shared/tools/limits.c 1024 (the machine's best case)")
+            log("running the probe build/limits (bench/limits.c) on 1024 MiB (the machine's best case)")
             res["limits"] = run_limits(1024)
             res["limits"]["loadavg_start"] = loadavg()
             log("  " + res["limits"].get("raw", res["limits"].get("skipped", "")).replace("\n", "\n  "))
