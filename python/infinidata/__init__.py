@@ -20,5 +20,9 @@ from ._infinidata import (  # noqa: F401
     gc,
 )
 
-__all__ = ["TableView", "BatchIter", "CorruptDataError", "FORMAT_VERSION", "gc"]
+from ._writer import TableWriter, from_batches as _from_batches  # noqa: E402
+
+TableView.from_batches = staticmethod(_from_batches)
+
+__all__ = ["TableView", "TableWriter", "BatchIter", "CorruptDataError", "FORMAT_VERSION", "gc"]
 __version__ = "0.1.0"

@@ -17,6 +17,7 @@ enum {
     IDT_EKEY = -6,     /* an unknown column name */
     IDT_ECORRUPT = -7, /* a damaged or foreign file */
     IDT_EEXIST = -8,   /* the target already exists */
+    IDT_ECANCELLED = -9, /* a progress callback asked to stop (e.g. Ctrl-C); nothing is left behind */
 };
 
 typedef struct idt_error {

@@ -5,6 +5,7 @@
  * column by column with software prefetch, so the resolve cost is paid once per row. */
 #include <string.h>
 
+#include "sys.h"
 #include "utf8.h"
 #include "view.h"
 
@@ -224,4 +225,29 @@ void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs
         resolve(v, sel, i0, n, &r, &k);
         gather_chunk(v, &r, i0, outs, widths);
     }
+}
+
+int idt_view_str_spans(const idt_view *v, int64_t j, int64_t start, int64_t count,
+                       const char **ptrs, uint64_t *lens) {
+    const idt_column *c = idt_view_column(v, j);
+    int64_t per = c->row_elems, k = 0, o = 0;
+    int ascii = 1;
+    idt_rowsel sel = {start, 1, count, NULL};
+    resolved *r = idt_malloc(sizeof *r);
+    if (!r) return -1;
+    for (int64_t i0 = 0; i0 < count; i0 += CHUNK) {
+        int64_t n = count - i0 < CHUNK ? count - i0 : CHUNK;
+        resolve(v, &sel, i0, n, r, &k);
+        for (int64_t i = 0; i < n; i++) {
+            const idt_store_col *sc = &r->st[i]->cols[col_in(v, r->st[i], j)];
+            ascii &= sc->ascii;
+            for (int64_t e = 0; e < per; e++, o++) {
+                int64_t s = r->row[i] * per + e;
+                ptrs[o] = sc->data + sc->offsets[s];
+                lens[o] = sc->offsets[s + 1] - sc->offsets[s];
+            }
+        }
+    }
+    idt_free(r);
+    return ascii;
 }

@@ -240,6 +240,7 @@ typedef struct build_col {
     int64_t nstr, nstr_max;     /* strings appended / expected */
     int64_t bytes, bytes_max;   /* data bytes used / announced */
     int ascii;
+    int positional;             /* filled by idt_store_builder_put_strings */
 } build_col;
 
 struct idt_store_builder {
@@ -418,6 +419,61 @@ int idt_store_builder_append_pieces(idt_store_builder *b, int64_t c, int64_t n,
     return 0;
 }
 
+int idt_store_builder_put_strings(idt_store_builder *b, int64_t c, int64_t s0, int64_t n,
+                                  int64_t b0, const char *const *ptrs, const uint64_t *lens,
+                                  int ascii, char *stage, size_t stage_size, idt_error *err) {
+    if (c < 0 || c >= b->schema->ncols || b->schema->cols[c].kind == IDT_COL_FIXED)
+        return idt_error_set(err, IDT_EVALUE, "column %lld is not a string column", (long long)c);
+    build_col *bc = &b->bc[c];
+    if (s0 < 0 || n < 0 || s0 > bc->nstr_max - n || b0 < 0 || b0 > bc->bytes_max)
+        return idt_error_set(err, IDT_EVALUE, "strings %lld..%lld out of range", (long long)s0,
+                             (long long)(s0 + n));
+    if (stage_size < 64) return idt_error_set(err, IDT_EVALUE, "staging buffer too small");
+    __atomic_store_n(&bc->positional, 1, __ATOMIC_RELAXED);
+    if (!ascii && b->schema->cols[c].kind == IDT_COL_UTF8)
+        __atomic_store_n(&bc->ascii, 0, __ATOMIC_RELAXED);
+    const col_layout *l = &b->lay[c];
+    /* offsets first (they are known from the lengths), through the stage in pieces */
+    uint64_t *ostage = (uint64_t *)stage;
+    size_t per = stage_size / 8;
+    uint64_t pos = (uint64_t)b0;
+    for (int64_t i = 0; i < n;) {
+        size_t m = 0;
+        for (; i < n && m < per; i++, m++) {
+            pos += lens[i];
+            ostage[m] = pos;
+        }
+        if (pos > (uint64_t)bc->bytes_max)
+            return idt_error_set(err, IDT_EVALUE, "column '%s': more string bytes than announced",
+                                 b->schema->cols[c].name);
+        int rc = idt_blob_write(b->blob, l->off_off + (uint64_t)(s0 + i - (int64_t)m + 1) * 8, ostage,
+                                m * 8, err);
+        if (rc) return rc;
+    }
+    /* then the bytes: small strings through the stage, large ones straight */
+    size_t fill = 0;
+    uint64_t at = l->buf_off + (uint64_t)b0;
+    for (int64_t i = 0; i <= n; i++) {
+        size_t len = i < n ? (size_t)lens[i] : 0;
+        if (i == n || fill + len > stage_size) {
+            int rc = idt_blob_write(b->blob, at, stage, fill, err);
+            if (rc) return rc;
+            at += fill;
+            fill = 0;
+        }
+        if (i == n) break;
+        if (len > stage_size) {
+            int rc = idt_blob_write(b->blob, at, ptrs[i], len, err);
+            if (rc) return rc;
+            at += len;
+        } else {
+            memcpy(stage + fill, ptrs[i], len);
+            fill += len;
+        }
+    }
+    return 0;
+}
+
 int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *err) {
     int64_t nc = b->schema->ncols;
     int *ascii = idt_calloc((size_t)nc, sizeof *ascii);
@@ -428,7 +484,7 @@ int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *e
     for (int64_t i = 0; i < nc; i++) {
         build_col *bc = &b->bc[i];
         if (b->schema->cols[i].kind == IDT_COL_FIXED) continue;
-        if (bc->nstr != bc->nstr_max || bc->bytes != bc->bytes_max) {
+        if (!bc->positional && (bc->nstr != bc->nstr_max || bc->bytes != bc->bytes_max)) {
             int rc = idt_error_set(err, IDT_EVALUE,
                                    "column '%s': strings changed while the table was built "
                                    "(%lld of %lld strings, %lld of %lld bytes)",

@@ -102,6 +102,15 @@ int idt_store_builder_append_fixed_bytes(idt_store_builder *b, int64_t c, int64_
                                          const char *src, int64_t width, idt_error *err);
 int idt_store_builder_append_pieces(idt_store_builder *b, int64_t c, int64_t n,
                                     const char *const *ptrs, const int64_t *lens, idt_error *err);
+/* Write strings [s0, s0+n) of string column c, whose bytes start at byte b0 of the column's
+ * data, from spans ptrs[i], lens[i] (already encoded), in any order and from several
+ * threads at once for disjoint ranges (used by flatten, which measured every range first).
+ * `ascii` 0 marks the column as not all ASCII. `stage` (stage_size >= 64 bytes) is the
+ * caller's scratch. The caller must fill every string of the column exactly once: finish
+ * does not recount a column filled this way. Errors: IDT_EVALUE (out of range), IDT_EIO. */
+int idt_store_builder_put_strings(idt_store_builder *b, int64_t c, int64_t s0, int64_t n,
+                                  int64_t b0, const char *const *ptrs, const uint64_t *lens,
+                                  int ascii, char *stage, size_t stage_size, idt_error *err);
 /* Seal the store. Errors: IDT_EVALUE when a string column got fewer strings or bytes than
  * announced. The builder is consumed either way (do not free it after). */
 int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *err);

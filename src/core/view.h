@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "progress.h"
 #include "store.h"
 
 #define IDT_REF_ROW_BITS 40
@@ -125,6 +126,24 @@ int idt_view_str_widths(const idt_view *v, const idt_rowsel *sel, int64_t *width
  * idt_view_str_widths gives (longer strings are cut). Never fails for a valid selection. */
 void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs,
                      const int64_t *widths);
+
+/* Spans of the strings of string column j for view rows [start, start+count) (in range):
+ * ptrs[i], lens[i] for the count * row_elems strings in row-major order (pointers into the
+ * stores, valid while the view lives). Returns 1 if every source column is all ASCII, 0 if
+ * not, or -1 when out of memory. */
+int idt_view_str_spans(const idt_view *v, int64_t j, int64_t start, int64_t count,
+                       const char **ptrs, uint64_t *lens);
+
+/* A new table holding the rows of `v` contiguously, in view order, with the view's columns
+ * (in its order): one store, written by `threads` threads (< 1: a default from the CPU
+ * count) in chunks of a few MB each, so memory stays bounded whatever the size. Reports
+ * rows done to `prog`, which may cancel (IDT_ECANCELLED; nothing is left behind).
+ * Errors: IDT_ENOMEM, IDT_EIO, IDT_EVALUE, IDT_ECANCELLED. */
+int idt_view_flatten(idt_view *v, int64_t threads, const idt_progress *prog, idt_view **out,
+                     idt_error *err);
+/* As idt_view_flatten, giving the store (its columns sorted by name, as every store's). */
+int idt_view_flatten_store(idt_view *v, int64_t threads, const idt_progress *prog,
+                           idt_store **out, idt_error *err);
 
 /* Make a ref array over `blob` (reference consumed on success) holding n refs into the slot
  * table stores[0..nstores) (references taken). The caller vouches that every ref is in range

@@ -14,6 +14,12 @@
 /* ---- errors ---- */
 
 PyObject *idt_py_raise(idt_module_state *st, const idt_error *e) {
+    /* A cancelled operation: the progress callback left the reason (KeyboardInterrupt, or
+     * an exception from the bar) set; keep it. */
+    if (e->code == IDT_ECANCELLED) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        return NULL;
+    }
     /* Messages may hold paths or names that are not UTF-8: decode leniently. */
     PyObject *msg = PyUnicode_DecodeUTF8(e->msg, (Py_ssize_t)strlen(e->msg), "backslashreplace");
     if (!msg) return NULL;
@@ -208,6 +214,7 @@ wrong:
 static int measure_strings(srccol *sc, int64_t nrows, const char *colname) {
     int64_t total = 0, step = chunk_rows(sc);
     for (int64_t a = 0; a < nrows; a += step) {
+        if (PyErr_CheckSignals()) return -1;
         int64_t b = a + step < nrows ? a + step : nrows;
         PyArrayObject *ch = chunk_of(sc, a, b);
         if (!ch) return -1;
@@ -240,11 +247,13 @@ static int measure_strings(srccol *sc, int64_t nrows, const char *colname) {
 
 /* Pass 2: write column c of the store. */
 static int write_column(idt_module_state *st, srccol *sc, idt_store_builder *b, int64_t c,
-                        int64_t nrows, const char *colname) {
+                        int64_t nrows, const char *colname, idt_py_prog *pp, int64_t *done) {
     int64_t step = chunk_rows(sc);
     idt_error err;
     for (int64_t a = 0; a < nrows; a += step) {
         int64_t e = a + step < nrows ? a + step : nrows;
+        if (idt_py_prog_step(pp, *done)) return -1; /* Ctrl-C between chunks */
+        *done += (e - a) * sc->row_bytes;
         PyArrayObject *ch = chunk_of(sc, a, e);
         if (!ch) return -1;
         int64_t n = (e - a) * sc->row_elems;
@@ -391,43 +400,116 @@ static int fill_column_desc(const srccol *sc, PyObject *name, idt_column *c) {
     return 0;
 }
 
-PyObject *idt_tv_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"columns", NULL};
-    PyObject *columns;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:TableView", kwlist, &columns)) return NULL;
-    idt_module_state *st = idt_py_state_of_type(type);
-    if (!PyDict_Check(columns)) {
-        PyErr_Format(PyExc_TypeError, "TableView() takes a dict of column name -> array, not %s",
-                     Py_TYPE(columns)->tp_name);
-        return NULL;
+/* "float32 with row shape (3,)" for a column description (new reference). */
+static PyObject *col_type_str(const idt_column *c) {
+    PyObject *dt;
+    if (c->kind == IDT_COL_FIXED) {
+        PyArray_Descr *d = NULL;
+        PyObject *s = PyUnicode_FromString(c->dtype);
+        if (!s) return NULL;
+        int ok = PyArray_DescrConverter(s, &d);
+        Py_DECREF(s);
+        if (!ok) return NULL;
+        dt = PyObject_Str((PyObject *)d);
+        Py_DECREF(d);
+    } else {
+        dt = PyUnicode_FromString(c->kind == IDT_COL_UTF8 ? "str (U)" : "bytes (S)");
     }
-    Py_ssize_t nc = PyDict_Size(columns);
+    if (!dt) return NULL;
+    PyObject *shape = PyTuple_New(c->ndim);
+    for (int32_t q = 0; shape && q < c->ndim; q++) {
+        PyObject *x = PyLong_FromLongLong(c->shape[q]);
+        if (!x) Py_CLEAR(shape);
+        else PyTuple_SET_ITEM(shape, q, x);
+    }
+    PyObject *r = shape ? PyUnicode_FromFormat("%U with row shape %R", dt, shape) : NULL;
+    Py_DECREF(dt);
+    Py_XDECREF(shape);
+    return r;
+}
+
+/* Check a batch's column descriptions cd[0..nc) against a writer's schema: ValueError
+ * naming the column and both types. */
+static int check_schema(const idt_column *cd, Py_ssize_t nc, const idt_schema *expect) {
+    for (Py_ssize_t i = 0; i < nc; i++) {
+        int64_t k = idt_schema_find(expect, cd[i].name);
+        if (k < 0) {
+            PyErr_Format(PyExc_ValueError, "the batch has column '%s', which the writer's schema "
+                         "does not have", cd[i].name);
+            return -1;
+        }
+        if (!idt_column_same(&cd[i], &expect->cols[k])) {
+            PyObject *a = col_type_str(&cd[i]), *b = a ? col_type_str(&expect->cols[k]) : NULL;
+            if (b)
+                PyErr_Format(PyExc_ValueError, "column '%s': the batch has %U, the writer's schema "
+                             "has %U", cd[i].name, a, b);
+            Py_XDECREF(a);
+            Py_XDECREF(b);
+            return -1;
+        }
+    }
+    for (int64_t k = 0; k < expect->ncols; k++) {
+        Py_ssize_t i = 0;
+        while (i < nc && strcmp(cd[i].name, expect->cols[k].name)) i++;
+        if (i == nc) {
+            PyObject *b = col_type_str(&expect->cols[k]);
+            if (b)
+                PyErr_Format(PyExc_ValueError, "the batch is missing column '%s' (%U)",
+                             expect->cols[k].name, b);
+            Py_XDECREF(b);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what,
+                       const idt_schema *expect, PyObject *progress, idt_store **out,
+                       PyObject **names_out, int64_t **order_out) {
+    *out = NULL;
+    if (names_out) *names_out = NULL;
+    if (order_out) *order_out = NULL;
+    if (!PyDict_Check(columns)) {
+        PyErr_Format(PyExc_TypeError, "%s takes a dict of column name -> array, not %s", what,
+                     Py_TYPE(columns)->tp_name);
+        return -1;
+    }
+    /* A snapshot holding strong references: code run while reading the arrays (a
+     * column's __array__) may change the dict; names come from the dict as it was. */
+    PyObject *items = PyDict_Items(columns);
+    if (!items) return -1;
+    Py_ssize_t nc = PyList_GET_SIZE(items);
     if (nc == 0) {
-        PyErr_SetString(PyExc_ValueError, "TableView() needs at least one column");
-        return NULL;
+        Py_DECREF(items);
+        PyErr_Format(PyExc_ValueError, "%s needs at least one column", what);
+        return -1;
     }
     srccol *sc = PyMem_Calloc((size_t)nc, sizeof *sc);
     idt_column *cd = PyMem_Calloc((size_t)nc, sizeof *cd);
     int64_t *sbytes = PyMem_Calloc((size_t)nc, sizeof *sbytes);
     int64_t *order = PyMem_Calloc((size_t)nc, sizeof *order);
-    PyObject *result = NULL;
+    PyObject *names = PyTuple_New(nc);
+    int result = -1;
     idt_schema *schema = NULL;
     idt_store_builder *builder = NULL;
+    idt_py_prog pp = {0};
     idt_error err;
     int rc;
-    if (!sc || !cd || !sbytes || !order) {
-        PyErr_NoMemory();
+    if (!sc || !cd || !sbytes || !order || !names) {
+        if (names) PyErr_NoMemory();
         goto done;
     }
-    Py_ssize_t pos = 0, i = 0;
-    PyObject *key, *val;
     int64_t nrows = -1;
     PyObject *first_name = NULL;
-    while (PyDict_Next(columns, &pos, &key, &val)) {
+    for (Py_ssize_t i = 0; i < nc; i++) {
+        PyObject *kv = PyList_GET_ITEM(items, i);
+        PyObject *key = PyTuple_GET_ITEM(kv, 0), *val = PyTuple_GET_ITEM(kv, 1);
         if (!PyUnicode_Check(key)) {
             PyErr_Format(PyExc_TypeError, "column names must be str, not %s", Py_TYPE(key)->tp_name);
             goto done;
         }
+        Py_INCREF(key);
+        PyTuple_SET_ITEM(names, i, key);
         sc[i].name = key;
         sc[i].arr = (PyArrayObject *)PyArray_FromAny(val, NULL, 0, 0, 0, NULL);
         if (!sc[i].arr) goto done;
@@ -446,51 +528,64 @@ PyObject *idt_tv_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
             goto done;
         }
         if (classify(key, sc[i].arr, &sc[i])) goto done;
-        i++;
     }
-    for (i = 0; i < nc; i++) {
+    for (Py_ssize_t i = 0; i < nc; i++)
+        if (fill_column_desc(&sc[i], sc[i].name, &cd[i])) goto done;
+    if (expect && check_schema(cd, nc, expect)) goto done;
+    int64_t total = 0;
+    for (Py_ssize_t i = 0; i < nc; i++) total += nrows * sc[i].row_bytes;
+    if (idt_py_prog_init(&pp, progress, total, what, "B")) goto done;
+    for (Py_ssize_t i = 0; i < nc; i++)
         if (sc[i].kind != IDT_COL_FIXED &&
             measure_strings(&sc[i], nrows, PyUnicode_AsUTF8(sc[i].name)))
             goto done;
-        if (fill_column_desc(&sc[i], sc[i].name, &cd[i])) goto done;
-    }
     rc = idt_schema_new(cd, nc, &schema, &err);
     if (rc) {
         idt_py_raise(st, &err);
         goto done;
     }
-    for (i = 0; i < nc; i++) {
+    for (Py_ssize_t i = 0; i < nc; i++) {
         order[i] = idt_schema_find(schema, cd[i].name);
         sbytes[order[i]] = sc[i].str_bytes;
     }
-    Py_BEGIN_ALLOW_THREADS
-    rc = idt_store_builder_new(schema, nrows, sbytes, &builder, &err);
-    Py_END_ALLOW_THREADS
-    if (rc) {
-        idt_py_raise(st, &err);
-        goto done;
+    if (!(expect && nrows == 0)) { /* an empty batch adds nothing to a writer */
+        Py_BEGIN_ALLOW_THREADS
+        rc = idt_store_builder_new(schema, nrows, sbytes, &builder, &err);
+        Py_END_ALLOW_THREADS
+        if (rc) {
+            idt_py_raise(st, &err);
+            goto done;
+        }
+        int64_t done_bytes = 0;
+        for (Py_ssize_t i = 0; i < nc; i++)
+            if (write_column(st, &sc[i], builder, order[i], nrows, cd[i].name, &pp, &done_bytes))
+                goto done;
+        idt_store_builder *b = builder;
+        builder = NULL;
+        Py_BEGIN_ALLOW_THREADS
+        rc = idt_store_builder_finish(b, out, &err);
+        Py_END_ALLOW_THREADS
+        if (rc) {
+            idt_py_raise(st, &err);
+            goto done;
+        }
+        if (idt_py_prog_step(&pp, total)) {
+            idt_store_decref(*out);
+            *out = NULL;
+            goto done;
+        }
     }
-    for (i = 0; i < nc; i++)
-        if (write_column(st, &sc[i], builder, order[i], nrows, cd[i].name)) goto done;
-    idt_store *store;
-    idt_store_builder *b = builder;
-    builder = NULL;
-    Py_BEGIN_ALLOW_THREADS
-    rc = idt_store_builder_finish(b, &store, &err);
-    Py_END_ALLOW_THREADS
-    if (rc) {
-        idt_py_raise(st, &err);
-        goto done;
+    if (names_out) {
+        *names_out = names;
+        names = NULL;
     }
-    idt_view *v;
-    rc = idt_view_from_store(store, order, nc, &v, &err);
-    idt_store_decref(store);
-    if (rc) {
-        idt_py_raise(st, &err);
-        goto done;
+    if (order_out) {
+        *order_out = order;
+        order = NULL;
     }
-    result = idt_py_wrap_view(st, v);
+    result = 0;
 done:
+    idt_py_prog_close(&pp);
     if (builder) {
         Py_BEGIN_ALLOW_THREADS
         idt_store_builder_free(builder);
@@ -498,18 +593,38 @@ done:
     }
     idt_schema_decref(schema);
     if (sc)
-        for (i = 0; i < nc; i++) {
+        for (Py_ssize_t i = 0; i < nc; i++) {
             Py_XDECREF(sc[i].arr);
             Py_XDECREF(sc[i].native);
         }
     if (cd)
-        for (i = 0; i < nc; i++) PyMem_Free(cd[i].shape);
+        for (Py_ssize_t i = 0; i < nc; i++) PyMem_Free(cd[i].shape);
     PyMem_Free(sc);
     PyMem_Free(cd);
     PyMem_Free(sbytes);
     PyMem_Free(order);
-    (void)type;
+    Py_XDECREF(names);
+    Py_DECREF(items);
     return result;
+}
+
+PyObject *idt_tv_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"columns", "progress", NULL};
+    PyObject *columns, *progress = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$O:TableView", kwlist, &columns, &progress))
+        return NULL;
+    idt_module_state *st = idt_py_state_of_type(type);
+    idt_store *store;
+    int64_t *order;
+    if (idt_py_build_store(st, columns, "TableView()", NULL, progress, &store, NULL, &order))
+        return NULL;
+    idt_view *v;
+    idt_error err;
+    int rc = idt_view_from_store(store, order, store->schema->ncols, &v, &err);
+    idt_store_decref(store);
+    PyMem_Free(order);
+    if (rc) return idt_py_raise(st, &err);
+    return idt_py_wrap_view(st, v);
 }
 
 /* ---- keys ---- */

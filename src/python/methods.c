@@ -69,6 +69,45 @@ static PyObject *tv_shuffle(PyObject *self, PyObject *args, PyObject *kwds) {
     return finish(self, rc, out, &err);
 }
 
+/* A threads= keyword: None -> 0 (the core's default), else an int >= 1. -1 on error. */
+static int parse_threads(PyObject *o, int64_t *out) {
+    *out = 0;
+    if (o == Py_None) return 0;
+    if (PyBool_Check(o) || !PyIndex_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "threads must be an int or None, not %s", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    long long t = PyLong_AsLongLong(o);
+    if (t == -1 && PyErr_Occurred()) return -1;
+    if (t < 1) {
+        PyErr_Format(PyExc_ValueError, "threads must be at least 1, not %lld", t);
+        return -1;
+    }
+    *out = t > 64 ? 64 : t;
+    return 0;
+}
+
+static PyObject *tv_flatten(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"threads", "progress", NULL};
+    PyObject *thr = Py_None, *progress = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OO:flatten", kwlist, &thr, &progress)) return NULL;
+    int64_t threads;
+    if (parse_threads(thr, &threads)) return NULL;
+    idt_view *v = TV(self)->v, *out = NULL;
+    idt_py_prog pp;
+    if (idt_py_prog_init(&pp, progress, 2 * idt_view_len(v), "flatten", "rows")) return NULL;
+    idt_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_view_flatten(v, threads, &pp.p, &out, &err);
+    Py_END_ALLOW_THREADS
+    int pyerr = !rc && idt_py_prog_step(&pp, 2 * idt_view_len(v));
+    if (pyerr) idt_view_decref(out);
+    idt_py_prog_close(&pp);
+    if (pyerr) return NULL;
+    return finish(self, rc, out, &err);
+}
+
 /* Names from a str, or an iterable of str, as a list (new reference). */
 static PyObject *name_list(PyObject *names) {
     if (PyUnicode_Check(names)) return Py_BuildValue("[O]", names);
@@ -386,6 +425,9 @@ PyMethodDef idt_tv_methods[] = {
     {"remove_matching_strings", tv_remove_matching_strings, METH_VARARGS,
      "remove_matching_strings(column, strings) -> TableView: the rows whose string column value "
      "is not in `strings`."},
+    {"flatten", (PyCFunction)(void (*)(void))tv_flatten, METH_VARARGS | METH_KEYWORDS,
+     "flatten(*, threads=None, progress=None) -> TableView: a new table holding this view's "
+     "rows contiguously in view order (one store, gathered on threads, bounded memory)."},
     {"filter", tv_filter, METH_O, "filter(mask) -> TableView: the rows where the bool mask is True."},
     {"concat", tv_concat, METH_O | METH_CLASS,
      "TableView.concat(views) -> TableView: the rows of each view in order. Columns must match."},

@@ -10,6 +10,7 @@
 #include "../core/tmp.h"
 
 extern PyType_Spec idt_batchiter_spec;
+extern PyType_Spec idt_writer_spec;
 static PyModuleDef idt_moduledef;
 
 idt_module_state *idt_py_state_of_type(PyTypeObject *tp) {
@@ -153,6 +154,8 @@ static int module_exec(PyObject *m) {
         PyErr_Clear();
     st->BatchIter_Type = PyType_FromModuleAndSpec(m, &idt_batchiter_spec, NULL);
     if (!st->BatchIter_Type) return -1;
+    st->Writer_Type = PyType_FromModuleAndSpec(m, &idt_writer_spec, NULL);
+    if (!st->Writer_Type) return -1;
     st->CorruptDataError = PyErr_NewExceptionWithDoc(
         "infinidata.CorruptDataError",
         "A saved file is damaged, truncated, foreign or of another format version.",
@@ -160,6 +163,7 @@ static int module_exec(PyObject *m) {
     if (!st->CorruptDataError) return -1;
     if (PyModule_AddObjectRef(m, "TableView", st->TableView_Type) < 0 ||
         PyModule_AddObjectRef(m, "BatchIter", st->BatchIter_Type) < 0 ||
+        PyModule_AddObjectRef(m, "_Writer", st->Writer_Type) < 0 ||
         PyModule_AddObjectRef(m, "CorruptDataError", st->CorruptDataError) < 0 ||
         PyModule_AddIntConstant(m, "FORMAT_VERSION", IDT_FORMAT_VERSION) < 0 ||
         PyModule_AddIntConstant(m, "FAULT_ALLOC", IDT_FAULT_ALLOC) < 0 ||
@@ -179,6 +183,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     idt_module_state *st = PyModule_GetState(m);
     Py_VISIT(st->TableView_Type);
     Py_VISIT(st->BatchIter_Type);
+    Py_VISIT(st->Writer_Type);
     Py_VISIT(st->CorruptDataError);
     return 0;
 }
@@ -187,6 +192,7 @@ static int module_clear(PyObject *m) {
     idt_module_state *st = PyModule_GetState(m);
     Py_CLEAR(st->TableView_Type);
     Py_CLEAR(st->BatchIter_Type);
+    Py_CLEAR(st->Writer_Type);
     Py_CLEAR(st->CorruptDataError);
     return 0;
 }

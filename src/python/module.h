@@ -15,11 +15,13 @@
 #include <numpy/npy_2_compat.h>
 
 #include "../core/error.h"
+#include "../core/progress.h"
 #include "../core/view.h"
 
 typedef struct idt_module_state {
     PyObject *TableView_Type;
     PyObject *BatchIter_Type;
+    PyObject *Writer_Type;
     PyObject *CorruptDataError;
 } idt_module_state;
 
@@ -41,6 +43,24 @@ typedef struct idt_key {
     PyObject *shape_src;   /* index array whose shape leads the output, or NULL */
 } idt_key;
 
+/* Progress and Ctrl-C for a long call (progress.c). `p` goes to core calls (taking the GIL
+ * at most every 0.1 s to check signals and update the bar); with the GIL held, call
+ * idt_py_prog_step between chunks instead. */
+typedef struct idt_py_prog {
+    idt_progress p;
+    PyObject *bar;         /* infinidata._progress bar, or NULL */
+    int64_t shown;         /* work already passed to the bar */
+    double last;           /* when the callback last took the GIL */
+} idt_py_prog;
+/* Start: `progress` is the user's keyword (None, True, False); total in `unit`s. -1 with an
+ * exception set (bad value, progress=True without tqdm). */
+int idt_py_prog_init(idt_py_prog *pp, PyObject *progress, int64_t total, const char *desc,
+                     const char *unit);
+/* With the GIL: check signals and update the bar to `done`. -1 with an exception set. */
+int idt_py_prog_step(idt_py_prog *pp, int64_t done);
+/* Close the bar (keeps any exception being raised). */
+void idt_py_prog_close(idt_py_prog *pp);
+
 PyObject *idt_py_raise(idt_module_state *st, const idt_error *e);
 PyObject *idt_py_wrap_view(idt_module_state *st, idt_view *v);
 idt_module_state *idt_py_state_of(PyObject *self);
@@ -50,6 +70,15 @@ int idt_parse_key(PyObject *key, int64_t len, idt_key *k, int allow_int);
 void idt_key_clear(idt_key *k);
 PyObject *idt_py_read(TableViewObject *self, const idt_rowsel *sel, const npy_intp *lead,
                       int nlead, int scalarize);
+
+/* Build one store from a dict of columns (a table's or a batch's): bounded chunk copies,
+ * Ctrl-C checked between chunks, a bar per `progress`. With `expect` (a writer's schema)
+ * the columns must match it (ValueError naming the column and both types) and a batch of
+ * no rows makes no store (*out NULL). *names_out (a tuple of the dict's keys, in order) and
+ * *order_out (PyMem: store column of each key) are optional. 0, or -1 with an exception. */
+int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what,
+                       const idt_schema *expect, PyObject *progress, idt_store **out,
+                       PyObject **names_out, int64_t **order_out);
 
 /* Defined in _infinidata.c, used by the type spec in module.c. */
 PyObject *idt_tv_new(PyTypeObject *type, PyObject *args, PyObject *kwds);

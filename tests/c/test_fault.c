@@ -21,6 +21,7 @@
 #include "harness.h"
 #include "persist.h"
 #include "utf8.h"
+#include "writer.h"
 
 /* ---- the model (as in test_view) ---- */
 
@@ -92,6 +93,7 @@ static struct {
     char save_over[PATH_MAX];  /* holds "x" (F.v); a run saves F.w over it */
     char save_load[PATH_MAX];  /* holds "w" (F.w), for loading */
     h_names over_files;        /* what save_over holds */
+    idt_store *pieces[4];      /* writer pieces: ids 1000+50k .. 1000+50k+49 */
     char *descr;               /* idt_view_describe(F.w) */
     size_t descr_len;
 } F;
@@ -159,7 +161,11 @@ static int64_t view_refs(const idt_view *v) {
     return s;
 }
 
-static int64_t fingerprint(void) { return view_refs(F.v) * 3 + view_refs(F.w) * 5 + view_refs(F.big) * 7; }
+static int64_t fingerprint(void) {
+    int64_t p = 0;
+    for (int k = 0; k < 4; k++) p += F.pieces[k] ? atomic_load(&F.pieces[k]->refs) : 0;
+    return view_refs(F.v) * 3 + view_refs(F.w) * 5 + view_refs(F.big) * 7 + p * 11;
+}
 
 static int64_t *ids_of(const idt_view *v) { return h_col_i64(v, h_vcol(v, "id")); }
 
@@ -214,6 +220,8 @@ static int fixture_new(void) {
     if (idt_view_shuffle(F.big, F.seed, &s, &err)) return -1;
     F.bigshuf = ids_of(s);
     idt_view_decref(s);
+    for (int k = 0; k < 4; k++)
+        if (model_store(1000 + 50 * k, 50, &F.pieces[k], &err)) return -1;
     if (saves_new()) return -1;
     F.fingerprint = fingerprint();
     return 0;
@@ -226,6 +234,8 @@ static void fixture_free(void) {
     idt_view_decref(F.big);
     free(F.shuf);
     free(F.bigshuf);
+    for (int k = 0; k < 4; k++) idt_store_decref(F.pieces[k]);
+    memset(F.pieces, 0, sizeof F.pieces);
     F.v = F.w = F.big = NULL;
 }
 
@@ -409,6 +419,35 @@ static int run_batch_threads(void **out, idt_error *err) {
     return batch_run(3, 4, err);
 }
 
+static int run_flatten(void **out, idt_error *err) { return idt_view_flatten(F.w, 1, NULL, (idt_view **)out, err); }
+static int run_flatten_threads(void **out, idt_error *err) {
+    return idt_view_flatten(F.w, 3, NULL, (idt_view **)out, err);
+}
+static int check_flatten(void *p) {
+    const idt_view *v = p;
+    return v->nseg == 1 && v->segs[0].kind == IDT_SEG_RUN && same_ids(p, F.wids, NA + N);
+}
+
+/* A writer given the four pieces, merging every 3 small ones. */
+static int run_writer(void **out, idt_error *err) {
+    idt_writer *w;
+    int rc = idt_writer_new(F.pieces[0]->schema, &w, err);
+    if (rc) return rc;
+    idt_writer_set_merge_count(w, 3);
+    for (int k = 0; k < 4 && !rc; k++) rc = idt_writer_add(w, F.pieces[k], NULL, err);
+    if (rc) {
+        idt_writer_free(w);
+        return rc;
+    }
+    int64_t cols[4] = {0, 1, 2, 3};
+    return idt_writer_finish(w, cols, 4, (idt_view **)out, err);
+}
+static int check_writer(void *p) {
+    int64_t want[200];
+    for (int i = 0; i < 200; i++) want[i] = 1000 + i;
+    return same_ids(p, want, 200) && ((idt_view *)p)->nseg == 2;
+}
+
 /* Saving into a directory that does not exist yet: a failed save leaves no directory. */
 static void prepare_save_new(void) { rm_flat(F.save_new); }
 static int run_save_new(void **out, idt_error *err) {
@@ -490,6 +529,9 @@ static const op OPS[] = {
     {"save (overwrite)", run_save_over, check_save_over, release_save_over, NULL, check_fail_save_over, 0},
     {"load", run_load, check_load, release_view, NULL, NULL, 0},
     {"from description", run_from_descr, check_load, release_view, NULL, NULL, 1},
+    {"flatten", run_flatten, check_flatten, release_view, NULL, NULL, 0},
+    {"flatten (3 threads)", run_flatten_threads, check_flatten, release_view, NULL, NULL, 0},
+    {"writer", run_writer, check_writer, release_view, NULL, NULL, 0},
 };
 enum { NOPS = sizeof OPS / sizeof OPS[0] };
 
