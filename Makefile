@@ -15,7 +15,7 @@ all: build
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q "numpy>=2.0" "meson-python>=0.15" "meson>=1.1" ninja pytest hypothesis
+	$(PY) -m pip install -q "numpy>=2.0" "meson-python>=0.15" "meson>=1.1" ninja pytest hypothesis tqdm
 	touch $@
 
 $(BUILD)/.installed: $(STAMP) $(SRC)
