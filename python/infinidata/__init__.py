@@ -26,3 +26,5 @@ TableView.from_batches = staticmethod(_from_batches)
 
 __all__ = ["TableView", "TableWriter", "BatchIter", "CorruptDataError", "FORMAT_VERSION", "gc"]
 __version__ = "0.1.0"
+
+from . import _mpexit  # noqa: E402,F401  (multiprocessing children remove their temp files)
