@@ -182,8 +182,8 @@ def _rows_after(n, start, batch_size, world_size, drop_last, batches):
 
 
 def _env_int(name):
-    raw = os.environ.get(name)
-    if raw is None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
         return None
     try:
         return int(raw)
@@ -218,11 +218,16 @@ class _Gathered(collections.abc.Sequence):
 
 
 def collate(batch):
-    """A DataLoader `collate_fn` for TableDataset: a batch that `__getitems__` gathered at
-    once becomes a dict of tensors sharing the gathered arrays' memory (string columns stay
-    NumPy); anything else (a list of transformed samples) goes to PyTorch's default collate."""
+    """A DataLoader `collate_fn` for both classes. A batch that TableDataset.__getitems__
+    gathered at once becomes a dict of tensors sharing the gathered arrays' memory (string
+    and datetime columns stay NumPy); a TableLoader batch (a dict: `batch_size=None`) passes
+    through unchanged (PyTorch's default would try to convert its NumPy string and datetime
+    columns); anything else (a list of transformed samples) goes to PyTorch's default
+    collate."""
     if isinstance(batch, _Gathered):
         return {name: _to_tensor(col) for name, col in batch.columns.items()}
+    if isinstance(batch, collections.abc.Mapping):
+        return batch
     return _tud.default_collate(batch)
 
 
