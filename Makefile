@@ -9,7 +9,7 @@ SRC := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h python
 ROWS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all build demo test test-c test-py bench bench-quick probe clean sanitize tsan fuzz soak
+.PHONY: all build demo test test-c test-py bench bench-torch bench-quick probe clean sanitize tsan fuzz soak
 
 all: build
 
@@ -65,6 +65,11 @@ test: test-c test-py
 
 bench: build $(BUILD)/limits
 	$(PY) bench/run.py
+	$(PY) bench/torch_bench.py
+
+# infinidata.torch against DataLoader over np.memmap, HF datasets and MosaicML streaming
+bench-torch: build
+	$(PY) bench/torch_bench.py
 
 # The probe (bench/limits.c): what this machine can do at best (memcpy, random gather, shuffle,
 # sequential file write, random 4 KiB O_DIRECT reads at queue depths 1-64, sequential O_DIRECT

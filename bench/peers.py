@@ -17,6 +17,9 @@ PEERS = {
     "datasets": (["datasets", "numpy"], "import datasets, pyarrow, numpy"),
     # 0.0.1 is a Rust (PyO3) wheel built against the NumPy 1.x C API in 2024: pin numpy<2.
     "infinidata-0.0.1": (["infinidata==0.0.1", "numpy<2"], "import infinidata, numpy; infinidata.TableView"),
+    # bench/torch_bench.py: peers of infinidata.torch, each with the same CPU torch as .venv
+    "datasets-torch": (["datasets", "numpy", "torch==2.13.0"], "import datasets, torch"),
+    "mosaicml-streaming": (["mosaicml-streaming", "torch==2.13.0"], "import streaming, torch"),
 }
 
 
