@@ -11,10 +11,6 @@
 
 enum { CHUNK = 1024, PREFETCH = 8 };
 
-/* Column index in `st` of the view's column j. */
-static inline int64_t col_in(const idt_view *v, const idt_store *st, int64_t j) {
-    return v->uniform ? v->cols[j] : idt_schema_find(st->schema, idt_view_column(v, j)->name);
-}
 
 /* Copy one row of rb bytes. Small power-of-two sizes compile to single moves. */
 static inline void copy_row(char *dst, const char *src, int64_t rb) {
@@ -72,7 +68,7 @@ static void widths_chunk(const idt_view *v, const resolved *r, int64_t j, int64_
     const idt_column *c = idt_view_column(v, j);
     int64_t per = c->row_elems, best = *w;
     for (int64_t i = 0; i < r->n; i++) {
-        const idt_store_col *sc = &r->st[i]->cols[col_in(v, r->st[i], j)];
+        const idt_store_col *sc = &r->st[i]->cols[idt_view_store_col(v, r->st[i], j)];
         for (int64_t e = 0; e < per; e++) {
             int64_t l = str_chars(sc, c, r->row[i] * per + e);
             if (l > best) best = l;
@@ -135,7 +131,7 @@ static void gather_chunk(const idt_view *v, const resolved *r, int64_t o0, void 
         if (c->kind == IDT_COL_FIXED) {
             int64_t rb = c->row_bytes;
             if (r->single) {
-                const char *base = r->st[0]->cols[col_in(v, r->st[0], j)].data;
+                const char *base = r->st[0]->cols[idt_view_store_col(v, r->st[0], j)].data;
                 for (int64_t i = 0; i < r->n; i++) {
                     if (i + PREFETCH < r->n) __builtin_prefetch(base + r->row[i + PREFETCH] * rb);
                     copy_row(out + i * rb, base + r->row[i] * rb, rb);
@@ -149,12 +145,12 @@ static void gather_chunk(const idt_view *v, const resolved *r, int64_t o0, void 
                 }
             } else {
                 for (int64_t i = 0; i < r->n; i++)
-                    copy_row(out + i * rb, r->st[i]->cols[col_in(v, r->st[i], j)].data + r->row[i] * rb, rb);
+                    copy_row(out + i * rb, r->st[i]->cols[idt_view_store_col(v, r->st[i], j)].data + r->row[i] * rb, rb);
             }
         } else {
             int64_t per = c->row_elems, esz = orb / (per ? per : 1);
             for (int64_t i = 0; i < r->n; i++) {
-                const idt_store_col *sc = &r->st[i]->cols[col_in(v, r->st[i], j)];
+                const idt_store_col *sc = &r->st[i]->cols[idt_view_store_col(v, r->st[i], j)];
                 for (int64_t e = 0; e < per; e++)
                     put_str(sc, c, r->row[i] * per + e, out + i * orb + e * esz, w);
             }
@@ -169,7 +165,7 @@ static void gather_run(const idt_view *v, const idt_segment *s, int64_t pos, int
     const idt_store *st = s->store;
     for (int64_t j = 0; j < v->ncols; j++) {
         const idt_column *c = idt_view_column(v, j);
-        const idt_store_col *sc = &st->cols[col_in(v, st, j)];
+        const idt_store_col *sc = &st->cols[idt_view_store_col(v, st, j)];
         int64_t w = widths[j], orb = out_row_bytes(c, w);
         char *out = (char *)outs[j] + o0 * orb;
         if (c->kind == IDT_COL_FIXED) {

@@ -70,6 +70,11 @@ static inline const idt_column *idt_view_column(const idt_view *v, int64_t j) {
     return &v->schema->cols[v->cols[j]];
 }
 
+/* Column index in store `st` (one of the view's stores) of the view's shown column j. */
+static inline int64_t idt_view_store_col(const idt_view *v, const idt_store *st, int64_t j) {
+    return v->uniform ? v->cols[j] : idt_schema_find(st->schema, idt_view_column(v, j)->name);
+}
+
 /* Index of the segment holding view row i (0 <= i < len): binary search over cum. */
 static inline int64_t idt_view_find_seg(const idt_view *v, int64_t i) {
     int64_t lo = 0, hi = v->nseg - 1;
