@@ -24,7 +24,12 @@ from ._writer import TableWriter, from_batches as _from_batches  # noqa: E402
 
 TableView.from_batches = staticmethod(_from_batches)
 
-__all__ = ["TableView", "TableWriter", "BatchIter", "CorruptDataError", "FORMAT_VERSION", "gc"]
+from . import _ops  # noqa: E402
+
+_ops._attach()
+SplitResult = _ops.SplitResult
+
+__all__ = ["SplitResult", "TableView", "TableWriter", "BatchIter", "CorruptDataError", "FORMAT_VERSION", "gc"]
 __version__ = "0.1.0"
 
 from . import _mpexit  # noqa: E402,F401  (multiprocessing children remove their temp files)

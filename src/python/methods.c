@@ -1,6 +1,9 @@
 /* methods.c: TableView methods that make views, and its properties. */
 #include "module.h"
 
+#include <unistd.h>
+
+#include "../core/sort.h"
 #include "../core/sys.h"
 
 #define TV(o) ((TableViewObject *)(o))
@@ -273,6 +276,131 @@ static PyObject *tv_filter(PyObject *self, PyObject *maskobj) {
     return finish(self, rc, out, &err);
 }
 
+/* Index of the shown column named by str `name`, or -1 with KeyError listing the columns. */
+static int64_t shown_col(PyObject *self, PyObject *name) {
+    idt_view *v = TV(self)->v;
+    const char *s = PyUnicode_AsUTF8(name);
+    if (!s) return -1;
+    for (int64_t j = 0; j < v->ncols; j++)
+        if (!strcmp(idt_view_column(v, j)->name, s)) return j;
+    PyObject *names = PyObject_GetAttrString(self, "column_names");
+    if (names) {
+        PyErr_Format(PyExc_KeyError, "no column named %R; the columns are %R", name, names);
+        Py_DECREF(names);
+    }
+    return -1;
+}
+
+/* Between sort passes, with the GIL taken back briefly: Ctrl-C (any pending signal whose
+ * handler raises) cancels. */
+static int sort_progress(void *ctx, uint64_t done, uint64_t total) {
+    (void)done;
+    (void)total;
+    PyThreadState **ts = ctx;
+    PyEval_RestoreThread(*ts);
+    int stop = PyErr_CheckSignals() != 0;
+    *ts = PyEval_SaveThread();
+    return stop;
+}
+
+/* A positive int argument, or `dflt` for None. Returns -1 with an exception on error. */
+static int64_t positive_arg(PyObject *o, const char *what, int64_t dflt) {
+    if (o == Py_None) return dflt;
+    if (PyBool_Check(o) || !PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int or None, not %s", what, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    long long x = PyLong_AsLongLong(o);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    if (x < 1) {
+        PyErr_Format(PyExc_ValueError, "%s must be at least 1, not %lld", what, x);
+        return -1;
+    }
+    return (int64_t)x;
+}
+
+static PyObject *tv_sort(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"columns", "descending", "threads", "memory_budget", NULL};
+    PyObject *cols, *desc = Py_False, *thr = Py_None, *budget = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OO:sort", kwlist, &cols, &desc, &thr, &budget))
+        return NULL;
+    PyObject *l = name_list(cols);
+    if (!l) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(l);
+    idt_sort_key *keys = PyMem_Malloc((size_t)(n ? n : 1) * sizeof *keys);
+    PyObject *res = NULL, *dl = NULL;
+    if (!keys) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "sort() needs at least one column");
+        goto done;
+    }
+    if (!PyBool_Check(desc)) {
+        if (PyUnicode_Check(desc) || !(dl = PySequence_List(desc))) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "descending must be a bool or a list of bools (one per "
+                         "column), not %s", Py_TYPE(desc)->tp_name);
+            goto done;
+        }
+        if (PyList_GET_SIZE(dl) != n) {
+            PyErr_Format(PyExc_ValueError, "descending has %zd entries for %zd sort columns",
+                         PyList_GET_SIZE(dl), n);
+            goto done;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t j = shown_col(self, PyList_GET_ITEM(l, i));
+        if (j < 0) goto done;
+        for (Py_ssize_t q = 0; q < i; q++)
+            if (keys[q].col == j) {
+                PyErr_Format(PyExc_ValueError, "sort column %R given twice", PyList_GET_ITEM(l, i));
+                goto done;
+            }
+        PyObject *d = dl ? PyList_GET_ITEM(dl, i) : desc;
+        if (!PyBool_Check(d) && !PyArray_IsScalar(d, Bool)) {
+            PyErr_Format(PyExc_TypeError, "descending entries must be bools, not %s", Py_TYPE(d)->tp_name);
+            goto done;
+        }
+        keys[i].col = j;
+        keys[i].descending = PyObject_IsTrue(d);
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    idt_sort_opts o = {0};
+    o.threads = positive_arg(thr, "threads", cpus < 1 ? 1 : cpus > 8 ? 8 : cpus);
+    if (o.threads < 0) goto done;
+    if (budget == Py_None) {
+        const char *env = getenv("INFINIDATA_SORT_MEMORY");
+        if (env && *env) {
+            char *end;
+            long long b = strtoll(env, &end, 10);
+            if (*end || b < 1) {
+                PyErr_Format(PyExc_ValueError, "INFINIDATA_SORT_MEMORY must be a positive number "
+                             "of bytes, not '%s'", env);
+                goto done;
+            }
+            o.memory_budget = b;
+        }
+    } else if ((o.memory_budget = positive_arg(budget, "memory_budget", 0)) < 0) {
+        goto done;
+    }
+    idt_view *v = TV(self)->v, *out = NULL;
+    idt_error err;
+    PyThreadState *ts = PyEval_SaveThread();
+    o.progress = sort_progress;
+    o.ctx = &ts;
+    int rc = idt_view_sort(v, keys, n, &o, &out, &err);
+    PyEval_RestoreThread(ts);
+    if (rc == IDT_ECANCELLED && PyErr_Occurred()) goto done;
+    res = finish(self, rc, out, &err);
+done:
+    PyMem_Free(keys);
+    Py_XDECREF(dl);
+    Py_DECREF(l);
+    return res;
+}
+
 /* The idt_views of a sequence of TableViews (borrowed, valid while `seq` lives). */
 idt_view **idt_py_views_of(PyObject *tvtype, PyObject *seq, Py_ssize_t *n) {
     Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
@@ -428,7 +556,13 @@ PyMethodDef idt_tv_methods[] = {
     {"flatten", (PyCFunction)(void (*)(void))tv_flatten, METH_VARARGS | METH_KEYWORDS,
      "flatten(*, threads=None, progress=None) -> TableView: a new table holding this view's "
      "rows contiguously in view order (one store, gathered on threads, bounded memory)."},
-    {"filter", tv_filter, METH_O, "filter(mask) -> TableView: the rows where the bool mask is True."},
+    {"_filter_mask", tv_filter, METH_O, "_filter_mask(mask) -> TableView: the rows where the bool mask is True."},
+    {"sort", (PyCFunction)(void (*)(void))tv_sort, METH_VARARGS | METH_KEYWORDS,
+     "sort(columns, descending=False, *, threads=None, memory_budget=None) -> TableView: the rows "
+     "ordered by one or several columns (a name or a list of names), stable: ties keep the view's "
+     "order. descending is a bool or one bool per column; NaN and NaT sort last either way. "
+     "threads=None uses up to 8 CPUs. Keys are sorted in RAM up to memory_budget bytes (default "
+     "$INFINIDATA_SORT_MEMORY, else 1 GiB), beyond it in sorted runs on disk merged at the end."},
     {"concat", tv_concat, METH_O | METH_CLASS,
      "TableView.concat(views) -> TableView: the rows of each view in order. Columns must match."},
     {"batch_iter", (PyCFunction)(void (*)(void))idt_tv_batch_iter, METH_VARARGS | METH_KEYWORDS,

@@ -1,0 +1,243 @@
+"""Dataset operations over views, in the manner of Hugging Face datasets: shard,
+train_test_split, filter by a predicate, drop_columns. Each returns views (no row is
+copied); the heavy lifting (slices, shuffles, masks) is the engine's. They are attached to
+TableView as methods when the package is imported.
+"""
+
+import math
+import operator
+
+import numpy as np
+
+from ._infinidata import TableView
+
+
+def _int_arg(value, what, minimum):
+    """`value` as an int >= minimum (bools refused), else TypeError / ValueError naming it."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    value = operator.index(value)
+    if value < minimum:
+        raise ValueError(f"{what} must be at least {minimum}, not {value}")
+    return value
+
+
+def _names(names, what):
+    """A str or an iterable of str as a list of str."""
+    if isinstance(names, str):
+        return [names]
+    try:
+        out = list(names)
+    except TypeError:
+        raise TypeError(f"{what} must be a str or a list of str, not {type(names).__name__}") from None
+    for n in out:
+        if not isinstance(n, str):
+            raise TypeError(f"{what} must be str, not {type(n).__name__}")
+    return out
+
+
+def _check_known(tv, names):
+    cols = tv.column_names
+    for n in names:
+        if n not in cols:
+            raise KeyError(f"no column named {n!r}; the columns are {cols}")
+
+
+class SplitResult(tuple):
+    """The (train, test) pair train_test_split returns: a tuple that can also be indexed by
+    "train" and "test" (as a Hugging Face DatasetDict) and has .train / .test."""
+
+    __slots__ = ()
+
+    def __new__(cls, train, test):
+        return super().__new__(cls, (train, test))
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            if key == "train":
+                return tuple.__getitem__(self, 0)
+            if key == "test":
+                return tuple.__getitem__(self, 1)
+            raise KeyError(f"{key!r}: a split has 'train' and 'test'")
+        return tuple.__getitem__(self, key)
+
+    @property
+    def train(self):
+        return tuple.__getitem__(self, 0)
+
+    @property
+    def test(self):
+        return tuple.__getitem__(self, 1)
+
+    def keys(self):
+        return ["train", "test"]
+
+    def values(self):
+        return [self.train, self.test]
+
+    def items(self):
+        return [("train", self.train), ("test", self.test)]
+
+    def __repr__(self):
+        return f"SplitResult(train={self.train!r}, test={self.test!r})"
+
+    def __reduce__(self):
+        return (SplitResult, (self.train, self.test))
+
+
+def shard(self, num_shards, index, contiguous=True):
+    """shard(num_shards, index, contiguous=True) -> TableView: shard `index` of `num_shards`.
+
+    As Hugging Face datasets: contiguous shards are consecutive runs of rows, the first
+    len % num_shards shards one row longer; contiguous=False takes rows index, index +
+    num_shards, ... Every row is in exactly one shard. A view: no row is copied."""
+    num_shards = _int_arg(num_shards, "num_shards", 1)
+    index = _int_arg(index, "index", 0)
+    if index >= num_shards:
+        raise ValueError(f"index must be in [0, {num_shards - 1}] for {num_shards} shards, not {index}")
+    n = len(self)
+    if not contiguous:
+        return self.new_view(slice(index, None, num_shards))
+    div, mod = divmod(n, num_shards)
+    start = div * index + min(index, mod)
+    end = start + div + (1 if index < mod else 0)
+    return self.new_view(slice(start, end))
+
+
+def _split_sizes(n, test_size):
+    if isinstance(test_size, (bool, np.bool_)) or not isinstance(test_size, (int, float, np.integer, np.floating)):
+        raise TypeError(f"test_size must be a float in (0, 1) or an int, not {type(test_size).__name__}")
+    if isinstance(test_size, (float, np.floating)):
+        f = float(test_size)
+        if not 0.0 < f < 1.0:
+            raise ValueError(f"test_size={f} should be in the (0, 1) range when a float "
+                             "(the fraction of rows that go to the test set)")
+        n_test = math.ceil(f * n)
+    else:
+        n_test = operator.index(test_size)
+        if not 0 < n_test < n:
+            raise ValueError(f"test_size={n_test} should be between 1 and {n - 1} rows "
+                             f"(the view has {n}) when an int")
+    n_train = n - n_test
+    if n_test == 0 or n_train == 0:
+        raise ValueError(f"with {n} rows and test_size={test_size} the "
+                         f"{'test' if n_test == 0 else 'train'} set would be empty; adjust test_size")
+    return n_train, n_test
+
+
+def _column_values(tv, name, batch_size=1 << 16):
+    """Every value of one scalar column, as one NumPy array (read in batches)."""
+    col = tv.select_columns([name])
+    parts = [b[name] for b in col.batch_iter(batch_size)]
+    if not parts:
+        return col[0:0][name]
+    if parts[0].dtype.kind in "US":  # batches may have different string widths
+        width = max(p.dtype.itemsize for p in parts) // (4 if parts[0].dtype.kind == "U" else 1)
+        parts = [p.astype(f"{parts[0].dtype.kind}{max(width, 1)}") for p in parts]
+    return np.concatenate(parts)
+
+
+def _stratified_quotas(counts, n_test):
+    """Test rows per class: n_test * count / n, rounded down, and the rows left over given one
+    each to the classes with the largest remainders (ties: the first class in sorted order)."""
+    n = int(counts.sum())
+    exact = counts * n_test
+    base = exact // n
+    rem = exact - base * n
+    left = n_test - int(base.sum())
+    order = np.lexsort((np.arange(len(counts)), -rem))  # largest remainder, then class order
+    base[order[:left]] += 1
+    return base
+
+
+def train_test_split(self, test_size, seed=None, stratify_by=None):
+    """train_test_split(test_size, seed=None, stratify_by=None) -> SplitResult (train, test).
+
+    test_size: a float in (0, 1) gives ceil(test_size * len) test rows; an int gives that many.
+    Both sets are random (a seeded shuffle: the same seed gives the same split on every run
+    and machine) and are views. Without stratify_by the test set is the first rows of
+    tv.shuffle(seed) and the train set the rest (no copy). With stratify_by (a scalar column:
+    integers, bools or strings) each class gets test rows in proportion to its size: the
+    exact share n_test * class_rows / rows rounded down, and the rows left over go one each
+    to the classes with the largest remainders (ties: the smaller class value first). The
+    class column is read once into memory; the two sets are then in random order."""
+    n = len(self)
+    n_train, n_test = _split_sizes(n, test_size)
+    if seed is not None:
+        _int_arg(seed, "seed", 0)
+    if stratify_by is None:
+        shuffled = self.shuffle(seed=seed)
+        return SplitResult(shuffled.new_view(slice(n_test, None)), shuffled.new_view(slice(0, n_test)))
+    if not isinstance(stratify_by, str):
+        raise TypeError(f"stratify_by must be a column name (str), not {type(stratify_by).__name__}")
+    _check_known(self, [stratify_by])
+    dtype, shape = self.schema[stratify_by]
+    if shape != () or dtype.kind not in "biuUSO":
+        raise TypeError(f"cannot stratify by column {stratify_by!r} of dtype {dtype} and row shape "
+                        f"{shape}: it must hold scalar integers, bools or strings")
+    labels = _column_values(self, stratify_by)
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    quotas = _stratified_quotas(counts.astype(np.int64), n_test)
+    rng = np.random.default_rng(seed)
+    by_class = np.argsort(inverse, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    test_parts, train_parts = [], []
+    for c in range(len(counts)):
+        rows = rng.permutation(by_class[starts[c]:starts[c + 1]])
+        test_parts.append(rows[:quotas[c]])
+        train_parts.append(rows[quotas[c]:])
+    test_idx = rng.permutation(np.concatenate(test_parts))
+    train_idx = rng.permutation(np.concatenate(train_parts))
+    return SplitResult(self.new_view(train_idx), self.new_view(test_idx))
+
+
+def filter(self, predicate, batch_size=10_000, columns=None):
+    """filter(predicate, batch_size=10_000, columns=None) -> TableView.
+
+    predicate: a bool array of len(tv) (a mask), or a function that receives each batch (a
+    dict of column -> array, `columns` only when given) and returns a bool array (or list of
+    bools) with one entry per row of the batch. The result is a view of the rows where it is
+    True (a 1-byte-per-row mask is kept while batches run; no row is copied)."""
+    if not callable(predicate):
+        return self._filter_mask(predicate)
+    batch_size = _int_arg(batch_size, "batch_size", 1)
+    src = self
+    if columns is not None:
+        names = _names(columns, "columns")
+        _check_known(self, names)
+        src = self.select_columns(names)
+    n = len(self)
+    mask = np.zeros(n, dtype=bool)
+    start = 0
+    for batch in src.batch_iter(batch_size, threads=2, readahead=4):
+        rows = min(batch_size, n - start)
+        out = predicate(batch)
+        arr = np.asarray(out)
+        if arr.dtype != np.bool_:
+            raise TypeError(f"the filter predicate must return a bool array (or list of bools), got "
+                            f"{type(out).__name__} of dtype {arr.dtype} for the batch at row {start}")
+        if arr.shape != (rows,):
+            raise ValueError(f"the filter predicate returned shape {arr.shape} for the batch at row "
+                             f"{start}; it must give one bool per row: shape ({rows},)")
+        mask[start:start + rows] = arr
+        start += rows
+    return self._filter_mask(mask)
+
+
+def drop_columns(self, names):
+    """drop_columns(names) -> TableView: a view without these columns (a str or a list of str).
+    An unknown name is a KeyError listing the columns; dropping them all is a ValueError."""
+    names = _names(names, "column names")
+    _check_known(self, names)
+    drop = set(names)
+    keep = [c for c in self.column_names if c not in drop]
+    if not keep:
+        raise ValueError(f"cannot drop every column of a view ({self.column_names})")
+    return self.select_columns(keep)
+
+
+def _attach():
+    TableView.shard = shard
+    TableView.train_test_split = train_test_split
+    TableView.filter = filter
+    TableView.drop_columns = drop_columns
