@@ -14,6 +14,11 @@ enum { K_BOOL, K_UINT, K_INT, K_FLOAT, K_TIME, K_STR };
 /* Parallel work is split into blocks of at least this many rows. */
 enum { MIN_BLOCK = 1 << 16, MAX_THREADS = 64, MIN_CHUNK_ROWS = 16, WRITE_BUF = 1 << 14 };
 
+/* Radix digits: 11 bits, so 6 passes cover 64-bit codes (fewer than 8 byte passes; 2048
+ * counters per digit still sit in L1/L2). */
+enum { DBITS = 11, NDIG = (64 + DBITS - 1) / DBITS, NBUCK = 1 << DBITS };
+#define DMASK ((uint64_t)NBUCK - 1)
+
 typedef struct keyspec {
     int code;          /* K_* */
     int width;         /* bytes per value (fixed kinds) */
@@ -281,19 +286,19 @@ static void extract_par(const sorter *S, const keyspec *s, int64_t lo, int64_t n
 typedef struct rjob {
     rec *src, *dst;
     int64_t n;
-    int digit;                      /* byte being sorted (0 = least significant) */
-    int64_t (*cnt)[256];            /* per thread block */
-    int64_t (*allcnt)[8][256];      /* per thread block, every byte (first count) */
+    int digit;                      /* digit being sorted (0 = least significant) */
+    int64_t (*cnt)[NBUCK];          /* per thread block */
+    int64_t (*allcnt)[NDIG][NBUCK]; /* per thread block, every digit (first count) */
 } rjob;
 
 static void rjob_count_all(void *a, int64_t t, int64_t nt) {
     rjob *r = a;
     int64_t b = r->n * t / nt, e = r->n * (t + 1) / nt;
-    int64_t(*c)[256] = r->allcnt[t];
-    memset(c, 0, sizeof(int64_t) * 8 * 256);
+    int64_t(*c)[NBUCK] = r->allcnt[t];
+    memset(c, 0, sizeof(int64_t) * NDIG * NBUCK);
     for (int64_t i = b; i < e; i++) {
         uint64_t k = r->src[i].key;
-        for (int d = 0; d < 8; d++) c[d][(k >> (8 * d)) & 0xFF]++;
+        for (int d = 0; d < NDIG; d++) c[d][(k >> (DBITS * d)) & DMASK]++;
     }
 }
 
@@ -301,9 +306,9 @@ static void rjob_count(void *a, int64_t t, int64_t nt) {
     rjob *r = a;
     int64_t b = r->n * t / nt, e = r->n * (t + 1) / nt;
     int64_t *c = r->cnt[t];
-    memset(c, 0, sizeof(int64_t) * 256);
-    int sh = 8 * r->digit;
-    for (int64_t i = b; i < e; i++) c[(r->src[i].key >> sh) & 0xFF]++;
+    memset(c, 0, sizeof(int64_t) * NBUCK);
+    int sh = DBITS * r->digit;
+    for (int64_t i = b; i < e; i++) c[(r->src[i].key >> sh) & DMASK]++;
 }
 
 /* cnt[t] holds starting offsets (made by the caller); scatter block t. */
@@ -311,12 +316,12 @@ static void rjob_scatter(void *a, int64_t t, int64_t nt) {
     rjob *r = a;
     int64_t b = r->n * t / nt, e = r->n * (t + 1) / nt;
     int64_t *off = r->cnt[t];
-    int sh = 8 * r->digit;
+    int sh = DBITS * r->digit;
     const rec *src = r->src;
     rec *dst = r->dst;
     for (int64_t i = b; i < e; i++) {
         rec x = src[i];
-        dst[off[(x.key >> sh) & 0xFF]++] = x;
+        dst[off[(x.key >> sh) & DMASK]++] = x;
     }
 }
 
@@ -326,8 +331,8 @@ static int radix_sort(sorter *S, rec *a, rec *b, int64_t n, rec **res, idt_error
     *res = a;
     if (n < 2) return 0;
     int64_t nt = threads_for(S, n);
-    int64_t(*all)[8][256] = idt_malloc((size_t)nt * sizeof *all);
-    int64_t(*cnt)[256] = idt_malloc((size_t)nt * sizeof *cnt);
+    int64_t(*all)[NDIG][NBUCK] = idt_malloc((size_t)nt * sizeof *all);
+    int64_t(*cnt)[NBUCK] = idt_malloc((size_t)nt * sizeof *cnt);
     if (!all || !cnt) {
         idt_free(all);
         idt_free(cnt);
@@ -336,13 +341,14 @@ static int radix_sort(sorter *S, rec *a, rec *b, int64_t n, rec **res, idt_error
     rjob r = {a, b, n, 0, cnt, all};
     parallel(nt, rjob_count_all, &r);
     int rc = 0, first = 1;
-    for (int d = 0; d < 8 && !rc; d++) {
-        /* a byte where every record falls in one bucket needs no pass */
-        int64_t tot[256] = {0};
-        for (int64_t t = 0; t < nt; t++)
-            for (int q = 0; q < 256; q++) tot[q] += all[t][d][q];
+    for (int d = 0; d < NDIG && !rc; d++) {
+        /* a digit where every record falls in one bucket needs no pass */
         int trivial = 0;
-        for (int q = 0; q < 256; q++) trivial |= tot[q] == n;
+        for (int q = 0; q < NBUCK && !trivial; q++) {
+            int64_t tot = 0;
+            for (int64_t t = 0; t < nt; t++) tot += all[t][d][q];
+            trivial = tot == n;
+        }
         if (trivial) continue;
         r.digit = d;
         if (first || nt == 1) {
@@ -352,7 +358,7 @@ static int radix_sort(sorter *S, rec *a, rec *b, int64_t n, rec **res, idt_error
         }
         first = 0;
         int64_t pos = 0; /* bucket-major, thread-minor offsets keep the pass stable */
-        for (int q = 0; q < 256; q++)
+        for (int q = 0; q < NBUCK; q++)
             for (int64_t t = 0; t < nt; t++) {
                 int64_t c = cnt[t][q];
                 cnt[t][q] = pos;
@@ -502,34 +508,6 @@ static int sort_chunk(sorter *S, int64_t lo, int64_t n, rec *a, rec *b, uint64_t
     return rc;
 }
 
-/* ---- output ---- */
-
-/* Where sorted rows go: an array, or a blob written through a buffer. */
-typedef struct sink {
-    int64_t *arr;
-    idt_blob *blob;
-    int64_t pos;
-    int64_t buf[WRITE_BUF];
-    int64_t nbuf;
-} sink;
-
-static int sink_flush(sink *k, idt_error *err) {
-    if (!k->blob || !k->nbuf) return 0;
-    int rc = idt_blob_write(k->blob, (size_t)(k->pos - k->nbuf) * 8, k->buf, (size_t)k->nbuf * 8, err);
-    k->nbuf = 0;
-    return rc;
-}
-
-static inline int sink_put(sink *k, int64_t x, idt_error *err) {
-    if (k->arr) {
-        k->arr[k->pos++] = x;
-        return 0;
-    }
-    k->buf[k->nbuf++] = x;
-    k->pos++;
-    return k->nbuf == WRITE_BUF ? sink_flush(k, err) : 0;
-}
-
 /* ---- external merge ---- */
 
 typedef struct mcur {
@@ -566,7 +544,7 @@ static void heap_down(const sorter *S, mcur *h, int64_t n, int64_t i) {
     }
 }
 
-static int sort_external(sorter *S, int64_t n, int64_t chunk, sink *out, idt_error *err) {
+static int sort_external(sorter *S, int64_t n, int64_t chunk, int64_t *perm, idt_error *err) {
     int64_t nk = S->nkeys, rw = nk + 1; /* uint64s per run record */
     int64_t nruns = (n + chunk - 1) / chunk;
     rec *a = idt_malloc((size_t)chunk * sizeof *a), *b = idt_malloc((size_t)chunk * sizeof *b);
@@ -618,7 +596,7 @@ static int sort_external(sorter *S, int64_t n, int64_t chunk, sink *out, idt_err
     for (int64_t i = nruns / 2 - 1; i >= 0; i--) heap_down(S, heap, nruns, i);
     int64_t live = nruns;
     for (int64_t i = 0; i < n && !rc; i++) {
-        rc = sink_put(out, (int64_t)heap[0].p[nk], err);
+        perm[i] = (int64_t)heap[0].p[nk];
         heap[0].p += rw;
         if (heap[0].p == heap[0].end) heap[0] = heap[--live];
         if (live > 0) heap_down(S, heap, live, 0);
@@ -638,8 +616,8 @@ done:
 
 static int64_t per_row_bytes(int64_t nkeys) { return 2 * (int64_t)sizeof(rec) + (nkeys > 1 ? 8 * nkeys : 0); }
 
-static int sort_run(idt_view *v, const idt_sort_key *keys, int64_t nkeys, const idt_sort_opts *opts,
-                    sink *out, idt_error *err) {
+int idt_view_sort_perm(idt_view *v, const idt_sort_key *keys, int64_t nkeys,
+                       const idt_sort_opts *opts, int64_t *perm, idt_error *err) {
     if (nkeys < 1) return idt_error_set(err, IDT_EVALUE, "sort needs at least one key column");
     for (int64_t c = 0; c < nkeys; c++) {
         int rc = idt_sort_check_key(v, keys[c].col, err);
@@ -653,7 +631,7 @@ static int sort_run(idt_view *v, const idt_sort_key *keys, int64_t nkeys, const 
     int64_t chunk = budget / per_row_bytes(nkeys);
     if (chunk < MIN_CHUNK_ROWS) chunk = MIN_CHUNK_ROWS;
     sorter S = {v, ks, nkeys, opts && opts->threads > 1 ? opts->threads : 1, opts, 0, 0};
-    S.total = (uint64_t)n * (uint64_t)(nkeys * 9 + 1);
+    S.total = (uint64_t)n * (uint64_t)(nkeys * (NDIG + 1) + 1);
     int rc = 0;
     if (n <= chunk) {
         rec *a = idt_malloc((size_t)(n ? n : 1) * sizeof *a), *b = idt_malloc((size_t)(n ? n : 1) * sizeof *b);
@@ -663,54 +641,32 @@ static int sort_run(idt_view *v, const idt_sort_key *keys, int64_t nkeys, const 
         } else {
             rec *res;
             rc = sort_chunk(&S, 0, n, a, b, codes, &res, err);
-            for (int64_t i = 0; i < n && !rc; i++) rc = sink_put(out, (int64_t)res[i].idx, err);
+            for (int64_t i = 0; i < n && !rc; i++) perm[i] = (int64_t)res[i].idx;
         }
         idt_free(a);
         idt_free(b);
         idt_free(codes);
     } else {
-        rc = sort_external(&S, n, chunk, out, err);
+        rc = sort_external(&S, n, chunk, perm, err);
     }
-    if (!rc) rc = sink_flush(out, err);
     idt_free(ks);
     return rc;
 }
 
-int idt_view_sort_perm(idt_view *v, const idt_sort_key *keys, int64_t nkeys,
-                       const idt_sort_opts *opts, int64_t *perm, idt_error *err) {
-    sink *k = idt_calloc(1, sizeof *k);
-    if (!k) return idt_error_set(err, IDT_ENOMEM, "out of memory");
-    k->arr = perm;
-    int rc = sort_run(v, keys, nkeys, opts, k, err);
-    idt_free(k);
-    return rc;
+typedef struct fillctx {
+    idt_view *v;
+    const idt_sort_key *keys;
+    int64_t nkeys;
+    const idt_sort_opts *opts;
+} fillctx;
+
+static int sort_fill(void *ctx, int64_t *dst, idt_error *err) {
+    fillctx *f = ctx;
+    return idt_view_sort_perm(f->v, f->keys, f->nkeys, f->opts, dst, err);
 }
 
 int idt_view_sort(idt_view *v, const idt_sort_key *keys, int64_t nkeys, const idt_sort_opts *opts,
                   idt_view **out, idt_error *err) {
-    int64_t n = idt_view_len(v);
-    int64_t budget = opts && opts->memory_budget > 0 ? opts->memory_budget : IDT_SORT_DEFAULT_BUDGET;
-    sink *k = idt_calloc(1, sizeof *k);
-    if (!k) return idt_error_set(err, IDT_ENOMEM, "out of memory");
-    int rc = 0;
-    int64_t *perm = NULL;
-    /* the permutation itself: on the heap when it is small against the budget, else a
-     * file-backed blob */
-    if (n <= budget / 32) {
-        perm = idt_malloc((size_t)(n ? n : 1) * 8);
-        if (!perm) rc = idt_error_set(err, IDT_ENOMEM, "out of memory for %lld rows", (long long)n);
-        k->arr = perm;
-    } else {
-        rc = idt_blob_new((size_t)n * 8, &k->blob, err);
-    }
-    if (!rc) rc = sort_run(v, keys, nkeys, opts, k, err);
-    if (!rc && k->blob) {
-        idt_blob_seal(k->blob);
-        perm = (int64_t *)k->blob->data;
-    }
-    if (!rc) rc = idt_view_take(v, perm, n, out, err);
-    if (k->blob) idt_blob_decref(k->blob);
-    else idt_free(perm);
-    idt_free(k);
-    return rc;
+    fillctx f = {v, keys, nkeys, opts};
+    return idt_view_take_fill(v, idt_view_len(v), sort_fill, &f, out, err);
 }

@@ -50,9 +50,9 @@ int idt_sort_check_key(const idt_view *v, int64_t col, idt_error *err);
 int idt_view_sort_perm(idt_view *v, const idt_sort_key *keys, int64_t nkeys,
                        const idt_sort_opts *opts, int64_t *perm, idt_error *err);
 
-/* The rows of `v` in sorted order, as a view (one composed ref array, as take makes). The
- * permutation is built in the budget: in a file-backed blob when it does not fit.
- * Errors: as idt_view_sort_perm. */
+/* The rows of `v` in sorted order, as a view (one composed ref array, as take makes): the
+ * permutation is written straight into the index buffer of idt_view_take_fill (a
+ * file-backed mapping when large). Errors: as idt_view_sort_perm. */
 int idt_view_sort(idt_view *v, const idt_sort_key *keys, int64_t nkeys, const idt_sort_opts *opts,
                   idt_view **out, idt_error *err);
 

@@ -378,6 +378,19 @@ int idt_view_take(idt_view *v, const int64_t *idx, int64_t n, idt_view **out, id
     return view_from_index(v, &x, n, out, err);
 }
 
+int idt_view_take_fill(idt_view *v, int64_t n, int (*fill)(void *ctx, int64_t *dst, idt_error *err),
+                      void *ctx, idt_view **out, idt_error *err) {
+    ixbuf x;
+    int rc = ixbuf_new(n, &x, err);
+    if (rc) return rc;
+    rc = fill(ctx, (int64_t *)x.p, err);
+    if (rc) {
+        ixbuf_free(&x);
+        return rc;
+    }
+    return view_from_index(v, &x, n, out, err);
+}
+
 int idt_view_filter(idt_view *v, const uint8_t *mask, int64_t n, idt_view **out, idt_error *err) {
     if (n != idt_view_len(v))
         return idt_error_set(err, IDT_EINDEX, "boolean mask of length %lld does not match %lld rows",

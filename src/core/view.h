@@ -98,6 +98,12 @@ int idt_index_normalize(const int64_t *src, int64_t *dst, int64_t n, int64_t len
 
 /* Rows idx[0..n) (negative counts from the end; repeats allowed). Errors: IDT_EINDEX. */
 int idt_view_take(idt_view *v, const int64_t *idx, int64_t n, idt_view **out, idt_error *err);
+/* Rows dst[0..n) as written by fill(ctx, dst, err), which must fill all n with rows in
+ * [0, len(v)) or return a negative code (returned as is). dst is the index buffer the new
+ * view's ref array is composed in (a file-backed mapping when large), so no copy is made.
+ * Errors: fill's, IDT_ENOMEM, IDT_EIO. */
+int idt_view_take_fill(idt_view *v, int64_t n, int (*fill)(void *ctx, int64_t *dst, idt_error *err),
+                       void *ctx, idt_view **out, idt_error *err);
 /* Rows where mask[i] != 0; n must equal the view's length. Errors: IDT_EINDEX on length. */
 int idt_view_filter(idt_view *v, const uint8_t *mask, int64_t n, idt_view **out, idt_error *err);
 /* A uniformly random permutation of the rows, determined by `seed` (see shuffle.c). */
