@@ -253,3 +253,26 @@ __all__ = [
     "rss_anon_kb", "n_mappings", "n_threads", "run_python", "expected", "expected_column",
     "assert_same", "normalize_strings", "HERE", "FIXED_DTYPES", "TIME_UNITS", "sample",
 ]
+
+
+def sort_order(cols, keys, desc):
+    """The model of tv.sort(keys, descending=desc) on a table built from `cols`: the stable
+    order of rows by the keys as infinidata reads them back (np.unique ranks, np.lexsort),
+    NaN and NaT last in both directions. desc: a bool or one per key."""
+    if isinstance(desc, (bool, np.bool_)):
+        desc = [desc] * len(keys)
+    lex = []
+    for name, d in zip(keys, desc):
+        a = cols[name]
+        a = normalize_strings(a) if _is_string_col(a) else a
+        if a.dtype.kind in "fc":
+            missing = np.isnan(a)
+        elif a.dtype.kind in "mM":
+            missing = np.isnat(a)
+        else:
+            missing = np.zeros(len(a), dtype=bool)
+        _, inv = np.unique(a, return_inverse=True)
+        rank = inv.reshape(-1).astype(np.int64)
+        rank = -rank if d else rank
+        lex.append(np.where(missing, np.iinfo(np.int64).max, rank))
+    return np.lexsort(lex[::-1])

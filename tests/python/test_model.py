@@ -1,7 +1,8 @@
 """Model-based test: random programs of TableView operations against a NumPy model.
 
 A Hypothesis RuleBasedStateMachine builds tables and views of them (new_view with every key
-kind, shuffle, concat, select_columns, filter, remove_matching_strings, save/load, pickle),
+kind, shuffle, concat, select_columns, filter, remove_matching_strings, sort, shard,
+train_test_split, filter by predicate, drop_columns, save/load, pickle),
 reads them (int, slice, int array, bool mask, batch_iter with threads and readahead) and
 drops them, and checks every read against the same operation on a dict of NumPy arrays
 (conftest.expected / assert_same: np.testing.assert_array_equal(..., strict=True), so
@@ -28,7 +29,7 @@ from hypothesis.stateful import (Bundle, RuleBasedStateMachine, consumes, initia
                                  invariant, multiple, rule)
 
 import infinidata
-from conftest import assert_same, expected
+from conftest import assert_same, expected, sort_order
 
 TableView = infinidata.TableView
 
@@ -254,6 +255,80 @@ class TableModel(RuleBasedStateMachine):
         keep = np.array([not any(_strip_nul(x) in drop for x in np.ravel(row)) for row in arr],
                         dtype=bool).reshape(len(arr))
         nm = {k: a[keep] for k, a in model.items()}
+        self.check_full(new, nm)
+        return (new, nm)
+
+    @rule(target=views, v=views, data=st.data())
+    def sort(self, v, data):
+        STEPS["sort"] += 1
+        tv, model = v
+        cols = [k for k, a in model.items() if a.ndim == 1 and a.dtype.kind != "c"]
+        keys = data.draw(st.lists(st.sampled_from(cols), min_size=1, max_size=3, unique=True))
+        desc = data.draw(st.booleans() | st.lists(st.booleans(), min_size=len(keys), max_size=len(keys)))
+        budget = data.draw(st.sampled_from([None, None, 64, 1000]))  # small: runs merged on disk
+        threads = data.draw(st.sampled_from([None, 1, 3]))
+        new = tv.sort(keys, descending=desc, threads=threads, memory_budget=budget)
+        order = sort_order(model, keys, desc)
+        nm = {k: a[order] for k, a in model.items()}
+        self.check_full(new, nm)
+        return (new, nm)
+
+    @rule(target=views, v=views, data=st.data())
+    def shard(self, v, data):
+        STEPS["shard"] += 1
+        tv, model = v
+        k = data.draw(st.integers(1, 5))
+        i = data.draw(st.integers(0, k - 1))
+        contiguous = data.draw(st.booleans())
+        new = tv.shard(k, i, contiguous=contiguous)
+        n = len(tv)
+        if contiguous:
+            div, mod = divmod(n, k)
+            start = div * i + min(i, mod)
+            key = slice(start, start + div + (i < mod))
+        else:
+            key = slice(i, None, k)
+        nm = {c: a[key] for c, a in model.items()}
+        self.check_full(new, nm)
+        return (new, nm)
+
+    @rule(target=views, v=views, data=st.data())
+    def train_test_split(self, v, data):
+        STEPS["train_test_split"] += 1
+        tv, model = v
+        n = len(tv)
+        assume(n >= 2)
+        n_test = data.draw(st.integers(1, n - 1))
+        seed = data.draw(st.integers(0, 2**64 - 1))
+        train, test = tv.train_test_split(n_test, seed=seed)
+        perm = TableView({"p": np.arange(n, dtype=np.int64)}).shuffle(seed=seed)[:]["p"]
+        m_test = {k: a[perm[:n_test]] for k, a in model.items()}
+        m_train = {k: a[perm[n_test:]] for k, a in model.items()}
+        self.check_full(test, m_test)
+        self.check_full(train, m_train)
+        return multiple((train, m_train), (test, m_test))
+
+    @rule(target=views, v=views, m=st.integers(1, 4), r=st.integers(0, 3),
+          batch_size=st.integers(1, 15), only_id=st.booleans())
+    def filter_predicate(self, v, m, r, batch_size, only_id):
+        STEPS["filter_predicate"] += 1
+        tv, model = v
+        assume("id" in model)
+        new = tv.filter(lambda b: b["id"] % m == r, batch_size=batch_size,
+                        columns=["id"] if only_id else None)
+        nm = model_take(model, model["id"] % m == r)
+        self.check_full(new, nm)
+        return (new, nm)
+
+    @rule(target=views, v=views, data=st.data())
+    def drop_columns(self, v, data):
+        STEPS["drop_columns"] += 1
+        tv, model = v
+        assume(len(model) > 1)
+        names = data.draw(st.lists(st.sampled_from(list(model)), min_size=1, max_size=len(model) - 1,
+                                   unique=True))
+        new = tv.drop_columns(names)
+        nm = {k: a for k, a in model.items() if k not in names}
         self.check_full(new, nm)
         return (new, nm)
 

@@ -9,33 +9,18 @@ import numpy as np
 import pytest
 
 import infinidata
-from conftest import assert_same, data_files, expected, normalize_strings
+from conftest import assert_same, data_files, expected, normalize_strings, sort_order
 
 TableView = infinidata.TableView
-I64MAX = np.iinfo(np.int64).max
 
 
 def read_back(arr):
     """The column as the engine reads it back (strings as U/S, trailing NULs dropped)."""
-    return normalize_strings(arr) if arr.dtype.kind in "USO" else arr
+    return normalize_strings(arr) if arr.dtype.kind in "USOT" else arr
 
 
 def model_order(cols, keys, desc):
-    """Stable order of rows by keys (desc per key), NaN / NaT last both ways."""
-    lex = []
-    for name, d in zip(keys, desc):
-        a = read_back(cols[name])
-        if a.dtype.kind == "f" or a.dtype.kind == "c":
-            missing = np.isnan(a)
-        elif a.dtype.kind in "mM":
-            missing = np.isnat(a)
-        else:
-            missing = np.zeros(len(a), dtype=bool)
-        _, inv = np.unique(a, return_inverse=True)
-        rank = inv.reshape(-1).astype(np.int64)
-        rank = -rank if d else rank
-        lex.append(np.where(missing, I64MAX, rank))
-    return np.lexsort(lex[::-1])
+    return sort_order(cols, keys, desc)
 
 
 def random_column(kind, n, rng):
