@@ -235,7 +235,7 @@ int idt_view_str_spans(const idt_view *v, int64_t j, int64_t start, int64_t coun
         int64_t n = count - i0 < CHUNK ? count - i0 : CHUNK;
         resolve(v, &sel, i0, n, r, &k);
         for (int64_t i = 0; i < n; i++) {
-            const idt_store_col *sc = &r->st[i]->cols[col_in(v, r->st[i], j)];
+            const idt_store_col *sc = &r->st[i]->cols[idt_view_store_col(v, r->st[i], j)];
             ascii &= sc->ascii;
             for (int64_t e = 0; e < per; e++, o++) {
                 int64_t s = r->row[i] * per + e;
