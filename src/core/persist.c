@@ -258,9 +258,16 @@ static int write_file(const char *path, const char *src, size_t n, idt_error *er
     int rc = 0;
     if (n && idt_fallocate(fd, 0, (off_t)n) != 0)
         rc = idt_error_sys(err, errno, "cannot reserve %zu bytes for '%s'", n, path);
-    else if (n && idt_pwrite_all(fd, src, n, 0) < 0)
-        rc = idt_error_sys(err, errno, "cannot write '%s'", path);
-    else if (fsync(fd) != 0)
+    else
+        for (size_t done = 0; !rc && done < n;) { /* in steps, so Ctrl-C can stop a big copy */
+            size_t k = n - done < ((size_t)64 << 20) ? n - done : ((size_t)64 << 20);
+            if (idt_pwrite_all(fd, src + done, k, (off_t)done) < 0)
+                rc = idt_error_sys(err, errno, "cannot write '%s'", path);
+            else
+                rc = idt_progress_step((int64_t)k, err);
+            done += k;
+        }
+    if (!rc && fsync(fd) != 0)
         rc = idt_error_sys(err, errno, "cannot sync '%s'", path);
     idt_close(fd);
     if (rc) unlink(path);
@@ -591,7 +598,12 @@ static int load_manifest(const char *buf, size_t len, const char *dir, int verif
                 rc = corrupt(err, what, "bad ref array entry");
                 goto done;
             }
-            if (verify && idt_hash_fast(b->data, (size_t)L->n * 8, 0) != hash) {
+            uint64_t got = hash;
+            if (verify && (rc = idt_hash_fast_progress(b->data, (size_t)L->n * 8, 0, &got, err))) {
+                idt_free(full);
+                goto done;
+            }
+            if (got != hash) {
                 rc = idt_error_set(err, IDT_ECORRUPT, "%s: ref array checksum mismatch (damaged file)", full);
                 idt_free(full);
                 goto done;

@@ -28,4 +28,14 @@ static inline int idt_progress_report(const idt_progress *p, int64_t done, int64
     return idt_error_set(err, IDT_ECANCELLED, "cancelled");
 }
 
+/* The thread's ambient progress, for operations whose signature predates progress
+ * (shuffle, take, filter and remove_strings composition, save, load): the caller sets it
+ * around the call; those operations report units of work done with idt_progress_step.
+ * idt_progress_begin also resets the thread's count of work done. NULL: none. */
+void idt_progress_begin(const idt_progress *p);
+void idt_progress_end(void);
+/* Add n units of work done and report the running count to the thread's progress (total
+ * unknown: -1). 0 to go on, or IDT_ECANCELLED with a message in err. */
+int idt_progress_step(int64_t n, idt_error *err);
+
 #endif

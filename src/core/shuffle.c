@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "progress.h"
 #include "sys.h"
 
 typedef struct rng {
@@ -59,7 +60,7 @@ static inline uint64_t rng_below(rng *r, uint64_t n) {
     return (uint64_t)(m >> 64);
 }
 
-enum { SMALL = 1 << 16, TARGET = 1 << 15, MAXB = 1024 };
+enum { SMALL = 1 << 16, TARGET = 1 << 15, MAXB = 1024, PASS_BLOCK = 1 << 22 };
 
 static void fisher_yates(int64_t *a, int64_t n, rng *r) {
     for (int64_t i = n - 1; i > 0; i--) {
@@ -104,19 +105,34 @@ int idt_permutation(int64_t *a, int64_t n, uint64_t seed, idt_error *err) {
     }
     int64_t nb = nbuckets(n), count[MAXB] = {0}, pos[MAXB], biggest = 0;
     rng save = bucket_rng;
-    for (int64_t i = 0; i < n; i++) count[rng_next(&bucket_rng) & (uint64_t)(nb - 1)]++;
+    int rc = 0;
+    /* Both passes go in blocks, reporting to the thread's progress (Ctrl-C) between them. */
+    for (int64_t i0 = 0; i0 < n && !rc; i0 += PASS_BLOCK) {
+        int64_t e = n - i0 < PASS_BLOCK ? n : i0 + PASS_BLOCK;
+        for (int64_t i = i0; i < e; i++) count[rng_next(&bucket_rng) & (uint64_t)(nb - 1)]++;
+        rc = idt_progress_step(e - i0, err);
+    }
+    if (rc) return rc;
     for (int64_t b = 0, o = 0; b < nb; o += count[b++]) {
         pos[b] = o;
         if (count[b] > biggest) biggest = count[b];
     }
     bucket_rng = save;
-    for (int64_t i = 0; i < n; i++) a[pos[rng_next(&bucket_rng) & (uint64_t)(nb - 1)]++] = i;
+    for (int64_t i0 = 0; i0 < n && !rc; i0 += PASS_BLOCK) {
+        int64_t e = n - i0 < PASS_BLOCK ? n : i0 + PASS_BLOCK;
+        for (int64_t i = i0; i < e; i++) a[pos[rng_next(&bucket_rng) & (uint64_t)(nb - 1)]++] = i;
+        rc = idt_progress_step(e - i0, err);
+    }
+    if (rc) return rc;
     int64_t *tmp = NULL;
     if (biggest > SMALL) {
         tmp = idt_malloc((size_t)biggest * sizeof *tmp);
         if (!tmp) return idt_error_set(err, IDT_ENOMEM, "out of memory shuffling %lld rows", (long long)n);
     }
-    for (int64_t b = 0, o = 0; b < nb; o += count[b++]) shuffle_inplace(a + o, count[b], tmp, &r, 1);
+    for (int64_t b = 0, o = 0; b < nb && !rc; o += count[b++]) {
+        shuffle_inplace(a + o, count[b], tmp, &r, 1);
+        rc = idt_progress_step(count[b], err);
+    }
     idt_free(tmp);
-    return 0;
+    return rc;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "progress.h"
 #include "sys.h"
 #include "utf8.h"
 
@@ -15,32 +16,101 @@ static _Atomic int64_t store_serial;
 
 static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-uint64_t idt_hash_fast(const void *p, size_t n, uint64_t seed) {
-    const uint64_t P1 = 0x9E3779B185EBCA87u, P2 = 0xC2B2AE3D27D4EB4Fu, P3 = 0x165667B19E3779F9u;
-    const unsigned char *s = p, *end = s + n;
-    uint64_t a = seed + P1 + P2, b = seed + P2, c = seed, d = seed - P1;
-    while (end - s >= 32) {
+static const uint64_t HP1 = 0x9E3779B185EBCA87u, HP2 = 0xC2B2AE3D27D4EB4Fu, HP3 = 0x165667B19E3779F9u;
+
+void idt_hasher_init(idt_hasher *h, uint64_t seed) {
+    h->a = seed + HP1 + HP2;
+    h->b = seed + HP2;
+    h->c = seed;
+    h->d = seed - HP1;
+    h->n = 0;
+    h->fill = 0;
+}
+
+/* The four lanes over whole 32-byte blocks. */
+static void hash_blocks(idt_hasher *h, const unsigned char *s, size_t nblocks) {
+    uint64_t a = h->a, b = h->b, c = h->c, d = h->d;
+    for (size_t i = 0; i < nblocks; i++, s += 32) {
         uint64_t w[4];
         memcpy(w, s, 32);
-        a = rotl64(a + w[0] * P2, 31) * P1;
-        b = rotl64(b + w[1] * P2, 31) * P1;
-        c = rotl64(c + w[2] * P2, 31) * P1;
-        d = rotl64(d + w[3] * P2, 31) * P1;
-        s += 32;
+        a = rotl64(a + w[0] * HP2, 31) * HP1;
+        b = rotl64(b + w[1] * HP2, 31) * HP1;
+        c = rotl64(c + w[2] * HP2, 31) * HP1;
+        d = rotl64(d + w[3] * HP2, 31) * HP1;
     }
-    uint64_t h = rotl64(a, 1) + rotl64(b, 7) + rotl64(c, 12) + rotl64(d, 18) + (uint64_t)n;
+    h->a = a;
+    h->b = b;
+    h->c = c;
+    h->d = d;
+}
+
+void idt_hasher_update(idt_hasher *h, const void *p, size_t n) {
+    const unsigned char *s = p;
+    h->n += n;
+    if (h->fill) {
+        size_t take = 32 - h->fill < n ? 32 - h->fill : n;
+        memcpy(h->buf + h->fill, s, take);
+        h->fill += take;
+        s += take;
+        n -= take;
+        if (h->fill < 32) return;
+        hash_blocks(h, h->buf, 1);
+        h->fill = 0;
+    }
+    hash_blocks(h, s, n / 32);
+    s += n / 32 * 32;
+    n %= 32;
+    memcpy(h->buf, s, n);
+    h->fill = n;
+}
+
+void idt_hasher_zeros(idt_hasher *h, size_t n) {
+    static const unsigned char zero[4096];
+    while (n) {
+        size_t k = n < sizeof zero ? n : sizeof zero;
+        idt_hasher_update(h, zero, k);
+        n -= k;
+    }
+}
+
+uint64_t idt_hasher_final(const idt_hasher *h) {
+    const unsigned char *s = h->buf, *end = s + h->fill;
+    uint64_t x = rotl64(h->a, 1) + rotl64(h->b, 7) + rotl64(h->c, 12) + rotl64(h->d, 18) + h->n;
     while (end - s >= 8) {
         uint64_t w;
         memcpy(&w, s, 8);
-        h = rotl64(h ^ (rotl64(w * P2, 31) * P1), 27) * P1 + P3;
+        x = rotl64(x ^ (rotl64(w * HP2, 31) * HP1), 27) * HP1 + HP3;
         s += 8;
     }
-    while (s < end) h = rotl64(h ^ (*s++ * P3), 11) * P1;
-    h ^= h >> 33;
-    h *= P2;
-    h ^= h >> 29;
-    h *= P3;
-    return h ^ (h >> 32);
+    while (s < end) x = rotl64(x ^ (*s++ * HP3), 11) * HP1;
+    x ^= x >> 33;
+    x *= HP2;
+    x ^= x >> 29;
+    x *= HP3;
+    return x ^ (x >> 32);
+}
+
+uint64_t idt_hash_fast(const void *p, size_t n, uint64_t seed) {
+    idt_hasher h;
+    idt_hasher_init(&h, seed);
+    idt_hasher_update(&h, p, n);
+    return idt_hasher_final(&h);
+}
+
+int idt_hash_fast_progress(const void *p, size_t n, uint64_t seed, uint64_t *out, idt_error *err) {
+    enum { STEP = 64 << 20 };
+    idt_hasher h;
+    idt_hasher_init(&h, seed);
+    const char *s = p;
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < STEP ? n - done : STEP;
+        idt_hasher_update(&h, s + done, k);
+        done += k;
+        int rc = idt_progress_step((int64_t)k, err);
+        if (rc) return rc;
+    }
+    *out = idt_hasher_final(&h);
+    return 0;
 }
 
 uint64_t idt_hash64(const void *p, size_t n, uint64_t seed) {
@@ -730,7 +800,9 @@ int64_t idt_fixed_bytes_len(const char *src, int64_t n, int64_t width) {
 int idt_store_verify(const idt_store *s, const char *what, idt_error *err) {
     const idt_blob *b = s->blob;
     if (s->data_off > b->size) return idt_error_set(err, IDT_ECORRUPT, "%s: truncated", what);
-    uint64_t h = idt_hash_fast(b->data + s->data_off, b->size - s->data_off, 0);
+    uint64_t h;
+    int rc = idt_hash_fast_progress(b->data + s->data_off, b->size - s->data_off, 0, &h, err);
+    if (rc) return rc;
     if (h != s->data_hash)
         return idt_error_set(err, IDT_ECORRUPT, "%s: row data checksum mismatch (damaged file)", what);
     return 0;

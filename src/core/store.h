@@ -134,8 +134,23 @@ uint64_t idt_hash64(const void *p, size_t n, uint64_t seed);
  * and ref arrays: several GB/s, so a load can afford to check every byte. */
 uint64_t idt_hash_fast(const void *p, size_t n, uint64_t seed);
 
+/* The same hash fed in pieces: init, update any number of times, final (any split of the
+ * bytes gives the hash of their concatenation). */
+typedef struct idt_hasher {
+    uint64_t a, b, c, d, n;
+    unsigned char buf[32];
+    size_t fill;
+} idt_hasher;
+void idt_hasher_init(idt_hasher *h, uint64_t seed);
+void idt_hasher_update(idt_hasher *h, const void *p, size_t n);
+void idt_hasher_zeros(idt_hasher *h, size_t n); /* as update with n zero bytes */
+uint64_t idt_hasher_final(const idt_hasher *h);
+/* idt_hash_fast in 64 MiB steps, reporting bytes to the thread's progress (progress.h),
+ * which may cancel (IDT_ECANCELLED). */
+int idt_hash_fast_progress(const void *p, size_t n, uint64_t seed, uint64_t *out, idt_error *err);
+
 /* Check a store's row data against the checksum in its header. Errors: IDT_ECORRUPT naming
- * `what`. */
+ * `what`, IDT_ECANCELLED (the thread's progress asked to stop). */
 int idt_store_verify(const idt_store *s, const char *what, idt_error *err);
 
 #endif

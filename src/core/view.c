@@ -252,8 +252,10 @@ static int64_t *trans_of(composer *c, int64_t k) {
 }
 
 /* Replace buf[0..n) (normalized view rows) by packed refs into the composer's table.
- * Returns 0, or -1 when out of memory. */
-static int compose(composer *c, uint64_t *buf, int64_t n) {
+ * Returns 0, -1 when out of memory, or IDT_ECANCELLED (in err) when the thread's progress
+ * asks to stop (it is told every COMPOSE_BLOCK rows). */
+enum { COMPOSE_BLOCK = 1 << 20 };
+static int compose(composer *c, uint64_t *buf, int64_t n, idt_error *err) {
     const idt_view *v = c->v;
     if (v->nseg == 1 && v->segs[0].kind == IDT_SEG_RUN && v->segs[0].start == 0 &&
         v->segs[0].step == 1) /* a whole table: row x is ref (slot 0, x) already */
@@ -279,6 +281,10 @@ static int compose(composer *c, uint64_t *buf, int64_t n) {
             row = r & IDT_REF_ROW_MASK;
         }
         buf[i] = (slot << IDT_REF_ROW_BITS) | row;
+        if ((i + 1) % COMPOSE_BLOCK == 0) {
+            int rc = idt_progress_step(COMPOSE_BLOCK, err);
+            if (rc) return rc;
+        }
     }
     return 0;
 }
@@ -328,7 +334,10 @@ static int view_from_index(idt_view *v, ixbuf *x, int64_t n, idt_view **out, idt
     idt_refs *r = NULL;
     idt_view *o = NULL;
     int rc = 0;
-    if (composer_init(&c, v) != 0 || compose(&c, x->p, n) != 0) goto oom;
+    if (composer_init(&c, v) != 0) goto oom;
+    rc = compose(&c, x->p, n, err);
+    if (rc == -1) goto oom;
+    if (rc) goto fail;
     uint64_t hash = idt_hash_fast(x->p, (size_t)n * 8, 0);
     if (x->heap) {
         rc = idt_blob_write(x->blob, 0, x->p, (size_t)n * 8, err);

@@ -25,9 +25,13 @@ static PyObject *tv_new_view(PyObject *self, PyObject *key) {
     if (idt_parse_key(key, idt_view_len(v), &k, 1)) return NULL;
     idt_error err;
     int rc;
+    idt_py_prog pp;
+    idt_py_prog_init(&pp, Py_False, -1, NULL, NULL); /* Ctrl-C only */
     Py_BEGIN_ALLOW_THREADS
+    idt_progress_begin(&pp.p);
     if (k.kind == KEY_INDEX) rc = idt_view_take(v, k.sel.idx, k.sel.count, &out, &err);
     else rc = idt_view_slice(v, k.sel.start, k.sel.step, k.sel.count, &out, &err);
+    idt_progress_end();
     Py_END_ALLOW_THREADS
     idt_key_clear(&k);
     return finish(self, rc, out, &err);
@@ -66,8 +70,12 @@ static PyObject *tv_shuffle(PyObject *self, PyObject *args, PyObject *kwds) {
     idt_view *v = TV(self)->v, *out = NULL;
     idt_error err;
     int rc;
+    idt_py_prog pp;
+    idt_py_prog_init(&pp, Py_False, -1, NULL, NULL); /* Ctrl-C only */
     Py_BEGIN_ALLOW_THREADS
+    idt_progress_begin(&pp.p);
     rc = idt_view_shuffle(v, seed, &out, &err);
+    idt_progress_end();
     Py_END_ALLOW_THREADS
     return finish(self, rc, out, &err);
 }
@@ -233,8 +241,12 @@ static PyObject *tv_remove_matching_strings(PyObject *self, PyObject *args) {
     }
     idt_error err;
     int rc;
+    idt_py_prog pp;
+    idt_py_prog_init(&pp, Py_False, -1, NULL, NULL); /* Ctrl-C only */
     Py_BEGIN_ALLOW_THREADS
+    idt_progress_begin(&pp.p);
     rc = idt_view_remove_strings(v, name, ptrs, lens, n, &out, &err);
+    idt_progress_end();
     Py_END_ALLOW_THREADS
     res = finish(self, rc, out, &err);
 done:
@@ -269,8 +281,12 @@ static PyObject *tv_filter(PyObject *self, PyObject *maskobj) {
     int64_t n = PyArray_DIM(c, 0);
     idt_error err;
     int rc;
+    idt_py_prog pp;
+    idt_py_prog_init(&pp, Py_False, -1, NULL, NULL); /* Ctrl-C only */
     Py_BEGIN_ALLOW_THREADS
+    idt_progress_begin(&pp.p);
     rc = idt_view_filter(v, m, n, &out, &err);
+    idt_progress_end();
     Py_END_ALLOW_THREADS
     Py_DECREF(c);
     return finish(self, rc, out, &err);

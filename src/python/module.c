@@ -135,6 +135,8 @@ static PyMethodDef module_methods[] = {
      "_from_description(bytes) -> TableView: unpickle a view (maps the files it names)."},
     {"_fault_arm", m_fault_arm, METH_VARARGS,
      "_fault_arm(kind, nth, errno=0, sticky=False): test only: make the nth call of a kind fail."},
+    {"_test_cancel_after", idt_py_test_cancel_after, METH_O,
+     "_test_cancel_after(n): the n-th progress check from now raises KeyboardInterrupt (0: off)."},
     {"_fault_reset", m_fault_reset, METH_NOARGS, "_fault_reset() -> int: disarm; returns faults fired."},
     {"_sys_stats", m_sys_stats, METH_NOARGS, "_sys_stats() -> dict: live allocations, mappings, fds, blobs."},
     {"_tmp_dir", m_tmp_dir, METH_NOARGS, "_tmp_dir() -> str: this process's temp directory (made if needed)."},

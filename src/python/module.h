@@ -58,6 +58,8 @@ int idt_py_prog_init(idt_py_prog *pp, PyObject *progress, int64_t total, const c
                      const char *unit);
 /* With the GIL: check signals and update the bar to `done`. -1 with an exception set. */
 int idt_py_prog_step(idt_py_prog *pp, int64_t done);
+/* _test_cancel_after(n): make the n-th progress check from now raise KeyboardInterrupt. */
+PyObject *idt_py_test_cancel_after(PyObject *m, PyObject *arg);
 /* Close the bar (keeps any exception being raised). */
 void idt_py_prog_close(idt_py_prog *pp);
 

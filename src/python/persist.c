@@ -5,12 +5,18 @@
 #include "../core/sys.h"
 
 PyObject *idt_tv_save_to_disk(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kw[] = {"dir", "name", "overwrite", NULL};
-    PyObject *dir = NULL, *name = NULL;
+    static char *kw[] = {"dir", "name", "overwrite", "progress", NULL};
+    PyObject *dir = NULL, *name = NULL, *progress = Py_None;
     int overwrite = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|p:save_to_disk", kw, PyUnicode_FSConverter, &dir,
-                                     PyUnicode_FSConverter, &name, &overwrite)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|p$O:save_to_disk", kw, PyUnicode_FSConverter, &dir,
+                                     PyUnicode_FSConverter, &name, &overwrite, &progress)) {
         Py_XDECREF(dir);
+        return NULL;
+    }
+    idt_py_prog pp;
+    if (idt_py_prog_init(&pp, progress, -1, "save_to_disk (copied)", "B")) {
+        Py_DECREF(dir);
+        Py_DECREF(name);
         return NULL;
     }
     idt_error err;
@@ -18,8 +24,11 @@ PyObject *idt_tv_save_to_disk(PyObject *self, PyObject *args, PyObject *kwds) {
     const char *d = PyBytes_AS_STRING(dir), *n = PyBytes_AS_STRING(name);
     idt_view *v = ((TableViewObject *)self)->v;
     Py_BEGIN_ALLOW_THREADS
+    idt_progress_begin(&pp.p);
     rc = idt_view_save(v, d, n, overwrite, &err);
+    idt_progress_end();
     Py_END_ALLOW_THREADS
+    idt_py_prog_close(&pp);
     Py_DECREF(dir);
     Py_DECREF(name);
     if (rc) return idt_py_raise(idt_py_state_of(self), &err);
@@ -27,12 +36,18 @@ PyObject *idt_tv_save_to_disk(PyObject *self, PyObject *args, PyObject *kwds) {
 }
 
 PyObject *idt_tv_load_from_disk(PyObject *cls, PyObject *args, PyObject *kwds) {
-    static char *kw[] = {"dir", "name", "verify", NULL};
-    PyObject *dir = NULL, *name = NULL;
+    static char *kw[] = {"dir", "name", "verify", "progress", NULL};
+    PyObject *dir = NULL, *name = NULL, *progress = Py_None;
     int verify = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|p:load_from_disk", kw, PyUnicode_FSConverter, &dir,
-                                     PyUnicode_FSConverter, &name, &verify)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|p$O:load_from_disk", kw, PyUnicode_FSConverter, &dir,
+                                     PyUnicode_FSConverter, &name, &verify, &progress)) {
         Py_XDECREF(dir);
+        return NULL;
+    }
+    idt_py_prog pp;
+    if (idt_py_prog_init(&pp, verify ? progress : Py_False, -1, "load_from_disk (verified)", "B")) {
+        Py_DECREF(dir);
+        Py_DECREF(name);
         return NULL;
     }
     idt_module_state *st = idt_py_state_of_type((PyTypeObject *)cls);
@@ -41,8 +56,11 @@ PyObject *idt_tv_load_from_disk(PyObject *cls, PyObject *args, PyObject *kwds) {
     int rc;
     const char *d = PyBytes_AS_STRING(dir), *n = PyBytes_AS_STRING(name);
     Py_BEGIN_ALLOW_THREADS
+    idt_progress_begin(&pp.p);
     rc = idt_view_load_ex(d, n, verify, &v, &err);
+    idt_progress_end();
     Py_END_ALLOW_THREADS
+    idt_py_prog_close(&pp);
     Py_DECREF(dir);
     Py_DECREF(name);
     if (rc) return idt_py_raise(st, &err);

@@ -3,9 +3,22 @@
  * takes the GIL at most every PROGRESS_EVERY seconds to check signals and draw. */
 #include "module.h"
 
+#include <stdatomic.h>
 #include <time.h>
 
 #define PROGRESS_EVERY 0.1
+
+/* Test hook (_test_cancel_after): when > 0, every progress check counts it down, ignoring
+ * the rate limit, and the one that reaches 0 raises KeyboardInterrupt, as Ctrl-C would. */
+static _Atomic int64_t cancel_after;
+
+PyObject *idt_py_test_cancel_after(PyObject *m, PyObject *arg) {
+    (void)m;
+    long long n = PyLong_AsLongLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    atomic_store(&cancel_after, n > 0 ? n : 0);
+    Py_RETURN_NONE;
+}
 
 static double mono_now(void) {
     struct timespec t;
@@ -18,7 +31,7 @@ static int prog_fn(void *ctx, int64_t done, int64_t total) {
     idt_py_prog *pp = ctx;
     (void)total;
     double now = mono_now();
-    if (now - pp->last < PROGRESS_EVERY) return 0;
+    if (now - pp->last < PROGRESS_EVERY && atomic_load(&cancel_after) == 0) return 0;
     pp->last = now;
     PyGILState_STATE g = PyGILState_Ensure();
     int stop = idt_py_prog_step(pp, done) != 0;
@@ -33,6 +46,7 @@ int idt_py_prog_init(idt_py_prog *pp, PyObject *progress, int64_t total, const c
     pp->bar = NULL;
     pp->shown = 0;
     pp->last = mono_now();
+    if (progress == Py_False) return 0; /* signals only: no Python to call */
     PyObject *mod = PyImport_ImportModule("infinidata._progress");
     if (!mod) return -1;
     PyObject *bar = PyObject_CallMethod(mod, "start", "OLss", progress ? progress : Py_None,
@@ -46,6 +60,10 @@ int idt_py_prog_init(idt_py_prog *pp, PyObject *progress, int64_t total, const c
 
 int idt_py_prog_step(idt_py_prog *pp, int64_t done) {
     if (PyErr_CheckSignals()) return -1;
+    if (atomic_load(&cancel_after) > 0 && atomic_fetch_sub(&cancel_after, 1) == 1) {
+        PyErr_SetString(PyExc_KeyboardInterrupt, "_test_cancel_after");
+        return -1;
+    }
     if (pp->bar && done > pp->shown) {
         PyObject *r = PyObject_CallMethod(pp->bar, "update", "L", (long long)(done - pp->shown));
         if (!r) return -1;

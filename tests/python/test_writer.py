@@ -417,3 +417,124 @@ def test_progress_true_without_tqdm_is_a_clear_error():
             "except ImportError as e:\n    assert 'tqdm' in str(e), e\n    print('refused')\n")
     p = run_python(code)
     assert p.stdout.strip() == "refused"
+
+
+# ---- Ctrl-C: long operations stop between chunks, clean up and raise ----
+#
+# _test_cancel_after(n) makes the n-th progress check from now raise KeyboardInterrupt
+# exactly as a SIGINT seen there would (deterministic); test_sigint_* send real signals.
+
+from infinidata import _infinidata as _core  # noqa: E402
+
+
+@pytest.fixture
+def cancel():
+    yield _core._test_cancel_after
+    _core._test_cancel_after(0)
+
+
+def _interrupted(fn, cancel, n=2):
+    before = _files_now()
+    cancel(n)
+    with pytest.raises(KeyboardInterrupt):
+        fn()
+    cancel(0)
+    assert _files_now() == before
+    s = sys_stats()
+    return s
+
+
+BIG = np.arange(12_000_000, dtype=np.int64)  # 96 MB: three 32 MB construction chunks
+
+
+def test_cancel_construction(cancel):
+    _interrupted(lambda: infinidata.TableView({"a": BIG}), cancel)
+    _interrupted(lambda: infinidata.TableView({"s": np.array(["x" * 40] * 2_000_000)}), cancel)
+
+
+def test_cancel_writer_append_keeps_writer_usable(cancel):
+    with infinidata.TableWriter() as w:
+        w.append({"a": np.arange(5)})
+        _interrupted(lambda: w.append({"a": BIG}), cancel)
+        w.append({"a": np.arange(3)})
+        tv = w.finish()
+    assert tv[:]["a"].tolist() == [0, 1, 2, 3, 4, 0, 1, 2]
+    before = _files_now()
+    cancel(2)
+    with pytest.raises(KeyboardInterrupt):
+        with infinidata.TableWriter() as w:
+            w.append({"a": np.arange(5)})
+            w.append({"a": BIG})
+    cancel(0)
+    assert _files_now() == before and w.closed
+
+
+@pytest.fixture(scope="module")
+def big_view():
+    tv = infinidata.TableView({"a": BIG[:6_000_000], "s": np.array(["ab", "cde"] * 3_000_000)})
+    yield tv
+
+
+def test_cancel_flatten(cancel, big_view):
+    sh = big_view.shuffle(seed=1)
+    for threads in (1, 2):
+        for n in (1, 3):  # in the measuring pass, in the writing pass
+            _interrupted(lambda: sh.flatten(threads=threads), cancel, n)
+
+
+def test_cancel_shuffle_take_filter_remove(cancel, big_view):
+    _interrupted(lambda: big_view.shuffle(seed=2), cancel, 1)
+    sh = big_view.shuffle(seed=3)
+    idx = np.arange(len(big_view))[::-1].copy()
+    mask = np.ones(len(big_view), bool)
+    _interrupted(lambda: sh.new_view(idx), cancel, 1)
+    _interrupted(lambda: sh.filter(mask), cancel, 1)
+    _interrupted(lambda: sh.remove_matching_strings("s", ["zz"]), cancel, 1)
+
+
+def test_cancel_save_by_copy_and_verified_load(cancel, big_view, tmp_path):
+    shm = "/dev/shm"
+    if not os.path.isdir(shm):
+        pytest.skip("no /dev/shm")
+    import tempfile
+    with tempfile.TemporaryDirectory(dir=shm) as other_fs:
+        target = os.path.join(other_fs, "saved")
+        _interrupted(lambda: big_view.save_to_disk(target, "v"), cancel, 1)
+        assert not os.path.exists(os.path.join(target, "v.idtview"))
+        assert [f for f in os.listdir(target) if not f.startswith(".")] == [] if os.path.isdir(target) else True
+    big_view.save_to_disk(str(tmp_path), "v")
+    _interrupted(lambda: infinidata.TableView.load_from_disk(str(tmp_path), "v"), cancel, 1)
+    tv = infinidata.TableView.load_from_disk(str(tmp_path), "v")
+    assert len(tv) == len(big_view)
+
+
+SIGINT_CODE = r"""
+import os, signal, threading, time, numpy as np, infinidata
+from infinidata import _infinidata as core
+tv = infinidata.TableView({"a": np.arange(40_000_000)}).shuffle(seed=1)
+d = core._tmp_dir()
+before = sorted(os.listdir(d))
+stop = threading.Event()
+def kicker():
+    # send SIGINT once the operation has made its output file, then keep sending
+    while not stop.is_set():
+        if sorted(os.listdir(d)) != before:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        else:
+            time.sleep(0.001)
+threading.Thread(target=kicker, daemon=True).start()
+try:
+    OP
+    print("finished")
+except KeyboardInterrupt:
+    stop.set()
+    time.sleep(0.1)
+    print("interrupted", sorted(os.listdir(d)) == before)
+"""
+
+
+@pytest.mark.parametrize("op", ["tv.flatten(threads=2)", "infinidata.TableView({'x': np.ones((4000, 65536), np.uint8)})"])
+def test_sigint_interrupts_and_cleans_up(op):
+    p = run_python(SIGINT_CODE.replace("OP", op), timeout=300)
+    assert p.stdout.strip() == "interrupted True", p.stdout + p.stderr
