@@ -268,6 +268,7 @@ int idt_view_flatten_store(idt_view *v, int64_t threads, const idt_progress *pro
     }
     rc = idt_store_builder_new(schema, n, sbytes, &J.b, err);
     if (rc) goto done;
+    if (threads > 1 || J.nstr) idt_store_builder_unordered(J.b); /* hash at finish */
     rc = run_pass(&J, 2, threads, prog);
     if (rc) {
         *err = J.err;

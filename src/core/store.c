@@ -320,7 +320,54 @@ struct idt_store_builder {
     size_t hdr_size;
     col_layout *lay;
     build_col *bc;
+    /* The content hash, computed as bytes are written when they come in file order (the
+     * constructor writes columns in store order), so finishing need not read them back:
+     * hs covers [data_off, hashed_to); finish hashes the rest from the mapping. */
+    idt_hasher hs;
+    uint64_t hashed_to;
+    int streaming;             /* 0 once a write came out of order */
 };
+
+/* 1 when no column buffer overlaps [from, to): the bytes there are padding (zeros). */
+static int is_padding(const idt_store_builder *b, uint64_t from, uint64_t to) {
+    for (int64_t i = 0; i < b->schema->ncols; i++) {
+        const col_layout *l = &b->lay[i];
+        if (l->buf_len && l->buf_off < to && from < l->buf_off + l->buf_len) return 0;
+        if (l->off_len && l->off_off < to && from < l->off_off + l->off_len) return 0;
+    }
+    return 1;
+}
+
+/* Feed bytes about to be written at blob offset `off` to the streaming hash. */
+static void stream_hash(idt_store_builder *b, uint64_t off, const void *src, size_t n) {
+    if (!b->streaming || !n) return;
+    if (off > b->hashed_to && is_padding(b, b->hashed_to, off)) {
+        idt_hasher_zeros(&b->hs, (size_t)(off - b->hashed_to));
+        b->hashed_to = off;
+    }
+    if (off != b->hashed_to) {
+        b->streaming = 0;
+        return;
+    }
+    idt_hasher_update(&b->hs, src, n);
+    b->hashed_to += n;
+}
+
+void idt_store_builder_unordered(idt_store_builder *b) { b->streaming = 0; }
+
+/* Write n bytes at blob offset off, hashing them on the way in steps small enough to stay
+ * in cache between the hash and the copy. */
+static int builder_write(idt_store_builder *b, uint64_t off, const char *src, size_t n, idt_error *err) {
+    enum { STEP = 1 << 20 };
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < STEP ? n - done : STEP;
+        stream_hash(b, off + done, src + done, k);
+        int rc = idt_blob_write(b->blob, off + done, src + done, k, err);
+        if (rc) return rc;
+        done += k;
+    }
+    return 0;
+}
 
 void idt_store_builder_free(idt_store_builder *b) {
     if (!b) return;
@@ -385,6 +432,9 @@ int idt_store_builder_new(idt_schema *schema, int64_t nrows, const int64_t *str_
         idt_store_builder_free(b);
         return rc;
     }
+    b->hashed_to = align64(hdr);
+    b->streaming = 1;
+    idt_hasher_init(&b->hs, 0);
     for (int64_t i = 0; i < nc; i++) {
         b->bc[i].data = b->blob->data + b->lay[i].buf_off;
         if (schema->cols[i].kind != IDT_COL_FIXED)
@@ -406,8 +456,8 @@ int idt_store_builder_write_fixed(idt_store_builder *b, int64_t c, int64_t row0,
                              (long long)row0, (long long)(row0 + n), (long long)b->nrows);
     int64_t rb = b->schema->cols[c].row_bytes;
     if (!n || !rb) return 0;
-    return idt_blob_write(b->blob, (size_t)(b->bc[c].data - b->blob->data) + (size_t)(row0 * rb), src,
-                          (size_t)(n * rb), err);
+    return builder_write(b, (uint64_t)(b->bc[c].data - b->blob->data) + (uint64_t)(row0 * rb), src,
+                         (size_t)(n * rb), err);
 }
 
 static int check_append(idt_store_builder *b, int64_t c, int64_t n, idt_error *err) {
@@ -570,7 +620,12 @@ int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *e
     uint8_t uid[16];
     idt_random_bytes(uid, sizeof uid);
     size_t data_off = (size_t)align64(b->hdr_size);
-    uint64_t data_hash = idt_hash_fast(b->blob->data + data_off, b->blob->size - data_off, 0);
+    if (!b->streaming) { /* start again from the mapping */
+        idt_hasher_init(&b->hs, 0);
+        b->hashed_to = data_off;
+    }
+    idt_hasher_update(&b->hs, b->blob->data + b->hashed_to, b->blob->size - b->hashed_to);
+    uint64_t data_hash = idt_hasher_final(&b->hs);
     write_header(b->blob->data, b->hdr_size, b->schema, b->nrows, b->lay, ascii, uid, data_hash);
     idt_free(ascii);
     idt_blob *blob = b->blob;

@@ -102,6 +102,9 @@ int idt_store_builder_append_fixed_bytes(idt_store_builder *b, int64_t c, int64_
                                          const char *src, int64_t width, idt_error *err);
 int idt_store_builder_append_pieces(idt_store_builder *b, int64_t c, int64_t n,
                                     const char *const *ptrs, const int64_t *lens, idt_error *err);
+/* Writes will come from several threads (or out of order): compute the content hash at
+ * finish instead of as bytes come. Call before the first write. */
+void idt_store_builder_unordered(idt_store_builder *b);
 /* Write strings [s0, s0+n) of string column c, whose bytes start at byte b0 of the column's
  * data, from spans ptrs[i], lens[i] (already encoded), in any order and from several
  * threads at once for disjoint ranges (used by flatten, which measured every range first).

@@ -557,9 +557,14 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
             goto done;
         }
         int64_t done_bytes = 0;
-        for (Py_ssize_t i = 0; i < nc; i++)
+        /* in store order (columns sorted by name), so the builder sees bytes in file order
+         * and hashes them as they come */
+        for (Py_ssize_t c = 0; c < nc; c++) {
+            Py_ssize_t i = 0;
+            while (order[i] != c) i++;
             if (write_column(st, &sc[i], builder, order[i], nrows, cd[i].name, &pp, &done_bytes))
                 goto done;
+        }
         idt_store_builder *b = builder;
         builder = NULL;
         Py_BEGIN_ALLOW_THREADS
