@@ -66,6 +66,7 @@ test: test-c test-py
 bench: build $(BUILD)/limits
 	$(PY) bench/run.py
 	$(PY) bench/torch_bench.py
+	$(PY) bench/writes.py
 
 # infinidata.torch against DataLoader over np.memmap, HF datasets and MosaicML streaming
 bench-torch: build

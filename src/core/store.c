@@ -311,7 +311,17 @@ typedef struct build_col {
     int64_t bytes, bytes_max;   /* data bytes used / announced */
     int ascii;
     int positional;             /* filled by idt_store_builder_put_strings */
+    /* Appends go through heap stages written with idt_blob_write (pwrite), which beats
+     * stores through a fresh shared mapping: data bytes [flushed, bytes) and offsets
+     * [ostart, ostart + ofill) are staged. */
+    char *stage;
+    size_t fill;
+    int64_t flushed;
+    uint64_t *ostage;
+    int64_t ostart, ofill;
 } build_col;
+
+enum { STAGE_BYTES = 1 << 20, OSTAGE_N = 1 << 14 };
 
 struct idt_store_builder {
     idt_schema *schema;
@@ -371,6 +381,10 @@ static int builder_write(idt_store_builder *b, uint64_t off, const char *src, si
 
 void idt_store_builder_free(idt_store_builder *b) {
     if (!b) return;
+    for (int64_t i = 0; b->bc && i < b->schema->ncols; i++) {
+        idt_free(b->bc[i].stage);
+        idt_free(b->bc[i].ostage);
+    }
     idt_blob_decref(b->blob);
     idt_schema_decref(b->schema);
     idt_free(b->lay);
@@ -398,35 +412,40 @@ int idt_store_builder_new(idt_schema *schema, int64_t nrows, const int64_t *str_
     b->hdr_size = hdr;
     uint64_t pos = align64(hdr);
     const uint64_t lim = (uint64_t)1 << 62;
-    for (int64_t i = 0; i < nc; i++) {
-        const idt_column *c = &schema->cols[i];
-        col_layout *l = &b->lay[i];
-        if (c->kind == IDT_COL_FIXED) {
-            if (c->row_bytes && (uint64_t)nrows > lim / (uint64_t)c->row_bytes) goto too_big;
-            l->buf_off = pos;
-            l->buf_len = (uint64_t)nrows * (uint64_t)c->row_bytes;
-            pos = align64(pos + l->buf_len);
-        } else {
-            int64_t sb = str_bytes ? str_bytes[i] : -1;
-            if (sb < 0 || (uint64_t)sb > lim) {
-                idt_store_builder_free(b);
-                return idt_error_set(err, IDT_EVALUE, "column '%s': bad string byte count",
-                                     c->name);
+    /* Fixed columns first, strings after (the header records every offset; the order is
+     * the builder's choice): the constructor writes fixed columns in this order, so their
+     * bytes reach the streaming hash in file order even when a string column sorts first. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int64_t i = 0; i < nc; i++) {
+            const idt_column *c = &schema->cols[i];
+            col_layout *l = &b->lay[i];
+            if ((c->kind == IDT_COL_FIXED) != (pass == 0)) continue;
+            if (c->kind == IDT_COL_FIXED) {
+                if (c->row_bytes && (uint64_t)nrows > lim / (uint64_t)c->row_bytes) goto too_big;
+                l->buf_off = pos;
+                l->buf_len = (uint64_t)nrows * (uint64_t)c->row_bytes;
+                pos = align64(pos + l->buf_len);
+            } else {
+                int64_t sb = str_bytes ? str_bytes[i] : -1;
+                if (sb < 0 || (uint64_t)sb > lim) {
+                    idt_store_builder_free(b);
+                    return idt_error_set(err, IDT_EVALUE, "column '%s': bad string byte count",
+                                         c->name);
+                }
+                if (c->row_elems && (uint64_t)nrows > lim / 8 / (uint64_t)c->row_elems) goto too_big;
+                uint64_t nstr = (uint64_t)nrows * (uint64_t)c->row_elems;
+                l->off_off = pos;
+                l->off_len = (nstr + 1) * 8;
+                pos = align64(pos + l->off_len);
+                l->buf_off = pos;
+                l->buf_len = (uint64_t)sb;
+                pos = align64(pos + l->buf_len);
+                b->bc[i].nstr_max = (int64_t)nstr;
+                b->bc[i].bytes_max = sb;
+                b->bc[i].ascii = 1;
             }
-            if (c->row_elems && (uint64_t)nrows > lim / 8 / (uint64_t)c->row_elems) goto too_big;
-            uint64_t nstr = (uint64_t)nrows * (uint64_t)c->row_elems;
-            l->off_off = pos;
-            l->off_len = (nstr + 1) * 8;
-            pos = align64(pos + l->off_len);
-            l->buf_off = pos;
-            l->buf_len = (uint64_t)sb;
-            pos = align64(pos + l->buf_len);
-            b->bc[i].nstr_max = (int64_t)nstr;
-            b->bc[i].bytes_max = sb;
-            b->bc[i].ascii = 1;
+            if (pos > lim) goto too_big;
         }
-        if (pos > lim) goto too_big;
-    }
     int rc = idt_blob_new((size_t)pos, &b->blob, err);
     if (rc) {
         idt_store_builder_free(b);
@@ -469,6 +488,69 @@ static int check_append(idt_store_builder *b, int64_t c, int64_t n, idt_error *e
     return 0;
 }
 
+/* Write what column c's stages hold. */
+static int flush_col(idt_store_builder *b, int64_t c, idt_error *err) {
+    build_col *bc = &b->bc[c];
+    const col_layout *l = &b->lay[c];
+    if (bc->fill) {
+        int rc = idt_blob_write(b->blob, l->buf_off + (uint64_t)bc->flushed, bc->stage, bc->fill, err);
+        if (rc) return rc;
+        bc->flushed += (int64_t)bc->fill;
+        bc->fill = 0;
+    }
+    if (bc->ofill) {
+        int rc = idt_blob_write(b->blob, l->off_off + 8 * (uint64_t)bc->ostart, bc->ostage,
+                                8 * (size_t)bc->ofill, err);
+        if (rc) return rc;
+        bc->ostart += bc->ofill;
+        bc->ofill = 0;
+    }
+    return 0;
+}
+
+/* Room for `need` more data bytes of column c: a pointer into the stage (flushing it when
+ * full), or, for a string larger than the stage, straight into the mapping. NULL with err
+ * set on failure. */
+static char *stage_room(idt_store_builder *b, int64_t c, int64_t need, idt_error *err) {
+    build_col *bc = &b->bc[c];
+    if (!bc->stage) {
+        bc->stage = idt_malloc(STAGE_BYTES);
+        bc->ostage = idt_malloc(OSTAGE_N * 8);
+        if (!bc->stage || !bc->ostage) {
+            idt_error_set(err, IDT_ENOMEM, "out of memory");
+            return NULL;
+        }
+        bc->ostart = 1; /* offsets[0] = 0 is there already (the blob starts zeroed) */
+    }
+    if (bc->fill + (size_t)need > STAGE_BYTES && flush_col(b, c, err)) return NULL;
+    if (need > STAGE_BYTES) { /* the stage is empty now: go straight to the file's mapping */
+        bc->flushed += need;
+        return bc->data + bc->bytes;
+    }
+    char *p = bc->stage + bc->fill;
+    bc->fill += (size_t)need;
+    return p;
+}
+
+/* Record the end offset of the string just staged. */
+static int stage_offset(idt_store_builder *b, int64_t c, idt_error *err) {
+    build_col *bc = &b->bc[c];
+    if (bc->ofill == OSTAGE_N && flush_col(b, c, err)) return -1;
+    bc->ostage[bc->ofill++] = (uint64_t)bc->bytes;
+    bc->nstr++;
+    return 0;
+}
+
+/* Length of a NumPy unicode element without trailing NULs; *ascii cleared when any code
+ * point is >= 0x80. The OR over the element vectorizes. */
+static inline int64_t ucs4_strip(const uint32_t *s, int64_t w, int *ascii) {
+    while (w > 0 && s[w - 1] == 0) w--;
+    uint32_t any = 0;
+    for (int64_t k = 0; k < w; k++) any |= s[k];
+    if (any >= 0x80) *ascii = 0;
+    return w;
+}
+
 static int too_many_bytes(idt_store_builder *b, int64_t c, idt_error *err) {
     return idt_error_set(err, IDT_EVALUE,
                          "column '%s': strings changed while the table was built "
@@ -482,18 +564,22 @@ int idt_store_builder_append_ucs4(idt_store_builder *b, int64_t c, int64_t n,
     build_col *bc = &b->bc[c];
     for (int64_t i = 0; i < n; i++) {
         const uint32_t *s = src + i * width;
-        int64_t len = width;
-        while (len > 0 && s[len - 1] == 0) len--;
-        int64_t need = 0;
-        for (int64_t k = 0; k < len; k++) {
-            int l = idt_utf8_cp_len(s[k]);
-            need += l;
-            if (l > 1) bc->ascii = 0;
+        int asc = 1;
+        int64_t len = ucs4_strip(s, width, &asc), need = len;
+        if (!asc) {
+            bc->ascii = 0;
+            need = 0;
+            for (int64_t k = 0; k < len; k++) need += idt_utf8_cp_len(s[k]);
         }
         if (need > bc->bytes_max - bc->bytes) return too_many_bytes(b, c, err);
-        idt_utf8_encode(s, (size_t)len, bc->data + bc->bytes);
+        char *dst = stage_room(b, c, need, err);
+        if (!dst) return err ? err->code : IDT_ENOMEM;
+        if (asc)
+            for (int64_t k = 0; k < len; k++) dst[k] = (char)s[k];
+        else
+            idt_utf8_encode(s, (size_t)len, dst);
         bc->bytes += need;
-        bc->offsets[++bc->nstr] = (uint64_t)bc->bytes;
+        if (stage_offset(b, c, err)) return err ? err->code : IDT_EIO;
     }
     return 0;
 }
@@ -508,9 +594,11 @@ int idt_store_builder_append_fixed_bytes(idt_store_builder *b, int64_t c, int64_
         int64_t len = width;
         while (len > 0 && s[len - 1] == 0) len--;
         if (len > bc->bytes_max - bc->bytes) return too_many_bytes(b, c, err);
-        memcpy(bc->data + bc->bytes, s, (size_t)len);
+        char *dst = stage_room(b, c, len, err);
+        if (!dst) return err ? err->code : IDT_ENOMEM;
+        memcpy(dst, s, (size_t)len);
         bc->bytes += len;
-        bc->offsets[++bc->nstr] = (uint64_t)bc->bytes;
+        if (stage_offset(b, c, err)) return err ? err->code : IDT_EIO;
     }
     bc->ascii = 0;
     return 0;
@@ -525,7 +613,9 @@ int idt_store_builder_append_pieces(idt_store_builder *b, int64_t c, int64_t n,
     for (int64_t i = 0; i < n; i++) {
         int64_t len = lens[i];
         if (len < 0 || len > bc->bytes_max - bc->bytes) return too_many_bytes(b, c, err);
-        memcpy(bc->data + bc->bytes, ptrs[i], (size_t)len);
+        char *dst = stage_room(b, c, len, err);
+        if (!dst) return err ? err->code : IDT_ENOMEM;
+        memcpy(dst, ptrs[i], (size_t)len);
         if (utf8 && bc->ascii)
             for (int64_t k = 0; k < len; k++)
                 if ((unsigned char)ptrs[i][k] >= 0x80) {
@@ -533,7 +623,7 @@ int idt_store_builder_append_pieces(idt_store_builder *b, int64_t c, int64_t n,
                     break;
                 }
         bc->bytes += len;
-        bc->offsets[++bc->nstr] = (uint64_t)bc->bytes;
+        if (stage_offset(b, c, err)) return err ? err->code : IDT_EIO;
     }
     if (!utf8) bc->ascii = 0;
     return 0;
@@ -604,6 +694,12 @@ int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *e
     for (int64_t i = 0; i < nc; i++) {
         build_col *bc = &b->bc[i];
         if (b->schema->cols[i].kind == IDT_COL_FIXED) continue;
+        int frc = flush_col(b, i, err);
+        if (frc) {
+            idt_free(ascii);
+            idt_store_builder_free(b);
+            return frc;
+        }
         if (!bc->positional && (bc->nstr != bc->nstr_max || bc->bytes != bc->bytes_max)) {
             int rc = idt_error_set(err, IDT_EVALUE,
                                    "column '%s': strings changed while the table was built "
@@ -830,13 +926,14 @@ int64_t idt_ucs4_utf8_len(const uint32_t *src, int64_t n, int64_t width, int *as
     int64_t total = 0;
     for (int64_t i = 0; i < n; i++) {
         const uint32_t *s = src + i * width;
-        int64_t len = width;
-        while (len > 0 && s[len - 1] == 0) len--;
-        for (int64_t k = 0; k < len; k++) {
-            int l = idt_utf8_cp_len(s[k]);
-            total += l;
-            if (l > 1 && ascii) *ascii = 0;
+        int asc = 1;
+        int64_t len = ucs4_strip(s, width, &asc);
+        if (asc) {
+            total += len;
+            continue;
         }
+        if (ascii) *ascii = 0;
+        for (int64_t k = 0; k < len; k++) total += idt_utf8_cp_len(s[k]);
     }
     return total;
 }

@@ -557,14 +557,16 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
             goto done;
         }
         int64_t done_bytes = 0;
-        /* in store order (columns sorted by name), so the builder sees bytes in file order
-         * and hashes them as they come */
-        for (Py_ssize_t c = 0; c < nc; c++) {
-            Py_ssize_t i = 0;
-            while (order[i] != c) i++;
-            if (write_column(st, &sc[i], builder, order[i], nrows, cd[i].name, &pp, &done_bytes))
-                goto done;
-        }
+        /* in the store's layout order (fixed columns by name, then strings), so the
+         * builder sees fixed bytes in file order and hashes them as they come */
+        for (int pass = 0; pass < 2; pass++)
+            for (Py_ssize_t c = 0; c < nc; c++) {
+                Py_ssize_t i = 0;
+                while (order[i] != c) i++;
+                if ((sc[i].kind == IDT_COL_FIXED) != (pass == 0)) continue;
+                if (write_column(st, &sc[i], builder, order[i], nrows, cd[i].name, &pp, &done_bytes))
+                    goto done;
+            }
         idt_store_builder *b = builder;
         builder = NULL;
         Py_BEGIN_ALLOW_THREADS

@@ -516,13 +516,12 @@ d = core._tmp_dir()
 before = sorted(os.listdir(d))
 stop = threading.Event()
 def kicker():
-    # send SIGINT once the operation has made its output file, then keep sending
+    # one SIGINT, once the operation has made its output file (it is then inside C)
     while not stop.is_set():
         if sorted(os.listdir(d)) != before:
             os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-        else:
-            time.sleep(0.001)
+            return
+        time.sleep(0.001)
 threading.Thread(target=kicker, daemon=True).start()
 try:
     OP
