@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q "numpy>=2.0" "meson-python>=0.15" "meson>=1.1" ninja pytest hypothesis tqdm
 	# optional dependencies, so the tests of their integrations run (torch: the CPU build)
 	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q pyarrow pandas datasets
 	touch $@
 
 $(BUILD)/.installed: $(STAMP) $(SRC)

@@ -18,7 +18,33 @@ from ._infinidata import (  # noqa: F401
     CorruptDataError,
     TableView,
     gc,
+    memory_stats,
 )
+from . import _arrow
+
+
+def _column(self, name):
+    """column(name) -> numpy.ndarray
+
+    One column, all rows, as one array (what tv[:][name] gives, without reading the other
+    columns). An unknown name is a KeyError listing the columns.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"column() takes a column name (str), not {type(name).__name__}")
+    return self.select_columns([name])[:][name]
+
+
+def _attach():
+    """Add the Python-level methods (column, data in and out) to the C TableView type."""
+    TableView.column = _column
+    for name in ("iter_arrow", "to_arrow", "to_parquet", "to_pandas", "to_hf"):
+        setattr(TableView, name, getattr(_arrow, name))
+    for name in ("from_arrow", "from_parquet", "from_pandas", "from_hf"):
+        setattr(TableView, name, staticmethod(getattr(_arrow, name)))
+
+
+_attach()
+
 
 from ._writer import TableWriter, from_batches as _from_batches  # noqa: E402
 
@@ -29,7 +55,8 @@ from . import _ops  # noqa: E402
 _ops._attach()
 SplitResult = _ops.SplitResult
 
-__all__ = ["SplitResult", "TableView", "TableWriter", "BatchIter", "CorruptDataError", "FORMAT_VERSION", "gc"]
+__all__ = ["SplitResult", "TableView", "TableWriter", "BatchIter", "CorruptDataError", "FORMAT_VERSION", "gc",
+           "memory_stats"]
 __version__ = "0.1.0"
 
 from . import _mpexit  # noqa: E402,F401  (multiprocessing children remove their temp files)

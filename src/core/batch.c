@@ -36,6 +36,9 @@ struct idt_batcher {
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static idt_batcher *registry;
+static _Atomic int64_t live_threads; /* started and not joined, all iterators */
+
+int64_t idt_batcher_threads(void) { return atomic_load(&live_threads); }
 
 /* ---- batch buffers: recycled through a per-iterator pool ----
  * Each buffer carries a header naming its pool and size. A buffer the caller releases goes
@@ -205,6 +208,7 @@ static void stop_join(idt_batcher *it) {
     it->started = 0;
     pthread_mutex_unlock(&it->mu);
     for (int64_t i = 0; i < n; i++) pthread_join(it->threads[i], NULL);
+    atomic_fetch_sub(&live_threads, n);
 }
 
 void idt_batcher_free(idt_batcher *it) {
@@ -290,6 +294,7 @@ int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t thre
                 return idt_error_sys(err, e, "cannot start batch worker thread");
             }
             it->started++;
+            atomic_fetch_add(&live_threads, 1);
         }
     }
     pthread_mutex_lock(&reg_mu);

@@ -61,6 +61,9 @@ void idt_batcher_free(idt_batcher *it);
  * stay valid to free; next() on them returns 0. */
 void idt_batcher_stop_all(void);
 
+/* Worker threads of all iterators started and not yet joined, process-wide. */
+int64_t idt_batcher_threads(void);
+
 /* Free a batch and every buffer not taken. */
 void idt_batch_free(idt_batch *b);
 /* Give back a buffer taken from a batch (the caller owns it until then; never idt_free it).

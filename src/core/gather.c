@@ -185,6 +185,21 @@ static void gather_run(const idt_view *v, const idt_segment *s, int64_t pos, int
     }
 }
 
+/* A range selection at view row x, `left` rows to go: moves *k to the segment holding x and
+ * returns how many of the remaining rows (stride `step`) fall in it. */
+static inline int64_t range_take(const idt_view *v, int64_t x, int64_t step, int64_t left,
+                                 int64_t *k) {
+    if (x < v->cum[*k] || x >= v->cum[*k + 1]) *k = idt_view_find_seg(v, x);
+    int64_t take = step > 0 ? (v->cum[*k + 1] - 1 - x) / step + 1 : (x - v->cum[*k]) / -step + 1;
+    return take < left ? take : left;
+}
+
+/* Store stride of `take` rows of RUN segment s read at view stride `step`. One row: any
+ * stride will do (a loaded one-row segment's step may be anything). */
+static inline int64_t run_stride(const idt_segment *s, int64_t step, int64_t take) {
+    return take > 1 ? s->step * step : 1;
+}
+
 void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs,
                      const int64_t *widths) {
     if (sel->count == 0) return;
@@ -193,14 +208,10 @@ void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs
     if (!sel->idx) {
         /* Ranges: walk the segments; RUN pieces copy directly. */
         for (int64_t j = 0, x = sel->start; j < sel->count;) {
-            if (x < v->cum[k] || x >= v->cum[k + 1]) k = idt_view_find_seg(v, x);
-            int64_t step = sel->step;
-            int64_t take = step > 0 ? (v->cum[k + 1] - 1 - x) / step + 1 : (x - v->cum[k]) / -step + 1;
-            if (take > sel->count - j) take = sel->count - j;
+            int64_t step = sel->step, take = range_take(v, x, step, sel->count - j, &k);
             const idt_segment *s = &v->segs[k];
             if (s->kind == IDT_SEG_RUN) {
-                /* one row: any stride (a loaded one-row segment's step may be anything) */
-                gather_run(v, s, s->start + (x - v->cum[k]) * s->step, take > 1 ? s->step * step : 1,
+                gather_run(v, s, s->start + (x - v->cum[k]) * s->step, run_stride(s, step, take),
                            take, j, outs, widths);
             } else {
                 for (int64_t d = 0; d < take; d += CHUNK) {
@@ -221,6 +232,83 @@ void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs
         resolve(v, sel, i0, n, &r, &k);
         gather_chunk(v, &r, i0, outs, widths);
     }
+}
+
+/* ---- packed (Arrow layout) string output ---- */
+
+/* Append the strings of store rows row0, row0+step, ... (n rows) of sc to the packed
+ * output at *o (offsets index) / *pos (data bytes). step 1 copies the data in one memcpy. */
+static void pack_run(const idt_store_col *sc, int64_t per, int64_t row0, int64_t step, int64_t n,
+                     int64_t *offsets, char *data, int64_t *o, int64_t *pos) {
+    if (step == 1 && n > 0) {
+        uint64_t a = sc->offsets[row0 * per], z = sc->offsets[(row0 + n) * per];
+        if (data) memcpy(data + *pos, sc->data + a, (size_t)(z - a));
+        if (offsets)
+            for (int64_t s = 1; s <= n * per; s++)
+                offsets[*o + s] = *pos + (int64_t)(sc->offsets[row0 * per + s] - a);
+        *o += n * per;
+        *pos += (int64_t)(z - a);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t e = 0; e < per; e++) {
+            int64_t s = (row0 + i * step) * per + e;
+            uint64_t a = sc->offsets[s], z = sc->offsets[s + 1];
+            if (data) memcpy(data + *pos, sc->data + a, (size_t)(z - a));
+            *pos += (int64_t)(z - a);
+            if (offsets) offsets[*o + 1] = *pos;
+            *o += 1;
+        }
+}
+
+/* The walk behind idt_view_str_bytes (offsets and data NULL) and idt_view_gather_packed. */
+static int64_t pack_walk(const idt_view *v, const idt_rowsel *sel, int64_t j, int64_t *offsets,
+                         char *data) {
+    static _Thread_local resolved r;
+    int64_t per = idt_view_column(v, j)->row_elems, o = 0, pos = 0, k = 0;
+    if (offsets) offsets[0] = 0;
+    if (sel->count == 0) return 0;
+    if (!sel->idx) {
+        for (int64_t i = 0, x = sel->start; i < sel->count;) {
+            int64_t step = sel->step, take = range_take(v, x, step, sel->count - i, &k);
+            const idt_segment *s = &v->segs[k];
+            if (s->kind == IDT_SEG_RUN) {
+                const idt_store_col *sc = &s->store->cols[idt_view_store_col(v, s->store, j)];
+                pack_run(sc, per, s->start + (x - v->cum[k]) * s->step, run_stride(s, step, take),
+                         take, offsets, data, &o, &pos);
+            } else {
+                for (int64_t d = 0; d < take; d += CHUNK) {
+                    int64_t n = take - d < CHUNK ? take - d : CHUNK;
+                    idt_rowsel sub = {x + d * step, step, n, NULL};
+                    int64_t kk = k;
+                    resolve(v, &sub, 0, n, &r, &kk);
+                    for (int64_t q = 0; q < r.n; q++)
+                        pack_run(&r.st[q]->cols[idt_view_store_col(v, r.st[q], j)], per, r.row[q], 1, 1, offsets,
+                                 data, &o, &pos);
+                }
+            }
+            i += take;
+            if (i < sel->count) x += take * step;
+        }
+        return pos;
+    }
+    for (int64_t i0 = 0; i0 < sel->count; i0 += CHUNK) {
+        int64_t n = sel->count - i0 < CHUNK ? sel->count - i0 : CHUNK;
+        resolve(v, sel, i0, n, &r, &k);
+        for (int64_t q = 0; q < r.n; q++)
+            pack_run(&r.st[q]->cols[idt_view_store_col(v, r.st[q], j)], per, r.row[q], 1, 1, offsets, data, &o,
+                     &pos);
+    }
+    return pos;
+}
+
+int64_t idt_view_str_bytes(const idt_view *v, const idt_rowsel *sel, int64_t j) {
+    return pack_walk(v, sel, j, NULL, NULL);
+}
+
+void idt_view_gather_packed(const idt_view *v, const idt_rowsel *sel, int64_t j, int64_t *offsets,
+                            char *data) {
+    pack_walk(v, sel, j, offsets, data);
 }
 
 int idt_view_str_spans(const idt_view *v, int64_t j, int64_t start, int64_t count,

@@ -684,6 +684,65 @@ int idt_store_builder_put_strings(idt_store_builder *b, int64_t c, int64_t s0, i
     return 0;
 }
 
+/* Offset i of an Arrow offsets array of 32- or 64-bit entries. */
+static inline int64_t packed_off(const void *offsets, int off64, int64_t i) {
+    return off64 ? ((const int64_t *)offsets)[i] : ((const int32_t *)offsets)[i];
+}
+
+int idt_packed_check(const void *offsets, int off64, int64_t n, int64_t data_len, idt_error *err) {
+    int64_t prev = n >= 0 ? packed_off(offsets, off64, 0) : 0;
+    if (n < 0 || prev < 0 || prev > data_len)
+        return idt_error_set(err, IDT_EVALUE, "string offset %lld out of range for %lld data bytes",
+                             (long long)prev, (long long)data_len);
+    for (int64_t i = 1; i <= n; i++) {
+        int64_t z = packed_off(offsets, off64, i);
+        if (z < prev || z > data_len)
+            return idt_error_set(err, IDT_EVALUE,
+                                 "string offset %lld (entry %lld) out of order or past %lld data bytes",
+                                 (long long)z, (long long)i, (long long)data_len);
+        prev = z;
+    }
+    return 0;
+}
+
+int64_t idt_packed_len(const void *offsets, int off64, int64_t n, const char *data) {
+    int64_t total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t a = packed_off(offsets, off64, i), z = packed_off(offsets, off64, i + 1);
+        while (z > a && data[z - 1] == 0) z--;
+        total += z - a;
+    }
+    return total;
+}
+
+int idt_store_builder_append_packed(idt_store_builder *b, int64_t c, int64_t n, const void *offsets,
+                                    int off64, const char *data, idt_error *err) {
+    int rc = check_append(b, c, n, err);
+    if (rc) return rc;
+    build_col *bc = &b->bc[c];
+    int utf8 = b->schema->cols[c].kind == IDT_COL_UTF8;
+    int64_t a0 = packed_off(offsets, off64, 0), zn = packed_off(offsets, off64, n);
+    int ascii = 1;
+    if (utf8)
+        for (int64_t k = a0; k < zn && ascii; k++) ascii = (unsigned char)data[k] < 0x80;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t a = packed_off(offsets, off64, i), z = packed_off(offsets, off64, i + 1);
+        while (z > a && data[z - 1] == 0) z--;
+        int64_t len = z - a;
+        if (len > bc->bytes_max - bc->bytes) return too_many_bytes(b, c, err);
+        if (utf8 && !ascii && !idt_utf8_valid(data + a, (size_t)len, 0))
+            return idt_error_set(err, IDT_EVALUE, "column '%s': string %lld is not valid UTF-8",
+                                 b->schema->cols[c].name, (long long)(bc->nstr));
+        char *dst = stage_room(b, c, len, err);
+        if (!dst) return err ? err->code : IDT_ENOMEM;
+        memcpy(dst, data + a, (size_t)len);
+        bc->bytes += len;
+        if (stage_offset(b, c, err)) return err ? err->code : IDT_EIO;
+    }
+    if (!utf8 || !ascii) bc->ascii = 0;
+    return 0;
+}
+
 int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *err) {
     int64_t nc = b->schema->ncols;
     int *ascii = idt_calloc((size_t)nc, sizeof *ascii);

@@ -114,6 +114,16 @@ void idt_store_builder_unordered(idt_store_builder *b);
 int idt_store_builder_put_strings(idt_store_builder *b, int64_t c, int64_t s0, int64_t n,
                                   int64_t b0, const char *const *ptrs, const uint64_t *lens,
                                   int ascii, char *stage, size_t stage_size, idt_error *err);
+/* Strings in Arrow's layout: n strings, string i being data[offsets[i]..offsets[i+1]), the
+ * offsets 32-bit (off64 == 0) or 64-bit. idt_packed_check verifies the n + 1 offsets are
+ * ascending and within data_len bytes (IDT_EVALUE naming the bad entry otherwise); the other
+ * two trust them. idt_packed_len gives their bytes with trailing NULs stripped (what a
+ * store keeps); idt_store_builder_append_packed appends them to string column c, checking
+ * that a UTF8 column receives well-formed UTF-8 (IDT_EVALUE naming the string otherwise). */
+int idt_packed_check(const void *offsets, int off64, int64_t n, int64_t data_len, idt_error *err);
+int64_t idt_packed_len(const void *offsets, int off64, int64_t n, const char *data);
+int idt_store_builder_append_packed(idt_store_builder *b, int64_t c, int64_t n, const void *offsets,
+                                    int off64, const char *data, idt_error *err);
 /* Seal the store. Errors: IDT_EVALUE when a string column got fewer strings or bytes than
  * announced. The builder is consumed either way (do not free it after). */
 int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *err);

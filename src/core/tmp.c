@@ -566,3 +566,23 @@ void idt_tmp_stats_get(idt_tmp_stats *out) {
     out->arena_chunks = atomic_load(&n_chunks);
     out->file_blobs = atomic_load(&n_file_blobs);
 }
+
+int idt_tmp_usage(int64_t *files, int64_t *bytes) {
+    *files = 0;
+    *bytes = 0;
+    pthread_mutex_lock(&mu);
+    DIR *d = proc_path && proc_owner == getpid() ? opendir(proc_path) : NULL;
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            struct stat st;
+            if (e->d_name[0] == '.' || !strcmp(e->d_name, "lock")) continue;
+            if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode)) continue;
+            *files += 1;
+            *bytes += (int64_t)st.st_blocks * 512;
+        }
+        closedir(d);
+    }
+    pthread_mutex_unlock(&mu);
+    return 0;
+}

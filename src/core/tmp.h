@@ -106,6 +106,11 @@ typedef struct idt_tmp_stats {
 } idt_tmp_stats;
 void idt_tmp_stats_get(idt_tmp_stats *out);
 
+/* The files this process holds in its temp directory (arena files and single-blob files) and
+ * the disk blocks they occupy, in bytes (st_blocks * 512). Zero when the directory was never
+ * made. Never fails (an unreadable directory counts as empty). */
+int idt_tmp_usage(int64_t *files, int64_t *bytes);
+
 /* Fill `buf` with `n` random bytes from the kernel (getrandom), falling back to a
  * time-and-address mix if it is unavailable. */
 void idt_random_bytes(void *buf, size_t n);

@@ -492,6 +492,22 @@ int idt_view_concat(idt_view *const *views, int64_t n, idt_view **out, idt_error
     return 0;
 }
 
+int idt_view_no_column(const idt_view *v, const char *name, idt_error *err) {
+    char list[360];
+    size_t k = 0;
+    list[0] = 0;
+    for (int64_t j = 0; j < v->ncols; j++) {
+        const char *c = idt_view_column(v, j)->name;
+        int w = snprintf(list + k, sizeof list - k, "%s'%s'", j ? ", " : "", c);
+        if (w < 0 || (size_t)w >= sizeof list - k) {
+            snprintf(list + (k < sizeof list - 8 ? k : sizeof list - 8), 8, ", ...");
+            break;
+        }
+        k += (size_t)w;
+    }
+    return idt_error_set(err, IDT_EKEY, "no column named '%.80s'; the columns are %s", name, list);
+}
+
 int idt_view_select(idt_view *v, const char *const *names, int64_t n, idt_view **out,
                     idt_error *err) {
     if (n < 1) return idt_error_set(err, IDT_EVALUE, "select at least one column");
@@ -501,7 +517,7 @@ int idt_view_select(idt_view *v, const char *const *names, int64_t n, idt_view *
     for (int64_t i = 0; i < n && !rc; i++) {
         int64_t ci = idt_schema_find(v->schema, names[i]), j;
         for (j = 0; j < v->ncols && v->cols[j] != ci; j++) {}
-        if (ci < 0 || j == v->ncols) rc = idt_error_set(err, IDT_EKEY, "no column named '%s'", names[i]);
+        if (ci < 0 || j == v->ncols) rc = idt_view_no_column(v, names[i], err);
         for (int64_t q = 0; q < i && !rc; q++)
             if (cols[q] == ci) rc = idt_error_set(err, IDT_EVALUE, "column '%s' selected twice", names[i]);
         cols[i] = ci;
@@ -540,7 +556,7 @@ int idt_view_remove_strings(idt_view *v, const char *name, const char *const *st
                             const int64_t *lens, int64_t n, idt_view **out, idt_error *err) {
     int64_t ci = idt_schema_find(v->schema, name), j;
     for (j = 0; j < v->ncols && v->cols[j] != ci; j++) {}
-    if (ci < 0 || j == v->ncols) return idt_error_set(err, IDT_EKEY, "no column named '%s'", name);
+    if (ci < 0 || j == v->ncols) return idt_view_no_column(v, name, err);
     const idt_column *col = &v->schema->cols[ci];
     if (col->kind == IDT_COL_FIXED)
         return idt_error_set(err, IDT_ETYPE, "column '%s' holds %s, not strings", name, col->dtype);

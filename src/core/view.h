@@ -115,6 +115,9 @@ int idt_view_concat(idt_view *const *views, int64_t n, idt_view **out, idt_error
  * (n < 1, a name twice). */
 int idt_view_select(idt_view *v, const char *const *names, int64_t n, idt_view **out,
                     idt_error *err);
+/* Set err to IDT_EKEY for an unknown column `name`, listing the view's columns (as many as
+ * fit in the message). Returns IDT_EKEY. */
+int idt_view_no_column(const idt_view *v, const char *name, idt_error *err);
 /* Drop rows whose value in string column `name` equals one of strs[0..n) (UTF-8 for UTF8
  * columns, raw bytes for BYTES; trailing NULs ignored). A column with a row shape drops a row
  * when any of its strings matches. Errors: IDT_EKEY, IDT_ETYPE (not a string column). */
@@ -155,6 +158,14 @@ int idt_view_flatten(idt_view *v, int64_t threads, const idt_progress *prog, idt
 /* As idt_view_flatten, giving the store (its columns sorted by name, as every store's). */
 int idt_view_flatten_store(idt_view *v, int64_t threads, const idt_progress *prog,
                            idt_store **out, idt_error *err);
+
+/* Strings of view column j (a UTF8 or BYTES column) over the selected rows in Arrow's
+ * layout, as stored (UTF-8 or raw bytes, trailing NULs not stored): idt_view_str_bytes gives
+ * their total bytes; idt_view_gather_packed writes count * row_elems + 1 offsets starting at
+ * 0 and that many bytes of data. Never fails for a valid selection. */
+int64_t idt_view_str_bytes(const idt_view *v, const idt_rowsel *sel, int64_t j);
+void idt_view_gather_packed(const idt_view *v, const idt_rowsel *sel, int64_t j, int64_t *offsets,
+                            char *data);
 
 /* Make a ref array over `blob` (reference consumed on success) holding n refs into the slot
  * table stores[0..nstores) (references taken). The caller vouches that every ref is in range

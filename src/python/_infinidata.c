@@ -463,6 +463,22 @@ static int check_schema(const idt_column *cd, Py_ssize_t nc, const idt_schema *e
     return 0;
 }
 
+/* For a DataFrame, an Arrow table or a Hugging Face dataset passed where a dict of arrays is
+ * expected: the sentence naming the TableView.from_* method to use (else ""). */
+static const char *from_hint(PyObject *o) {
+    PyObject *mod = PyObject_GetAttrString((PyObject *)Py_TYPE(o), "__module__");
+    const char *m = mod && PyUnicode_Check(mod) ? PyUnicode_AsUTF8(mod) : NULL;
+    const char *hint = "";
+    if (!m) PyErr_Clear();
+    else if (!strncmp(m, "pandas", 6)) hint = "; for a DataFrame use TableView.from_pandas(df)";
+    else if (!strncmp(m, "datasets", 8))
+        hint = "; for a Hugging Face dataset use TableView.from_hf(dataset)";
+    else if (!strncmp(m, "pyarrow", 7) || PyObject_HasAttrString(o, "__arrow_c_stream__"))
+        hint = "; for Arrow data (pyarrow, polars, DuckDB) use TableView.from_arrow(obj)";
+    Py_XDECREF(mod);
+    return hint;
+}
+
 int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what,
                        const idt_schema *expect, PyObject *progress, idt_store **out,
                        PyObject **names_out, int64_t **order_out) {
@@ -470,8 +486,8 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
     if (names_out) *names_out = NULL;
     if (order_out) *order_out = NULL;
     if (!PyDict_Check(columns)) {
-        PyErr_Format(PyExc_TypeError, "%s takes a dict of column name -> array, not %s", what,
-                     Py_TYPE(columns)->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s takes a dict of column name -> array, not %s%s", what,
+                     Py_TYPE(columns)->tp_name, from_hint(columns));
         return -1;
     }
     /* A snapshot holding strong references: code run while reading the arrays (a

@@ -144,6 +144,9 @@ static PyObject *bi_len(PyObject *o, PyObject *unused) {
     return PyLong_FromLongLong(self->nbatches);
 }
 
+/* len(it): the total number of batches (what tqdm takes as its total). */
+static Py_ssize_t bi_length(PyObject *o) { return (Py_ssize_t)((BatchIterObject *)o)->nbatches; }
+
 static PyObject *bi_workers(PyObject *o, void *closure) {
     (void)closure;
     BatchIterObject *self = (BatchIterObject *)o;
@@ -151,8 +154,8 @@ static PyObject *bi_workers(PyObject *o, void *closure) {
 }
 
 static PyMethodDef bi_methods[] = {
-    {"close", bi_close, METH_NOARGS, "Stop the iterator now: join its worker threads and free its batches."},
-    {"num_batches", bi_len, METH_NOARGS, "Number of batches the iterator yields in total."},
+    {"close", bi_close, METH_NOARGS, "close($self, /)\n--\n\nStop the iterator now: join its worker threads and free its batches."},
+    {"num_batches", bi_len, METH_NOARGS, "num_batches($self, /)\n--\n\nNumber of batches the iterator yields in total (also len(it))."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -166,6 +169,7 @@ static PyType_Slot bi_slots[] = {
     {Py_tp_traverse, bi_traverse},
     {Py_tp_iter, bi_iter},
     {Py_tp_iternext, bi_next},
+    {Py_sq_length, bi_length},
     {Py_tp_methods, bi_methods},
     {Py_tp_getset, bi_getset},
     {Py_tp_doc, "Iterator over batches of a TableView; made by TableView.batch_iter."},

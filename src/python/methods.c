@@ -197,8 +197,9 @@ static PyObject *tv_remove_matching_strings(PyObject *self, PyObject *args) {
     int64_t ci = idt_schema_find(v->schema, name), j;
     for (j = 0; ci >= 0 && j < v->ncols && v->cols[j] != ci; j++) {}
     if (ci < 0 || j == v->ncols) {
-        PyErr_Format(PyExc_KeyError, "no column named '%s'", name);
-        return NULL;
+        idt_error err;
+        idt_view_no_column(v, name, &err);
+        return idt_py_raise(idt_py_state_of(self), &err);
     }
     const idt_column *c = &v->schema->cols[ci];
     if (c->kind == IDT_COL_FIXED) {
@@ -556,44 +557,60 @@ PyObject *idt_tv_load_from_disk(PyObject *cls, PyObject *args, PyObject *kwds);
 PyObject *idt_tv_reduce(PyObject *self, PyObject *unused);
 
 PyMethodDef idt_tv_methods[] = {
-    {"uuid", tv_uuid, METH_NOARGS, "uuid() -> str: a random UUID4 identifying this view."},
+    {"uuid", tv_uuid, METH_NOARGS, "uuid($self, /)\n--\n\nuuid() -> str: a random UUID4 identifying this view."},
     {"new_view", tv_new_view, METH_O,
-     "new_view(key) -> TableView: the rows tv[key] would read (slice, int array or list, bool "
+     "new_view($self, key, /)\n--\n\nnew_view(key) -> TableView: the rows tv[key] would read (slice, int array or list, bool "
      "mask), as a view that copies no row data."},
     {"shuffle", (PyCFunction)(void (*)(void))tv_shuffle, METH_VARARGS | METH_KEYWORDS,
-     "shuffle(seed=None) -> TableView: a uniformly random permutation of the rows. The same seed "
+     "shuffle($self, /, seed=None)\n--\n\nshuffle(seed=None) -> TableView: a uniformly random permutation of the rows. The same seed "
      "gives the same order on every run and machine."},
     {"select_columns", tv_select_columns, METH_O,
-     "select_columns(names) -> TableView: a view with just these columns (a set keeps the view's "
+     "select_columns($self, names, /)\n--\n\nselect_columns(names) -> TableView: a view with just these columns (a set keeps the view's "
      "column order, a list gives its own)."},
     {"remove_matching_strings", tv_remove_matching_strings, METH_VARARGS,
-     "remove_matching_strings(column, strings) -> TableView: the rows whose string column value "
+     "remove_matching_strings($self, column, strings, /)\n--\n\nremove_matching_strings(column, strings) -> TableView: the rows whose string column value "
      "is not in `strings`."},
     {"flatten", (PyCFunction)(void (*)(void))tv_flatten, METH_VARARGS | METH_KEYWORDS,
+     "flatten($self, /, *, threads=None, progress=None)\n--\n\n"
      "flatten(*, threads=None, progress=None) -> TableView: a new table holding this view's "
      "rows contiguously in view order (one store, gathered on threads, bounded memory)."},
-    {"_filter_mask", tv_filter, METH_O, "_filter_mask(mask) -> TableView: the rows where the bool mask is True."},
+    {"_filter_mask", tv_filter, METH_O, "_filter_mask($self, mask, /)\n--\n\n_filter_mask(mask) -> TableView: the rows where the bool mask is True."},
     {"sort", (PyCFunction)(void (*)(void))tv_sort, METH_VARARGS | METH_KEYWORDS,
+     "sort($self, /, columns, descending=False, *, threads=None, memory_budget=None)\n--\n\n"
      "sort(columns, descending=False, *, threads=None, memory_budget=None) -> TableView: the rows "
      "ordered by one or several columns (a name or a list of names), stable: ties keep the view's "
      "order. descending is a bool or one bool per column; NaN and NaT sort last either way. "
      "threads=None uses up to 8 CPUs. Keys are sorted in RAM up to memory_budget bytes (default "
      "$INFINIDATA_SORT_MEMORY, else 1 GiB), beyond it in sorted runs on disk merged at the end."},
     {"concat", tv_concat, METH_O | METH_CLASS,
-     "TableView.concat(views) -> TableView: the rows of each view in order. Columns must match."},
+     "concat($type, views, /)\n--\n\nTableView.concat(views) -> TableView: the rows of each view in order. Columns must match."},
     {"batch_iter", (PyCFunction)(void (*)(void))idt_tv_batch_iter, METH_VARARGS | METH_KEYWORDS,
+     "batch_iter($self, /, batch_size, drop_last_batch=False, threads=1, readahead=0)\n--\n\n"
      "batch_iter(batch_size, drop_last_batch=False, threads=1, readahead=0): iterate over the rows "
      "in batches, each a dict of column -> array as tv[i:i+batch_size] gives."},
     {"batch_iter_concat", (PyCFunction)(void (*)(void))idt_tv_batch_iter_concat,
      METH_VARARGS | METH_KEYWORDS | METH_CLASS,
-     "TableView.batch_iter_concat(views, batch_size, drop_last_batch=False, threads=1, "
+     "batch_iter_concat($type, /, views, batch_size, drop_last_batch=False, threads=1, readahead=0)"
+     "\n--\n\nTableView.batch_iter_concat(views, batch_size, drop_last_batch=False, threads=1, "
      "readahead=0): batches over several views as if concatenated."},
     {"save_to_disk", (PyCFunction)(void (*)(void))idt_tv_save_to_disk, METH_VARARGS | METH_KEYWORDS,
-     "save_to_disk(dir, name, overwrite=False): save the view under `name` in `dir`."},
+     "save_to_disk($self, /, dir, name=None, overwrite=False, *, progress=None)\n--\n\n"
+     "save_to_disk(dir, name=None, overwrite=False, *, progress=None) -> str: save the view under `name` in `dir` "
+     "(name None: the view's uuid(), as the original Infinidata does) and return the name. An "
+     "existing name is FileExistsError unless overwrite."},
     {"load_from_disk", (PyCFunction)(void (*)(void))idt_tv_load_from_disk,
      METH_VARARGS | METH_KEYWORDS | METH_CLASS,
-     "TableView.load_from_disk(dir, name) -> TableView: load a view saved by save_to_disk."},
-    {"__reduce__", idt_tv_reduce, METH_NOARGS, NULL},
+     "load_from_disk($type, /, dir, name, verify=True, *, progress=None)\n--\n\n"
+     "TableView.load_from_disk(dir, name, verify=True) -> TableView: load a view saved by "
+     "save_to_disk. Everything memory safety depends on is always checked; verify=True (the "
+     "default) also checks a content checksum of every data file, reading all of it once: "
+     "verify=False skips that for huge trusted caches. A damaged file raises CorruptDataError, a "
+     "missing one FileNotFoundError."},
+    {"__reduce__", idt_tv_reduce, METH_NOARGS, "__reduce__($self, /)\n--\n\nPickle as a description of the files (never the rows)."},
+    {"_packed_strings", idt_tv_packed_strings, METH_VARARGS,
+     "_packed_strings($self, start, count, j, /)\n--\n\n_packed_strings(start, count, j) -> (offsets, data): string column j in Arrow's layout."},
+    {"_files", idt_tv_files, METH_NOARGS,
+     "_files($self, /)\n--\n\n_files() -> list of (path, offset, size): the file ranges this view reads."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -129,21 +129,30 @@ static PyObject *m_shutdown(PyObject *m, PyObject *unused) {
 }
 
 PyObject *idt_py_from_description(PyObject *m, PyObject *arg);
+PyObject *idt_py_from_parts(PyObject *m, PyObject *args);
+PyObject *idt_py_memory_stats(PyObject *m, PyObject *unused);
 
 static PyMethodDef module_methods[] = {
     {"_from_description", idt_py_from_description, METH_O,
-     "_from_description(bytes) -> TableView: unpickle a view (maps the files it names)."},
+     "_from_description($module, description, /)\n--\n\n_from_description(bytes) -> TableView: unpickle a view (maps the files it names)."},
     {"_fault_arm", m_fault_arm, METH_VARARGS,
-     "_fault_arm(kind, nth, errno=0, sticky=False): test only: make the nth call of a kind fail."},
+     "_fault_arm($module, kind, nth, errno=0, sticky=False, /)\n--\n\n_fault_arm(kind, nth, errno=0, sticky=False): test only: make the nth call of a kind fail."},
     {"_test_cancel_after", idt_py_test_cancel_after, METH_O,
-     "_test_cancel_after(n): the n-th progress check from now raises KeyboardInterrupt (0: off)."},
-    {"_fault_reset", m_fault_reset, METH_NOARGS, "_fault_reset() -> int: disarm; returns faults fired."},
-    {"_sys_stats", m_sys_stats, METH_NOARGS, "_sys_stats() -> dict: live allocations, mappings, fds, blobs."},
-    {"_tmp_dir", m_tmp_dir, METH_NOARGS, "_tmp_dir() -> str: this process's temp directory (made if needed)."},
+     "_test_cancel_after($module, n, /)\n--\n\n_test_cancel_after(n): the n-th progress check from now raises KeyboardInterrupt (0: off)."},
+    {"_fault_reset", m_fault_reset, METH_NOARGS, "_fault_reset($module, /)\n--\n\n_fault_reset() -> int: disarm; returns faults fired."},
+    {"_sys_stats", m_sys_stats, METH_NOARGS, "_sys_stats($module, /)\n--\n\n_sys_stats() -> dict: live allocations, mappings, fds, blobs."},
+    {"_tmp_dir", m_tmp_dir, METH_NOARGS, "_tmp_dir($module, /)\n--\n\n_tmp_dir() -> str: this process's temp directory (made if needed)."},
     {"gc", (PyCFunction)(void (*)(void))m_gc, METH_VARARGS | METH_KEYWORDS,
-     "gc(root=None, dry_run=False) -> dict: remove dead processes' temp files; counts dirs, files, bytes."},
-    {"_stop_iterators", m_stop_iterators, METH_NOARGS, "Stop and join every batch iterator's workers."},
-    {"_shutdown", m_shutdown, METH_NOARGS, "Stop iterators and remove this process's temp files."},
+     "gc($module, /, root=None, dry_run=False)\n--\n\ngc(root=None, dry_run=False) -> dict: remove dead processes' temp files; counts dirs, files, bytes."},
+    {"_from_parts", idt_py_from_parts, METH_VARARGS,
+     "_from_parts($module, columns, nrows, /)\n--\n\n_from_parts(columns, nrows) -> TableView: one stored table from buffers (see io.c)."},
+    {"memory_stats", idt_py_memory_stats, METH_NOARGS,
+     "memory_stats($module, /)\n--\n\n"
+     "What the library holds now in this process, as a dict: 'files' (temp files), "
+     "'bytes_on_disk' (their allocated blocks), 'mappings', 'descriptors' and 'threads' "
+     "(batch iterator workers)."},
+    {"_stop_iterators", m_stop_iterators, METH_NOARGS, "_stop_iterators($module, /)\n--\n\nStop and join every batch iterator's workers."},
+    {"_shutdown", m_shutdown, METH_NOARGS, "_shutdown($module, /)\n--\n\nStop iterators and remove this process's temp files."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -91,5 +91,7 @@ PyObject *idt_tv_getitem(PyObject *self, PyObject *key);
 extern PyMethodDef idt_tv_methods[];
 extern PyGetSetDef idt_tv_getset[];
 PyObject *idt_tv_repr(PyObject *self);
+PyObject *idt_tv_packed_strings(PyObject *self, PyObject *args);
+PyObject *idt_tv_files(PyObject *self, PyObject *unused);
 
 #endif

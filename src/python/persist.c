@@ -6,15 +6,22 @@
 
 PyObject *idt_tv_save_to_disk(PyObject *self, PyObject *args, PyObject *kwds) {
     static char *kw[] = {"dir", "name", "overwrite", "progress", NULL};
-    PyObject *dir = NULL, *name = NULL, *progress = Py_None;
+    PyObject *dir = NULL, *name = NULL, *nameobj = Py_None, *progress = Py_None;
     int overwrite = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|p$O:save_to_disk", kw, PyUnicode_FSConverter, &dir,
-                                     PyUnicode_FSConverter, &name, &overwrite, &progress)) {
-        Py_XDECREF(dir);
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|Op$O:save_to_disk", kw, PyUnicode_FSConverter, &dir,
+                                     &nameobj, &overwrite, &progress))
+        return NULL;
+    idt_view *v = ((TableViewObject *)self)->v;
+    /* no name: the view's uuid, as the original Infinidata names an unnamed save */
+    PyObject *shown = nameobj == Py_None ? PyUnicode_FromString(v->uuid) : Py_NewRef(nameobj);
+    if (!shown || !PyUnicode_FSConverter(shown, &name)) {
+        Py_XDECREF(shown);
+        Py_DECREF(dir);
         return NULL;
     }
     idt_py_prog pp;
     if (idt_py_prog_init(&pp, progress, -1, "save_to_disk (copied)", "B")) {
+        Py_DECREF(shown);
         Py_DECREF(dir);
         Py_DECREF(name);
         return NULL;
@@ -22,7 +29,6 @@ PyObject *idt_tv_save_to_disk(PyObject *self, PyObject *args, PyObject *kwds) {
     idt_error err;
     int rc;
     const char *d = PyBytes_AS_STRING(dir), *n = PyBytes_AS_STRING(name);
-    idt_view *v = ((TableViewObject *)self)->v;
     Py_BEGIN_ALLOW_THREADS
     idt_progress_begin(&pp.p);
     rc = idt_view_save(v, d, n, overwrite, &err);
@@ -31,8 +37,19 @@ PyObject *idt_tv_save_to_disk(PyObject *self, PyObject *args, PyObject *kwds) {
     idt_py_prog_close(&pp);
     Py_DECREF(dir);
     Py_DECREF(name);
-    if (rc) return idt_py_raise(idt_py_state_of(self), &err);
-    Py_RETURN_NONE;
+    if (rc) {
+        Py_DECREF(shown);
+        return idt_py_raise(idt_py_state_of(self), &err);
+    }
+    if (!PyUnicode_Check(shown)) { /* a bytes or path-like name: give back the str form */
+        PyObject *p = PyOS_FSPath(shown);
+        Py_DECREF(shown);
+        if (!p) return NULL;
+        shown = PyBytes_Check(p) ? PyUnicode_DecodeFSDefaultAndSize(PyBytes_AS_STRING(p),
+                                                                     PyBytes_GET_SIZE(p)) : p;
+        if (shown != p) Py_DECREF(p);
+    }
+    return shown;
 }
 
 PyObject *idt_tv_load_from_disk(PyObject *cls, PyObject *args, PyObject *kwds) {

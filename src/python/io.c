@@ -1,0 +1,390 @@
+/* io.c: the extension's entry points for data in and out of other formats (Arrow's layout:
+ * fixed-width buffers, and strings as offsets + bytes), and memory_stats(). The Python
+ * package (infinidata/_arrow.py) does the format work; this file only moves buffers. */
+#include "module.h"
+
+#include "../core/batch.h"
+#include "../core/store.h"
+#include "../core/sys.h"
+#include "../core/tmp.h"
+
+/* tv._packed_strings(start, count, j) -> (offsets, data): the strings of string column j
+ * over rows [start, start+count), in Arrow's layout: int64 offsets (count * row_elems + 1,
+ * from 0) and uint8 data, as stored (UTF-8 or raw bytes). */
+PyObject *idt_tv_packed_strings(PyObject *self, PyObject *args) {
+    long long start, count, j;
+    if (!PyArg_ParseTuple(args, "LLL:_packed_strings", &start, &count, &j)) return NULL;
+    const idt_view *v = ((TableViewObject *)self)->v;
+    int64_t len = idt_view_len(v);
+    if (j < 0 || j >= v->ncols || idt_view_column(v, j)->kind == IDT_COL_FIXED) {
+        PyErr_Format(PyExc_ValueError, "column %lld is not a string column", j);
+        return NULL;
+    }
+    if (start < 0 || count < 0 || start > len || count > len - start) {
+        PyErr_Format(PyExc_IndexError, "rows %lld..%lld out of range for %lld rows", start,
+                     start + count, (long long)len);
+        return NULL;
+    }
+    idt_rowsel sel = {start, 1, count, NULL};
+    int64_t per = idt_view_column(v, j)->row_elems, total;
+    Py_BEGIN_ALLOW_THREADS
+    total = idt_view_str_bytes(v, &sel, j);
+    Py_END_ALLOW_THREADS
+    npy_intp no = (npy_intp)(count * per + 1), nd = (npy_intp)total;
+    PyObject *offs = PyArray_SimpleNew(1, &no, NPY_INT64);
+    PyObject *data = offs ? PyArray_SimpleNew(1, &nd, NPY_UINT8) : NULL;
+    if (!data) {
+        Py_XDECREF(offs);
+        return NULL;
+    }
+    int64_t *po = PyArray_DATA((PyArrayObject *)offs);
+    char *pd = PyArray_DATA((PyArrayObject *)data);
+    Py_BEGIN_ALLOW_THREADS
+    idt_view_gather_packed(v, &sel, j, po, pd);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("(NN)", offs, data);
+}
+
+/* One string piece of a column: n strings in Arrow's layout. */
+typedef struct strpart {
+    const void *offsets;
+    int off64;
+    int64_t n;
+    const char *data;
+    Py_buffer buf;          /* the data's buffer (released at the end) */
+    int has_buf;
+} strpart;
+
+typedef struct partcol {
+    char kind;              /* 'F', 'U', 'S' */
+    PyArray_Descr *descr;   /* fixed: native-order dtype (owned) */
+    PyObject *chunks;       /* PySequence_Fast of the chunks (owned) */
+    strpart *sp;            /* strings: one per chunk */
+    idt_column cd;
+    int64_t str_bytes;
+} partcol;
+
+/* Parse chunk list `chunks` of column pc: checks every piece (types, layouts, offsets) and
+ * counts its rows. */
+static int parse_chunks(partcol *pc, const char *name, int64_t nrows) {
+    Py_ssize_t nch = PySequence_Fast_GET_SIZE(pc->chunks);
+    int64_t rows = 0, per = pc->cd.row_elems;
+    if (pc->kind != 'F') {
+        pc->sp = PyMem_Calloc((size_t)(nch ? nch : 1), sizeof *pc->sp);
+        if (!pc->sp) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    for (Py_ssize_t i = 0; i < nch; i++) {
+        PyObject *ch = PySequence_Fast_GET_ITEM(pc->chunks, i);
+        if (pc->kind == 'F') {
+            if (!PyArray_Check(ch) || !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)ch) ||
+                !PyArray_ISALIGNED((PyArrayObject *)ch) ||
+                !PyArray_EquivTypes(PyArray_DESCR((PyArrayObject *)ch), pc->descr) ||
+                PyArray_NDIM((PyArrayObject *)ch) < 1) {
+                PyErr_Format(PyExc_ValueError, "column '%s': chunk %zd is not a C-contiguous "
+                             "array of %R", name, i, (PyObject *)pc->descr);
+                return -1;
+            }
+            int64_t n = PyArray_DIM((PyArrayObject *)ch, 0);
+            if (PyArray_SIZE((PyArrayObject *)ch) != n * per) {
+                PyErr_Format(PyExc_ValueError, "column '%s': chunk %zd does not hold whole rows", name, i);
+                return -1;
+            }
+            rows += n;
+            continue;
+        }
+        strpart *sp = &pc->sp[i];
+        PyObject *offs, *data;
+        if (!PyTuple_Check(ch) || !PyArg_ParseTuple(ch, "OO", &offs, &data)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "column '%s': chunk %zd is not an (offsets, data) pair", name, i);
+            return -1;
+        }
+        PyArrayObject *oa = (PyArrayObject *)offs;
+        if (!PyArray_Check(offs) || PyArray_NDIM(oa) != 1 || !PyArray_IS_C_CONTIGUOUS(oa) ||
+            !PyArray_ISALIGNED(oa) || PyArray_DIM(oa, 0) < 1 ||
+            (PyArray_TYPE(oa) != NPY_INT32 && PyArray_TYPE(oa) != NPY_INT64) ||
+            !PyArray_ISNOTSWAPPED(oa)) {
+            PyErr_Format(PyExc_ValueError, "column '%s': chunk %zd offsets must be a non-empty "
+                         "contiguous 1-d int32 or int64 array", name, i);
+            return -1;
+        }
+        sp->offsets = PyArray_DATA(oa);
+        sp->off64 = PyArray_TYPE(oa) == NPY_INT64;
+        sp->n = PyArray_DIM(oa, 0) - 1;
+        int64_t dlen = 0;
+        if (data != Py_None) {
+            if (PyObject_GetBuffer(data, &sp->buf, PyBUF_SIMPLE) < 0) return -1;
+            sp->has_buf = 1;
+            sp->data = sp->buf.buf;
+            dlen = sp->buf.len;
+        }
+        idt_error err;
+        if (idt_packed_check(sp->offsets, sp->off64, sp->n, dlen, &err)) {
+            PyErr_Format(PyExc_ValueError, "column '%s': chunk %zd: %s", name, i, err.msg);
+            return -1;
+        }
+        if (per == 0 ? sp->n != 0 : sp->n % per) {
+            PyErr_Format(PyExc_ValueError, "column '%s': chunk %zd does not hold whole rows", name, i);
+            return -1;
+        }
+        rows += per ? sp->n / per : 0;
+        pc->str_bytes += sp->data ? idt_packed_len(sp->offsets, sp->off64, sp->n, sp->data) : 0;
+    }
+    if (per != 0 && rows != nrows) {
+        PyErr_Format(PyExc_ValueError, "column '%s' has %lld rows, not %lld", name, (long long)rows,
+                     (long long)nrows);
+        return -1;
+    }
+    return 0;
+}
+
+/* Write every chunk of every column into the builder (GIL released by the caller). */
+static int write_parts(partcol *pcs, int64_t nc, const int64_t *order, idt_store_builder *b,
+                       PyArrayObject **fixed_data, idt_error *err) {
+    int64_t fi = 0;
+    for (int64_t c = 0; c < nc; c++) {
+        partcol *pc = &pcs[c];
+        Py_ssize_t nch = PySequence_Fast_GET_SIZE(pc->chunks);
+        int64_t row = 0;
+        for (Py_ssize_t i = 0; i < nch; i++) {
+            int rc;
+            if (pc->kind == 'F') {
+                PyArrayObject *a = fixed_data[fi++];
+                int64_t n = PyArray_DIM(a, 0);
+                rc = idt_store_builder_write_fixed(b, order[c], row, n, PyArray_DATA(a), err);
+                row += n;
+            } else {
+                strpart *sp = &pc->sp[i];
+                rc = idt_store_builder_append_packed(b, order[c], sp->n, sp->offsets, sp->off64,
+                                                     sp->data ? sp->data : "", err);
+            }
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+/* _from_parts(columns, nrows) -> TableView: one stored table of nrows rows from buffers.
+ * columns: a list of (name, kind, dtype, row_shape, chunks) with kind 'F' (chunks: C-contiguous
+ * arrays of `dtype`, native order, leading axis rows) or 'U' / 'S' (chunks: (offsets, data)
+ * pairs in Arrow's layout, offsets an int32 or int64 array, data any buffer or None; each
+ * row holds prod(row_shape) strings). Columns keep the list's order. */
+PyObject *idt_py_from_parts(PyObject *m, PyObject *args) {
+    PyObject *cols;
+    long long nrows;
+    if (!PyArg_ParseTuple(args, "OL:_from_parts", &cols, &nrows)) return NULL;
+    idt_module_state *st = PyModule_GetState(m);
+    PyObject *seq = PySequence_Fast(cols, "_from_parts() takes a list of column tuples");
+    if (!seq) return NULL;
+    Py_ssize_t nc = PySequence_Fast_GET_SIZE(seq);
+    partcol *pcs = PyMem_Calloc((size_t)(nc ? nc : 1), sizeof *pcs);
+    int64_t *order = PyMem_Calloc((size_t)(nc ? nc : 1), sizeof *order);
+    int64_t *sbytes = PyMem_Calloc((size_t)(nc ? nc : 1), sizeof *sbytes);
+    PyArrayObject **fixed = NULL;
+    idt_schema *schema = NULL;
+    idt_store_builder *builder = NULL;
+    PyObject *result = NULL;
+    idt_error err;
+    int rc;
+    if (!pcs || !order || !sbytes) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (nc == 0 || nrows < 0) {
+        PyErr_SetString(PyExc_ValueError, "_from_parts() needs at least one column and nrows >= 0");
+        goto done;
+    }
+    Py_ssize_t nfixed = 0;
+    for (Py_ssize_t i = 0; i < nc; i++) {
+        PyObject *t = PySequence_Fast_GET_ITEM(seq, i), *name, *dt, *shape, *chunks;
+        const char *kind;
+        partcol *pc = &pcs[i];
+        if (!PyTuple_Check(t) ||
+            !PyArg_ParseTuple(t, "UsOOO", &name, &kind, &dt, &shape, &chunks))
+            goto bad_tuple;
+        if (strlen(kind) != 1 || !strchr("FUS", kind[0]) || !PyTuple_Check(shape)) goto bad_tuple;
+        pc->kind = kind[0];
+        pc->cd.name = (char *)PyUnicode_AsUTF8(name);
+        if (!pc->cd.name) goto done;
+        pc->cd.ndim = (int32_t)PyTuple_GET_SIZE(shape);
+        if (pc->cd.ndim > IDT_MAXDIMS) goto bad_tuple;
+        pc->cd.shape = PyMem_Calloc((size_t)(pc->cd.ndim ? pc->cd.ndim : 1), sizeof(int64_t));
+        if (!pc->cd.shape) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        pc->cd.row_elems = 1;
+        for (int32_t q = 0; q < pc->cd.ndim; q++) {
+            long long d = PyLong_AsLongLong(PyTuple_GET_ITEM(shape, q));
+            if (d == -1 && PyErr_Occurred()) goto done;
+            if (d < 0) goto bad_tuple;
+            pc->cd.shape[q] = d;
+            pc->cd.row_elems *= d;
+        }
+        if (pc->kind == 'F') {
+            PyArray_Descr *d = NULL;
+            if (!PyArray_DescrConverter(dt, &d)) goto done;
+            pc->descr = PyArray_DescrNewByteorder(d, NPY_NATIVE);
+            Py_DECREF(d);
+            if (!pc->descr) goto done;
+            if (!strchr("biufcmM", pc->descr->kind) || PyDataType_HASSUBARRAY(pc->descr)) {
+                PyErr_Format(PyExc_TypeError, "column '%s': dtype %R is not fixed-width",
+                             pc->cd.name, (PyObject *)pc->descr);
+                goto done;
+            }
+            PyObject *s = PyObject_GetAttrString((PyObject *)pc->descr, "str");
+            const char *u = s ? PyUnicode_AsUTF8(s) : NULL;
+            if (!u || strlen(u) >= IDT_DTYPE_MAX) {
+                Py_XDECREF(s);
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "dtype not supported");
+                goto done;
+            }
+            strcpy(pc->cd.dtype, u);
+            Py_DECREF(s);
+            pc->cd.kind = IDT_COL_FIXED;
+            pc->cd.itemsize = PyDataType_ELSIZE(pc->descr);
+        } else {
+            pc->cd.kind = pc->kind == 'U' ? IDT_COL_UTF8 : IDT_COL_BYTES;
+            strcpy(pc->cd.dtype, pc->kind == 'U' ? "U" : "S");
+        }
+        pc->chunks = PySequence_Fast(chunks, "chunks must be a list");
+        if (!pc->chunks) goto done;
+        if (pc->kind == 'F') nfixed += PySequence_Fast_GET_SIZE(pc->chunks);
+        if (parse_chunks(pc, pc->cd.name, nrows)) goto done;
+    }
+    fixed = PyMem_Calloc((size_t)(nfixed ? nfixed : 1), sizeof *fixed);
+    if (!fixed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0, k = 0; i < nc; i++)
+        if (pcs[i].kind == 'F')
+            for (Py_ssize_t q = 0; q < PySequence_Fast_GET_SIZE(pcs[i].chunks); q++)
+                fixed[k++] = (PyArrayObject *)PySequence_Fast_GET_ITEM(pcs[i].chunks, q);
+    idt_column *cds = PyMem_Calloc((size_t)nc, sizeof *cds);
+    if (!cds) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < nc; i++) cds[i] = pcs[i].cd;
+    rc = idt_schema_new(cds, nc, &schema, &err);
+    PyMem_Free(cds);
+    if (rc) {
+        idt_py_raise(st, &err);
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < nc; i++) {
+        order[i] = idt_schema_find(schema, pcs[i].cd.name);
+        sbytes[order[i]] = pcs[i].str_bytes;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_store_builder_new(schema, nrows, sbytes, &builder, &err);
+    if (!rc) rc = write_parts(pcs, nc, order, builder, fixed, &err);
+    if (!rc) {
+        idt_store *store;
+        rc = idt_store_builder_finish(builder, &store, &err);
+        builder = NULL;
+        idt_view *v = NULL;
+        if (!rc) {
+            rc = idt_view_from_store(store, order, nc, &v, &err);
+            idt_store_decref(store);
+        }
+        Py_BLOCK_THREADS
+        if (!rc) result = idt_py_wrap_view(st, v);
+        Py_UNBLOCK_THREADS
+    }
+    Py_END_ALLOW_THREADS
+    if (rc) idt_py_raise(st, &err);
+    goto done;
+bad_tuple:
+    if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_ValueError, "_from_parts(): each column is (name, 'F'|'U'|'S', dtype, "
+                        "row_shape tuple, chunks)");
+    }
+done:
+    if (builder) {
+        Py_BEGIN_ALLOW_THREADS
+        idt_store_builder_free(builder);
+        Py_END_ALLOW_THREADS
+    }
+    idt_schema_decref(schema);
+    if (pcs)
+        for (Py_ssize_t i = 0; i < nc; i++) {
+            partcol *pc = &pcs[i];
+            if (pc->sp) {
+                Py_ssize_t nch = pc->chunks ? PySequence_Fast_GET_SIZE(pc->chunks) : 0;
+                for (Py_ssize_t q = 0; q < nch; q++)
+                    if (pc->sp[q].has_buf) PyBuffer_Release(&pc->sp[q].buf);
+                PyMem_Free(pc->sp);
+            }
+            Py_XDECREF(pc->chunks);
+            Py_XDECREF(pc->descr);
+            PyMem_Free(pc->cd.shape);
+        }
+    PyMem_Free(pcs);
+    PyMem_Free(order);
+    PyMem_Free(sbytes);
+    PyMem_Free(fixed);
+    Py_DECREF(seq);
+    return result;
+}
+
+/* memory_stats() -> dict: what the library holds now in this process. */
+PyObject *idt_py_memory_stats(PyObject *m, PyObject *unused) {
+    (void)m;
+    (void)unused;
+    idt_sys_stats s;
+    int64_t files, bytes;
+    idt_sys_stats_get(&s);
+    Py_BEGIN_ALLOW_THREADS
+    idt_tmp_usage(&files, &bytes);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("{sLsLsLsLsL}", "files", (long long)files, "bytes_on_disk", (long long)bytes,
+                         "mappings", (long long)s.maps, "descriptors", (long long)s.fds, "threads",
+                         (long long)idt_batcher_threads());
+}
+
+/* tv._files() -> list of (path, offset, size): the file ranges holding the rows this view
+ * reads (its stores and ref arrays, and the stores those ref arrays point into), each once,
+ * in first-use order. */
+PyObject *idt_tv_files(PyObject *self, PyObject *unused) {
+    (void)unused;
+    const idt_view *v = ((TableViewObject *)self)->v;
+    PyObject *seen = PySet_New(NULL), *out = PyList_New(0);
+    if (!seen || !out) goto fail;
+    for (int64_t s = 0; s < v->nseg; s++) {
+        const idt_segment *g = &v->segs[s];
+        int64_t nb = g->kind == IDT_SEG_RUN ? 1 : 1 + g->refs->nstores;
+        for (int64_t k = 0; k < nb; k++) {
+            const idt_blob *b = g->kind == IDT_SEG_RUN ? g->store->blob
+                                : k == 0 ? g->refs->blob : g->refs->stores[k - 1]->blob;
+            PyObject *key = PyLong_FromVoidPtr((void *)b);
+            if (!key) goto fail;
+            int has = PySet_Contains(seen, key);
+            if (has == 0) has = PySet_Add(seen, key) < 0 ? -1 : 0;
+            else if (has == 1) {
+                Py_DECREF(key);
+                continue;
+            }
+            Py_DECREF(key);
+            if (has < 0) goto fail;
+            PyObject *t = Py_BuildValue("(NLK)", PyUnicode_DecodeFSDefault(b->path ? b->path : ""),
+                                        (long long)b->offset, (unsigned long long)b->size);
+            if (!t || PyList_Append(out, t) < 0) {
+                Py_XDECREF(t);
+                goto fail;
+            }
+            Py_DECREF(t);
+        }
+    }
+    Py_DECREF(seen);
+    return out;
+fail:
+    Py_XDECREF(seen);
+    Py_XDECREF(out);
+    return NULL;
+}
