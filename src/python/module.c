@@ -35,6 +35,7 @@ static PyType_Slot tv_slots[] = {
     {Py_tp_getset, idt_tv_getset},
     {Py_tp_members, tv_members},
     {Py_tp_doc,
+     "TableView(columns, *, progress=None)\n--\n\n"
      "TableView(columns): a table of named columns stored in memory-mapped temp files.\n\n"
      "`columns` is a dict of str -> NumPy array, all of the same length (the first axis is the "
      "row axis; further axes are each row's shape). Reads (tv[key]) return a dict of arrays."},

@@ -192,6 +192,10 @@ def test_inspect_signature_on_every_method(name, fn):
         assert sig.parameters["verify"].default is True
 
 
+def test_signature_of_the_class():
+    assert list(inspect.signature(TableView).parameters) == ["columns", "progress"]
+
+
 def test_load_from_disk_docstring_names_verify():
     assert "verify" in TableView.load_from_disk.__doc__
 
