@@ -1,14 +1,22 @@
 """Dataset operations over views, in the manner of Hugging Face datasets: shard,
-train_test_split, filter by a predicate, drop_columns. Each returns views (no row is
-copied); the heavy lifting (slices, shuffles, masks) is the engine's. They are attached to
-TableView as methods when the package is imported.
+train_test_split, filter by a predicate, drop_columns (views: no row is copied; the heavy
+lifting, slices, shuffles and masks, is the engine's) and map (a new table written through
+TableWriter, in parallel processes if asked). They are attached to TableView as methods
+when the package is imported.
 """
 
 import math
 import operator
+import os
+import pickle
+import sys
+import traceback
+import uuid
+from collections.abc import Mapping
 
 import numpy as np
 
+from . import _infinidata, _progress
 from ._infinidata import TableView
 
 
@@ -224,6 +232,158 @@ def filter(self, predicate, batch_size=10_000, columns=None):
     return self._filter_mask(mask)
 
 
+def _map_outputs(out, rows, start):
+    """Check one batch's result of a map function: a dict of str -> array of `rows` rows."""
+    if not isinstance(out, Mapping):
+        raise TypeError(f"the map function must return a dict of column name -> array, got "
+                        f"{type(out).__name__} for the batch at row {start}")
+    if not out:
+        raise ValueError(f"the map function returned no columns for the batch at row {start}")
+    checked = {}
+    for name, value in out.items():
+        if not isinstance(name, str):
+            raise TypeError(f"the map function returned a column name of type {type(name).__name__} "
+                            f"for the batch at row {start}; names must be str")
+        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+        if arr.ndim == 0 or len(arr) != rows:
+            got = "a scalar" if arr.ndim == 0 else f"{len(arr)} rows"
+            raise ValueError(f"the map function returned {got} in column {name!r} for the batch at "
+                             f"row {start}, which has {rows} rows")
+        checked[name] = arr
+    return checked
+
+
+def _map_part(src, fn, batch_size, bar):
+    """fn over the batches of `src`, written through a TableWriter (len(src) > 0)."""
+    from ._writer import TableWriter
+
+    n = len(src)
+    with TableWriter(progress=False) as w:
+        start = 0
+        for batch in src.batch_iter(batch_size, threads=2, readahead=4):
+            rows = min(batch_size, n - start)
+            w.append(_map_outputs(fn(batch), rows, start))
+            if bar is not None:
+                bar.update(rows)
+            start += rows
+        return w.finish()
+
+
+def _map_worker(payload, fn, batch_size, dest, name, conn):
+    """In a child process: map one shard (a pickled view: its files, not its rows) and save the
+    result into the parent's temp directory, so that it outlives this process."""
+    try:
+        view = pickle.loads(payload)
+        _map_part(view, fn, batch_size, None).save_to_disk(dest, name)
+        conn.send(None)
+    except BaseException as e:  # report everything to the parent, which raises it
+        tb = traceback.format_exc()
+        try:
+            conn.send((e, tb))
+        except Exception:
+            conn.send((None, tb))
+    finally:
+        conn.close()
+
+
+def map(self, fn, batch_size=10_000, columns=None, num_proc=1, *, progress=None):
+    """map(fn, batch_size=10_000, columns=None, num_proc=1, *, progress=None) -> TableView.
+
+    fn receives each batch (a dict of column -> array, only `columns` when given) and returns
+    a dict of column -> array with the batch's row count; the results are written through a
+    TableWriter into a new table of fn's columns (join them to the source with
+    with_columns, or select what you need). num_proc > 1 splits the view into that many
+    contiguous shards, each mapped in its own process (fork where available, else spawn:
+    then fn must be picklable); a worker receives its shard pickled (a description of
+    files, never rows), writes its part, and saves it into this process's temp directory,
+    where the part outlives the worker; the parts are concatenated as views, without a copy.
+    Parts of a parallel map are kept there until this process exits. An exception in fn is
+    raised here (from a worker: the same exception when it can be pickled, else
+    RuntimeError with its traceback). progress: a bar of rows (num_proc = 1) or parts."""
+    if not callable(fn):
+        raise TypeError(f"map needs a function, not {type(fn).__name__}")
+    batch_size = _int_arg(batch_size, "batch_size", 1)
+    num_proc = _int_arg(num_proc, "num_proc", 1)
+    src = self
+    if columns is not None:
+        names = _names(columns, "columns")
+        _check_known(self, names)
+        src = self.select_columns(names)
+    n = len(src)
+    if n == 0:  # fn still decides the columns, from an empty batch
+        return TableView(_map_outputs(fn(src[0:0]), 0, 0))
+    num_proc = min(num_proc, -(-n // batch_size))
+    if num_proc == 1:
+        bar = _progress.start(progress, n, "map", "rows")
+        try:
+            return _map_part(src, fn, batch_size, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+    return _map_parallel(src, fn, batch_size, num_proc, progress)
+
+
+def _map_parallel(src, fn, batch_size, num_proc, progress):
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    dest = _infinidata._tmp_dir()
+    token = uuid.uuid4().hex
+    names = [f"map-{token}-{i}" for i in range(num_proc)]
+    procs, conns = [], []
+    existing = set(os.listdir(dest))
+    ok = False
+    bar = _progress.start(progress, num_proc, "map", "parts")
+    try:
+        for i in range(num_proc):
+            recv, send = ctx.Pipe(duplex=False)
+            payload = pickle.dumps(src.shard(num_proc, i))
+            p = ctx.Process(target=_map_worker, args=(payload, fn, batch_size, dest, names[i], send),
+                            daemon=True)
+            p.start()
+            send.close()
+            procs.append(p)
+            conns.append(recv)
+        failure = None
+        for i, (p, c) in enumerate(zip(procs, conns)):
+            try:
+                msg = c.recv()
+            except EOFError:
+                msg = (None, f"map worker {i} (pid {p.pid}) died without a result")
+            p.join()
+            if msg is not None and failure is None:
+                failure = (i, msg)
+            if bar is not None:
+                bar.update(1)
+        if failure is not None:
+            i, (exc, tb) = failure
+            if isinstance(exc, BaseException):
+                raise exc
+            raise RuntimeError(f"map worker {i} failed:\n{tb}")
+        parts = [TableView.load_from_disk(dest, name, verify=False) for name in names]
+        ok = True
+        return TableView.concat(parts)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()
+        for c in conns:
+            c.close()
+        # the manifests go; the data files stay with the loaded parts, or go too on failure
+        # (the parts' files are the saved-file names that appeared during this map)
+        made = [f for f in set(os.listdir(dest)) - existing
+                if f.endswith(".idtview") or (not ok and f[:2] in ("s-", "r-") and f.endswith(".idt"))]
+        for f in made:
+            try:
+                os.unlink(os.path.join(dest, f))
+            except FileNotFoundError:
+                pass
+        if bar is not None:
+            bar.close()
+
+
 def drop_columns(self, names):
     """drop_columns(names) -> TableView: a view without these columns (a str or a list of str).
     An unknown name is a KeyError listing the columns; dropping them all is a ValueError."""
@@ -241,3 +401,4 @@ def _attach():
     TableView.train_test_split = train_test_split
     TableView.filter = filter
     TableView.drop_columns = drop_columns
+    TableView.map = map

@@ -2,7 +2,7 @@
 
 A Hypothesis RuleBasedStateMachine builds tables and views of them (new_view with every key
 kind, shuffle, concat, select_columns, filter, remove_matching_strings, sort, shard,
-train_test_split, filter by predicate, drop_columns, save/load, pickle),
+train_test_split, filter by predicate, map, drop_columns, save/load, pickle),
 reads them (int, slice, int array, bool mask, batch_iter with threads and readahead) and
 drops them, and checks every read against the same operation on a dict of NumPy arrays
 (conftest.expected / assert_same: np.testing.assert_array_equal(..., strict=True), so
@@ -317,6 +317,17 @@ class TableModel(RuleBasedStateMachine):
         new = tv.filter(lambda b: b["id"] % m == r, batch_size=batch_size,
                         columns=["id"] if only_id else None)
         nm = model_take(model, model["id"] % m == r)
+        self.check_full(new, nm)
+        return (new, nm)
+
+    @rule(target=views, v=views, batch_size=st.integers(1, 15), num_proc=st.sampled_from([1, 1, 1, 2]))
+    def map(self, v, batch_size, num_proc):
+        STEPS["map"] += 1
+        tv, model = v
+        assume("id" in model)
+        new = tv.map(lambda b: {"id": b["id"], "r": (b["id"] % 7).astype(np.int16)},
+                     batch_size=batch_size, columns=["id"], num_proc=num_proc)
+        nm = {"id": model["id"], "r": (model["id"] % 7).astype(np.int16)}
         self.check_full(new, nm)
         return (new, nm)
 
