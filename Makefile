@@ -9,7 +9,7 @@ SRC := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h python
 ROWS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all build demo test test-c test-py bench bench-torch bench-quick probe clean sanitize tsan fuzz soak
+.PHONY: all build demo test test-c test-py bench bench-ops bench-torch bench-quick probe clean sanitize tsan fuzz soak
 
 all: build
 
@@ -70,6 +70,10 @@ bench: build $(BUILD)/limits
 	$(PY) bench/writes.py
 
 # infinidata.torch against DataLoader over np.memmap, HF datasets and MosaicML streaming
+# Dataset operations (sort, shard, split, filter, map) vs HF datasets on 10M rows (bench/ops_bench.py)
+bench-ops: build
+	$(PY) bench/ops_bench.py $(OPS_ARGS)
+
 bench-torch: build
 	$(PY) bench/torch_bench.py
 

@@ -36,7 +36,7 @@ typedef struct sorter {
     int64_t nkeys;
     int64_t threads;
     const idt_sort_opts *o;
-    uint64_t done, total;  /* progress units */
+    int64_t done, total;   /* progress units */
 } sorter;
 
 /* ---- keys ---- */
@@ -251,12 +251,10 @@ static int64_t threads_for(const sorter *S, int64_t n) {
     return t < 1 ? 1 : t;
 }
 
-static int tick(sorter *S, uint64_t units, idt_error *err) {
+static int tick(sorter *S, int64_t units, idt_error *err) {
     S->done += units;
     if (S->done > S->total) S->done = S->total;
-    if (S->o && S->o->progress && S->o->progress(S->o->ctx, S->done, S->total))
-        return idt_error_set(err, IDT_ECANCELLED, "sort cancelled");
-    return 0;
+    return idt_progress_report(S->o ? S->o->progress : NULL, S->done, S->total, err);
 }
 
 /* ---- extraction in parallel ---- */
@@ -368,7 +366,7 @@ static int radix_sort(sorter *S, rec *a, rec *b, int64_t n, rec **res, idt_error
         rec *tmp = r.src;
         r.src = r.dst;
         r.dst = tmp;
-        rc = tick(S, (uint64_t)n, err);
+        rc = tick(S, n, err);
     }
     *res = r.src;
     idt_free(all);
@@ -482,14 +480,14 @@ static int sort_chunk(sorter *S, int64_t lo, int64_t n, rec *a, rec *b, uint64_t
     if (S->nkeys == 1) {
         extract_par(S, &S->ks[0], lo, n, &a[0].key, 2);
         for (int64_t i = 0; i < n; i++) a[i].idx = (uint64_t)(lo + i);
-        if ((rc = tick(S, (uint64_t)n, err))) return rc;
+        if ((rc = tick(S, n, err))) return rc;
         if ((rc = radix_sort(S, a, b, n, res, err))) return rc;
         if (S->ks[0].code == K_STR) rc = fix_long_ties(S, &S->ks[0], *res, n, err);
         return rc;
     }
     for (int64_t c = 0; c < S->nkeys && !rc; c++) {
         extract_par(S, &S->ks[c], lo, n, codes + c * n, 1);
-        rc = tick(S, (uint64_t)n, err);
+        rc = tick(S, n, err);
     }
     for (int64_t i = 0; i < n; i++) a[i].idx = (uint64_t)(lo + i);
     rec *cur = a, *other = b;
@@ -631,7 +629,7 @@ int idt_view_sort_perm(idt_view *v, const idt_sort_key *keys, int64_t nkeys,
     int64_t chunk = budget / per_row_bytes(nkeys);
     if (chunk < MIN_CHUNK_ROWS) chunk = MIN_CHUNK_ROWS;
     sorter S = {v, ks, nkeys, opts && opts->threads > 1 ? opts->threads : 1, opts, 0, 0};
-    S.total = (uint64_t)n * (uint64_t)(nkeys * (NDIG + 1) + 1);
+    S.total = n * (nkeys * (NDIG + 1) + 1);
     int rc = 0;
     if (n <= chunk) {
         rec *a = idt_malloc((size_t)(n ? n : 1) * sizeof *a), *b = idt_malloc((size_t)(n ? n : 1) * sizeof *b);

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "progress.h"
 #include "view.h"
 
 /* Default memory for keys: 1 GiB. */
@@ -33,10 +34,9 @@ typedef struct idt_sort_key {
 typedef struct idt_sort_opts {
     int64_t threads;        /* worker threads (1 = the caller only); < 1 is taken as 1 */
     int64_t memory_budget;  /* bytes for keys; <= 0: IDT_SORT_DEFAULT_BUDGET */
-    /* Called by the calling thread between passes (may be NULL): returning nonzero stops the
-     * sort with IDT_ECANCELLED. done <= total, in arbitrary work units. */
-    int (*progress)(void *ctx, uint64_t done, uint64_t total);
-    void *ctx;
+    /* Reported to by the calling thread between passes (may be NULL; see progress.h): a
+     * nonzero return stops the sort with IDT_ECANCELLED. Units: rows times passes. */
+    const idt_progress *progress;
 } idt_sort_opts;
 
 /* Check that shown column `col` of `v` can be a sort key: a scalar (no row shape) bool,

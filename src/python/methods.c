@@ -308,18 +308,6 @@ static int64_t shown_col(PyObject *self, PyObject *name) {
     return -1;
 }
 
-/* Between sort passes, with the GIL taken back briefly: Ctrl-C (any pending signal whose
- * handler raises) cancels. */
-static int sort_progress(void *ctx, uint64_t done, uint64_t total) {
-    (void)done;
-    (void)total;
-    PyThreadState **ts = ctx;
-    PyEval_RestoreThread(*ts);
-    int stop = PyErr_CheckSignals() != 0;
-    *ts = PyEval_SaveThread();
-    return stop;
-}
-
 /* A positive int argument, or `dflt` for None. Returns -1 with an exception on error. */
 static int64_t positive_arg(PyObject *o, const char *what, int64_t dflt) {
     if (o == Py_None) return dflt;
@@ -337,9 +325,10 @@ static int64_t positive_arg(PyObject *o, const char *what, int64_t dflt) {
 }
 
 static PyObject *tv_sort(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"columns", "descending", "threads", "memory_budget", NULL};
-    PyObject *cols, *desc = Py_False, *thr = Py_None, *budget = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OO:sort", kwlist, &cols, &desc, &thr, &budget))
+    static char *kwlist[] = {"columns", "descending", "threads", "memory_budget", "progress", NULL};
+    PyObject *cols, *desc = Py_False, *thr = Py_None, *budget = Py_None, *progress = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OOO:sort", kwlist, &cols, &desc, &thr, &budget,
+                                     &progress))
         return NULL;
     PyObject *l = name_list(cols);
     if (!l) return NULL;
@@ -403,14 +392,20 @@ static PyObject *tv_sort(PyObject *self, PyObject *args, PyObject *kwds) {
         goto done;
     }
     idt_view *v = TV(self)->v, *out = NULL;
+    idt_py_prog pp;
+    /* the sort's own units: rows x (passes per key + 1) per key, + 1 */
+    int64_t total = idt_view_len(v) * ((int64_t)n * 7 + 1);
+    if (idt_py_prog_init(&pp, progress, total, "sort", "rows")) goto done;
+    o.progress = &pp.p;
     idt_error err;
-    PyThreadState *ts = PyEval_SaveThread();
-    o.progress = sort_progress;
-    o.ctx = &ts;
-    int rc = idt_view_sort(v, keys, n, &o, &out, &err);
-    PyEval_RestoreThread(ts);
-    if (rc == IDT_ECANCELLED && PyErr_Occurred()) goto done;
-    res = finish(self, rc, out, &err);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_view_sort(v, keys, n, &o, &out, &err);
+    Py_END_ALLOW_THREADS
+    int pyerr = (rc == IDT_ECANCELLED && PyErr_Occurred()) || (!rc && idt_py_prog_step(&pp, total));
+    if (pyerr && !rc) idt_view_decref(out);
+    idt_py_prog_close(&pp);
+    if (!pyerr) res = finish(self, rc, out, &err);
 done:
     PyMem_Free(keys);
     Py_XDECREF(dl);
@@ -581,7 +576,8 @@ PyMethodDef idt_tv_methods[] = {
      "ordered by one or several columns (a name or a list of names), stable: ties keep the view's "
      "order. descending is a bool or one bool per column; NaN and NaT sort last either way. "
      "threads=None uses up to 8 CPUs. Keys are sorted in RAM up to memory_budget bytes (default "
-     "$INFINIDATA_SORT_MEMORY, else 1 GiB), beyond it in sorted runs on disk merged at the end."},
+     "$INFINIDATA_SORT_MEMORY, else 1 GiB), beyond it in sorted runs on disk merged at the end. "
+     "progress: a bar (None: when tqdm is installed and stderr is a terminal). Ctrl-C stops it."},
     {"concat", tv_concat, METH_O | METH_CLASS,
      "concat($type, views, /)\n--\n\nTableView.concat(views) -> TableView: the rows of each view in order. Columns must match."},
     {"batch_iter", (PyCFunction)(void (*)(void))idt_tv_batch_iter, METH_VARARGS | METH_KEYWORDS,

@@ -133,7 +133,7 @@ static void check_sort(idt_view *v, const int64_t *src, const char *const *names
         keys[q].col = h_vcol(v, names[q]);
         keys[q].descending = desc[q];
     }
-    idt_sort_opts o = {threads, budget, NULL, NULL};
+    idt_sort_opts o = {threads, budget, NULL};
     int64_t *perm = malloc((size_t)(n ? n : 1) * 8), *want = malloc((size_t)(n ? n : 1) * 8),
             *tmp = malloc((size_t)(n ? n : 1) * 8);
     idt_error err;
@@ -252,7 +252,7 @@ static void test_composed_view(void) {
         idt_view *sorted = NULL;
         int64_t *perm = malloc((size_t)n * 8);
         CHECK_OK(idt_view_sort_perm(cc, keys, 2, NULL, perm, &err), err);
-        idt_sort_opts o = {1, 700, NULL, NULL}; /* the permutation goes to a blob */
+        idt_sort_opts o = {1, 700, NULL}; /* the permutation goes to a blob */
         if (!CHECK_OK(idt_view_sort(cc, keys, 2, &o, &sorted, &err), err)) {
             CHECK_EQ(idt_view_len(sorted), n);
             for (int64_t i = 0; i < n; i++) {
@@ -291,7 +291,7 @@ static void test_wide_ints(void) {
         for (int64_t t = 1; t <= 3; t += 2)
             for (int d = 0; d < 2; d++) {
                 key.descending = d;
-                idt_sort_opts o = {t, 0, NULL, NULL};
+                idt_sort_opts o = {t, 0, NULL};
                 if (!CHECK_OK(idt_view_sort_perm(v, &key, 1, &o, p, &err), err))
                     for (int64_t i = 1; i < n; i++) {
                         int64_t a = x[p[i - 1]], b = x[p[i]];
@@ -331,7 +331,7 @@ static void test_errors(void) {
     idt_view_decref(v);
 }
 
-static int cancel_at_3(void *ctx, uint64_t done, uint64_t total) {
+static int cancel_at_3(void *ctx, int64_t done, int64_t total) {
     int *calls = ctx;
     CHECK(done <= total);
     return ++*calls >= 3;
@@ -343,7 +343,8 @@ static void test_cancel(void) {
     idt_sort_key keys[2] = {{h_vcol(v, "u16"), 0}, {h_vcol(v, "s"), 1}};
     for (int64_t budget = 0; budget <= 2000; budget += 2000) {
         int calls = 0;
-        idt_sort_opts o = {2, budget, cancel_at_3, &calls};
+        idt_progress prog = {cancel_at_3, &calls};
+        idt_sort_opts o = {2, budget, &prog};
         idt_view *out = NULL;
         idt_error err;
         CHECK_ERR(idt_view_sort(v, keys, 2, &o, &out, &err), IDT_ECANCELLED, err, "cancel");
@@ -360,7 +361,7 @@ static void test_faults(void) {
     idt_sort_key keys[2] = {{h_vcol(v, "k"), 1}, {h_vcol(v, "s"), 0}};
     for (int64_t budget = 0; budget <= 3000; budget += 3000)
         for (int64_t nth = 1; nth < 60; nth++) {
-            idt_sort_opts o = {1, budget, NULL, NULL};
+            idt_sort_opts o = {1, budget, NULL};
             idt_view *out = NULL;
             idt_error err;
             idt_fault_arm(IDT_FAULT_ANY, nth, 0, 0);

@@ -402,3 +402,35 @@ def test_map_empty_view():
     tv = TableView({"x": np.zeros(0, np.int64)})
     out = tv.map(lambda b: {"y": b["x"].astype(np.float32), "s": b["x"].astype(str)}, num_proc=2)
     assert len(out) == 0 and out.schema["y"][0] == np.float32
+
+
+def test_sort_stops_from_its_progress_callback(monkeypatch):
+    """The binding's progress step runs inside the sort (between passes, where it also checks
+    Ctrl-C): an exception there stops the sort, which removes what it made."""
+    import gc
+
+    class Stop(Exception):
+        pass
+
+    class Bar:
+        done = []
+
+        def update(self, k):
+            Bar.done.append(k)
+            raise Stop()
+
+        def close(self):
+            pass
+
+    n = 3_000_000
+    tv = TableView({"x": np.random.default_rng(0).integers(0, 2**62, n)})
+    monkeypatch.setattr(infinidata._progress, "start", lambda *a, **k: Bar())
+    gc.collect()
+    before = data_files()
+    for budget in (None, 1 << 20):
+        with pytest.raises(Stop):
+            tv.sort("x", memory_budget=budget, threads=1, progress=True)
+    # stopped at the first report (the binding reports at most every 0.1 s), before the end
+    assert len(Bar.done) == 2 and all(0 < k < n * 8 for k in Bar.done)
+    gc.collect()
+    assert data_files() == before
