@@ -422,7 +422,7 @@ def test_sort_stops_from_its_progress_callback(monkeypatch):
         def close(self):
             pass
 
-    n = 3_000_000
+    n = 8_000_000  # long enough for a report (every 0.1 s) before the end on any machine
     tv = TableView({"x": np.random.default_rng(0).integers(0, 2**62, n)})
     monkeypatch.setattr(infinidata._progress, "start", lambda *a, **k: Bar())
     gc.collect()
