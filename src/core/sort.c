@@ -390,14 +390,15 @@ static inline int str_cmp_from(const sitem *x, const sitem *y, uint64_t skip) {
     return (x->len > y->len) - (x->len < y->len);
 }
 
-/* Stable merge sort of it[0..n) by string (descending when desc), scratch tmp[0..n). */
-static void sitem_sort(sitem *it, sitem *tmp, int64_t n, int desc) {
+/* Stable merge sort of it[0..n) by string (descending when desc), scratch tmp[0..n); every
+ * string is longer than `skip` bytes and they share their first `skip` bytes. */
+static void sitem_sort(sitem *it, sitem *tmp, int64_t n, int desc, uint64_t skip) {
     if (n < 16) {
         for (int64_t i = 1; i < n; i++) {
             sitem x = it[i];
             int64_t j = i;
             while (j > 0) {
-                int c = str_cmp_from(&it[j - 1], &x, 7);
+                int c = str_cmp_from(&it[j - 1], &x, skip);
                 if (desc ? c >= 0 : c <= 0) break;
                 it[j] = it[j - 1];
                 j--;
@@ -407,17 +408,57 @@ static void sitem_sort(sitem *it, sitem *tmp, int64_t n, int desc) {
         return;
     }
     int64_t h = n / 2;
-    sitem_sort(it, tmp, h, desc);
-    sitem_sort(it + h, tmp, n - h, desc);
+    sitem_sort(it, tmp, h, desc, skip);
+    sitem_sort(it + h, tmp, n - h, desc, skip);
     memcpy(tmp, it, (size_t)h * sizeof *tmp);
     int64_t i = 0, j = h, o = 0;
     while (i < h && j < n) {
-        int c = str_cmp_from(&it[j], &tmp[i], 7);
+        int c = str_cmp_from(&it[j], &tmp[i], skip);
         /* take the right one only when strictly before the left one: stability */
         if (desc ? c > 0 : c < 0) it[o++] = it[j++];
         else it[o++] = tmp[i++];
     }
     while (i < h) it[o++] = tmp[i++];
+}
+
+/* Runs below this many strings are merge sorted; longer ones are radix sorted by the next 7
+ * bytes (and so on, at most REFINE_LEVELS deep, then merge sorted). */
+enum { REFINE_MIN = 64, REFINE_LEVELS = 16 };
+
+/* Order it[0..m) (strings longer than `depth` bytes sharing their first `depth`) stably. */
+static int str_refine(sorter *S, sitem *it, sitem *tmp, int64_t m, uint64_t depth, int desc, int level,
+                      idt_error *err) {
+    if (m < REFINE_MIN || level >= REFINE_LEVELS) {
+        sitem_sort(it, tmp, m, desc, depth);
+        return 0;
+    }
+    rec *a = idt_malloc((size_t)m * sizeof *a), *b = idt_malloc((size_t)m * sizeof *b);
+    if (!a || !b) {
+        idt_free(a);
+        idt_free(b);
+        return idt_error_set(err, IDT_ENOMEM, "out of memory sorting %lld tied strings", (long long)m);
+    }
+    keyspec ks = {K_STR, 0, desc, 0};
+    for (int64_t q = 0; q < m; q++) {
+        a[q].key = encode_str(&ks, it[q].p + depth, it[q].len - depth);
+        a[q].idx = (uint64_t)q;
+    }
+    rec *res;
+    int rc = radix_sort(S, a, b, m, &res, err);
+    if (!rc) {
+        for (int64_t q = 0; q < m; q++) tmp[q] = it[res[q].idx];
+        memcpy(it, tmp, (size_t)m * sizeof *it);
+        for (int64_t i = 0; i < m && !rc;) {
+            int64_t e = i + 1;
+            while (e < m && res[e].key == res[i].key) e++;
+            if (e - i > 1 && code_is_long(&ks, res[i].key))
+                rc = str_refine(S, it + i, tmp + i, e - i, depth + 7, desc, level + 1, err);
+            i = e;
+        }
+    }
+    idt_free(a);
+    idt_free(b);
+    return rc;
 }
 
 /* After sorting a[0..n) by string codes of key s, order each run of equal "long" codes by the
@@ -447,7 +488,12 @@ static int fix_long_ties(sorter *S, const keyspec *s, rec *a, int64_t n, idt_err
                 it[q].idx = a[i + q].idx;
                 str_of(S, s, it[q].idx, &it[q].p, &it[q].len);
             }
-            sitem_sort(it, tmp, m, s->desc);
+            int rc = str_refine(S, it, tmp, m, 7, s->desc, 0, err);
+            if (rc) {
+                idt_free(it);
+                idt_free(tmp);
+                return rc;
+            }
             for (int64_t q = 0; q < m; q++) a[i + q].idx = it[q].idx;
         }
         i = e;
