@@ -1,10 +1,13 @@
 /* persist.c: the manifest format, atomic saves with hard links, validated loads. */
 #include "persist.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -249,13 +252,252 @@ static int build_manifest(const idt_view *v, const objects *o, int mode, wbuf *w
     return 0;
 }
 
+/* ---- names the library generates in a saved directory ---- */
+
+static int valid_name(const char *name) {
+    return name[0] && strcmp(name, ".") && strcmp(name, "..") && !strchr(name, '/') &&
+           name[0] != '.' && strlen(name) < 200;
+}
+
+static int is_hex(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+    return 1;
+}
+
+enum { DATA_NAME_LEN = 38 }; /* "s-" or "r-", 32 hex digits, ".idt" */
+
+static int is_data_name(const char *s) {
+    return strlen(s) == DATA_NAME_LEN && (s[0] == 's' || s[0] == 'r') && s[1] == '-' &&
+           is_hex(s + 2, 32) && !strcmp(s + 34, ".idt");
+}
+
+/* "<name>.idtview" for a valid view name */
+static int is_manifest_name(const char *s) {
+    size_t n = strlen(s);
+    if (n <= 8 || strcmp(s + n - 8, ".idtview")) return 0;
+    char base[256];
+    if (n - 8 >= sizeof base) return 0;
+    memcpy(base, s, n - 8);
+    base[n - 8] = 0;
+    return valid_name(base);
+}
+
+/* ".tmp-<16 hex>-" followed by a data file or manifest name: what a save writes before
+ * renaming it into place. */
+static int is_tmp_name(const char *s) {
+    if (strncmp(s, ".tmp-", 5) || strlen(s) < 22 || !is_hex(s + 5, 16) || s[21] != '-') return 0;
+    return is_data_name(s + 22) || is_manifest_name(s + 22);
+}
+
+/* A sorted set of data file names. */
+typedef struct nameset {
+    char (*v)[DATA_NAME_LEN + 1];
+    int64_t n, cap;
+    int sorted;
+} nameset;
+
+static int nameset_add(nameset *s, const char *name) {
+    if (s->n == s->cap) {
+        int64_t cap = s->cap ? s->cap * 2 : 16;
+        void *p = idt_realloc(s->v, (size_t)cap * sizeof *s->v);
+        if (!p) return -1;
+        s->v = p;
+        s->cap = cap;
+    }
+    memcpy(s->v[s->n++], name, DATA_NAME_LEN + 1);
+    s->sorted = 0;
+    return 0;
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(a, b); }
+
+static int nameset_has(nameset *s, const char *name) {
+    if (!s->n) return 0;
+    if (!s->sorted) {
+        qsort(s->v, (size_t)s->n, sizeof *s->v, cmp_name);
+        s->sorted = 1;
+    }
+    return bsearch(name, s->v, (size_t)s->n, sizeof *s->v, cmp_name) != NULL;
+}
+
+static void nameset_free(nameset *s) {
+    idt_free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+/* Add to *set the data files a saved manifest (buf, len) names. Returns 0, 1 when it is not
+ * a saved manifest this build reads (what it references is then unknown), or -1 when out of
+ * memory. Only the header, checksum and the file table are looked at. */
+static int manifest_refs(const char *buf, size_t len, nameset *set) {
+    uint32_t version, mode;
+    uint64_t total, sum;
+    if (len < VHDR || memcmp(buf, VMAGIC, 8) != 0) return 1;
+    memcpy(&version, buf + 8, 4);
+    memcpy(&mode, buf + 12, 4);
+    memcpy(&total, buf + 16, 8);
+    memcpy(&sum, buf + 24, 8);
+    if (version != IDT_FORMAT_VERSION || mode != MODE_SAVED || total != len) return 1;
+    char *tmp = idt_malloc(len);
+    if (!tmp) return -1;
+    memcpy(tmp, buf, len);
+    memset(tmp + 24, 0, 8);
+    uint64_t h = idt_hash64(tmp, len, 0);
+    idt_free(tmp);
+    if (h != sum) return 1;
+    rbuf r = {buf + VHDR, buf + len, 0};
+    uint64_t ncols = r64(&r);
+    for (uint64_t i = 0; i < ncols && !r.bad; i++) {
+        r32(&r);
+        uint32_t ndim = r32(&r), nl = r32(&r), dl = r32(&r);
+        r64(&r);
+        if (ndim >= IDT_MAXDIMS || nl > len || dl > len) return 1;
+        for (uint32_t d = 0; d < ndim; d++) r64(&r);
+        if (r.bad || (size_t)(r.end - r.p) < (size_t)nl + dl) return 1;
+        r.p += nl + dl;
+        rpad(&r, buf);
+    }
+    uint64_t nsel = r64(&r);
+    if (r.bad || nsel > len / 8) return 1;
+    for (uint64_t j = 0; j < nsel; j++) r64(&r);
+    uint64_t nobj = r64(&r);
+    if (r.bad || nobj > len / 40) return 1;
+    for (uint64_t i = 0; i < nobj; i++) {
+        uint32_t kind = r32(&r), pl = r32(&r);
+        r64(&r);
+        r64(&r);
+        uint8_t uid[16];
+        rget(&r, uid, 16);
+        if (r.bad || pl != DATA_NAME_LEN || (size_t)(r.end - r.p) < pl) return 1;
+        char name[DATA_NAME_LEN + 1];
+        memcpy(name, r.p, pl);
+        name[pl] = 0;
+        r.p += pl;
+        rpad(&r, buf);
+        if (!is_data_name(name)) return 1;
+        if (nameset_add(set, name) != 0) return -1;
+        if (kind == OBJ_REFS) {
+            r64(&r);
+            r64(&r);
+            uint64_t nslots = r64(&r);
+            if (r.bad || nslots > len / 8) return 1;
+            for (uint64_t k = 0; k < nslots; k++) r64(&r);
+        } else if (kind != OBJ_STORE) {
+            return 1;
+        }
+    }
+    return r.bad ? 1 : 0;
+}
+
+/* Add the data files the manifest file `path` names. Returns as manifest_refs; a manifest
+ * that cannot be read counts as unknown (1). */
+static int manifest_file_refs(const char *path, nameset *set) {
+    idt_blob *b;
+    idt_error e;
+    int rc = idt_blob_map_file(path, &b, &e);
+    if (rc) return rc == IDT_ENOMEM ? -1 : 1;
+    rc = manifest_refs(b->data, b->size, set);
+    idt_blob_decref(b);
+    return rc;
+}
+
+/* Add the data files every manifest in dir (but `skip`, when non-NULL) names. Returns 0, 1 when some manifest (a file
+ * named <name>.idtview) could not be read, -1 when out of memory or dir cannot be listed. */
+static int dir_refs(const char *dir, const char *skip, nameset *set) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int rc = 0;
+    struct dirent *e;
+    while (rc >= 0 && (e = readdir(d))) {
+        if (!is_manifest_name(e->d_name) || (skip && !strcmp(e->d_name, skip))) continue;
+        char *path = idt_path_join(dir, e->d_name);
+        if (!path) {
+            rc = -1;
+            break;
+        }
+        int r = manifest_file_refs(path, set);
+        idt_free(path);
+        if (r < 0) rc = -1;
+        else if (r > 0) rc = 1;
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Remove (or with dry_run only count) dir's entry `name`, reporting it in rep. */
+static void remove_entry(const char *dir, const char *name, int dry_run, idt_saved_gc_report *rep,
+                         int data) {
+    char *path = idt_path_join(dir, name);
+    if (!path) return;
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (dry_run || unlink(path) == 0) && rep) {
+        if (data) rep->data_files++;
+        else rep->tmp_files++;
+        rep->bytes += (int64_t)st.st_size;
+        if (rep->each) rep->each(rep->ctx, name, (int64_t)st.st_size);
+    }
+    idt_free(path);
+}
+
+/* Remove the temporary files of dead saves in dir. The caller holds the directory's
+ * exclusive lock: every live save holds it shared, so none is running. */
+static void sweep_tmp(const char *dir, int dry_run, idt_saved_gc_report *rep) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (is_tmp_name(e->d_name)) remove_entry(dir, e->d_name, dry_run, rep, 0);
+    closedir(d);
+}
+
+/* Remove the data files of dir that no manifest names (the caller holds the exclusive lock).
+ * Only names in `only` are candidates when it is non-NULL. Returns 0, or 1 when some manifest
+ * could not be read (nothing is removed then), -1 when out of memory. */
+static int sweep_data(const char *dir, nameset *only, int dry_run, idt_saved_gc_report *rep) {
+    nameset live = {NULL, 0, 0, 0};
+    int rc = dir_refs(dir, NULL, &live);
+    if (rc == 0) {
+        DIR *d = opendir(dir);
+        if (!d) rc = -1;
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+            if (is_data_name(e->d_name) && !nameset_has(&live, e->d_name) &&
+                (!only || nameset_has(only, e->d_name)))
+                remove_entry(dir, e->d_name, dry_run, rep, 1);
+        if (d) closedir(d);
+    }
+    nameset_free(&live);
+    return rc;
+}
+
+int idt_saved_gc(const char *dir, int dry_run, idt_saved_gc_report *rep, idt_error *err) {
+    rep->tmp_files = rep->data_files = rep->bytes = 0;
+    rep->manifests_unreadable = 0;
+    int dfd = idt_open(dir, O_RDONLY | O_DIRECTORY, 0);
+    if (dfd < 0) return idt_error_sys(err, errno, "cannot open saved directory '%s'", dir);
+    int rc = 0;
+    if (idt_flock(dfd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? idt_error_set(err, IDT_EIO, "a save into '%s' is in progress; try again", dir)
+                                  : idt_error_sys(err, errno, "cannot lock '%s'", dir);
+    } else {
+        sweep_tmp(dir, dry_run, rep);
+        int r = sweep_data(dir, NULL, dry_run, rep);
+        if (r < 0) rc = idt_error_set(err, IDT_ENOMEM, "out of memory sweeping '%s'", dir);
+        rep->manifests_unreadable = r > 0;
+    }
+    idt_close(dfd); /* releases the lock */
+    return rc;
+}
+
 /* ---- saving ---- */
 
-/* Write n bytes of src into a new file `path` (which must not exist), fsynced. */
-static int write_file(const char *path, const char *src, size_t n, idt_error *err) {
+/* Write n bytes of src into a new file `path` (which must not exist), fsynced. Its mode is
+ * 0644 less the umask, as for any file a program creates; *mode gets it when non-NULL. */
+static int write_file(const char *path, const char *src, size_t n, mode_t *mode, idt_error *err) {
     int fd = idt_open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd < 0) return idt_error_sys(err, errno, "cannot create '%s'", path);
     int rc = 0;
+    struct stat st;
     if (n && idt_fallocate(fd, 0, (off_t)n) != 0)
         rc = idt_error_sys(err, errno, "cannot reserve %zu bytes for '%s'", n, path);
     else
@@ -269,6 +511,9 @@ static int write_file(const char *path, const char *src, size_t n, idt_error *er
         }
     if (!rc && fsync(fd) != 0)
         rc = idt_error_sys(err, errno, "cannot sync '%s'", path);
+    else if (mode && fstat(fd, &st) != 0)
+        rc = idt_error_sys(err, errno, "cannot stat '%s'", path);
+    if (!rc && mode) *mode = st.st_mode & 07777;
     idt_close(fd);
     if (rc) unlink(path);
     return rc;
@@ -292,9 +537,61 @@ static int note_created(created *c, char *path) {
     return 0;
 }
 
-static int valid_name(const char *name) {
-    return name[0] && strcmp(name, ".") && strcmp(name, "..") && !strchr(name, '/') &&
-           name[0] != '.' && strlen(name) < 200;
+/* Whether the file already at `final` holds object i exactly, so the save can keep it: the
+ * very file the object is mapped from, or a file whose header, size and content checksum
+ * match. Returns 1 to keep it, 0 to replace it (missing, damaged, planted, not a regular
+ * file), or IDT_ENOMEM. */
+static int present_ok(const char *final, const objects *o, int64_t i, idt_error *err) {
+    struct stat st;
+    const idt_blob *src = obj_blob(o, i);
+    uint64_t size = obj_size(o, i), slack = o->kinds[i] == OBJ_STORE ? 1 : 65536;
+    if (stat(final, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < size ||
+        (uint64_t)st.st_size - size >= slack)
+        return 0;
+    if (src->kind != IDT_BLOB_ARENA && src->offset == 0 && (uint64_t)st.st_ino == src->ino &&
+        (uint64_t)st.st_dev == src->dev)
+        return 1; /* the same inode: the same bytes */
+    idt_blob *b;
+    idt_error e;
+    int rc = idt_blob_map_file(final, &b, &e);
+    if (rc) return rc == IDT_ENOMEM ? idt_error_set(err, IDT_ENOMEM, "out of memory") : 0;
+    int ok = 0;
+    if (b->size < size) {
+        idt_blob_decref(b);
+        return 0;
+    }
+    if (o->kinds[i] == OBJ_STORE) {
+        const idt_store *want = o->objs[i];
+        idt_store *have;
+        rc = idt_store_open_blob(b, final, &have, &e);
+        if (rc) {
+            idt_blob_decref(b);
+            return rc == IDT_ENOMEM ? idt_error_set(err, IDT_ENOMEM, "out of memory") : 0;
+        }
+        ok = !memcmp(have->uid, want->uid, 16) && have->data_hash == want->data_hash &&
+             have->nrows == want->nrows && have->data_off == want->data_off &&
+             have->blob->size == size && idt_store_verify(have, final, &e) == 0;
+        idt_store_decref(have);
+    } else {
+        const idt_refs *want = o->objs[i];
+        ok = !memcmp(b->data, want->ref, (size_t)size);
+        idt_blob_decref(b);
+    }
+    return ok;
+}
+
+/* 1 when every data file of o is in dir. */
+static int files_present(const char *dir, const objects *o) {
+    for (int64_t i = 0; i < o->n; i++) {
+        char fname[64];
+        file_name(o, i, fname);
+        char *path = idt_path_join(dir, fname);
+        struct stat st;
+        int ok = path && lstat(path, &st) == 0;
+        idt_free(path);
+        if (!ok) return 0;
+    }
+    return 1;
 }
 
 int idt_view_save(const idt_view *v, const char *dir, const char *name, int overwrite,
@@ -321,16 +618,50 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
     objects o;
     created made = {NULL, 0, 0};
     wbuf w = {NULL, 0, 0, 0};
-    char *tmp = NULL;
-    int rc = 0;
+    nameset old = {NULL, 0, 0, 0};
+    created drop = {NULL, 0, 0}; /* data files to remove once the manifest is replaced */
+    char *tmp = NULL, *mtmp = NULL;
+    int rc = 0, old_known = 0;
+    mode_t mode = 0644;
+    /* Every save holds the directory's lock shared; whoever gets it exclusive knows no save
+     * is running and may remove what dead saves left (and, after an overwrite, files only the
+     * replaced manifest named). A directory that cannot be locked is saved into unswept. */
+    int dfd = idt_open(dir, O_RDONLY | O_DIRECTORY, 0);
+    if (dfd >= 0 && idt_flock(dfd, LOCK_EX | LOCK_NB) == 0) sweep_tmp(dir, 0, NULL);
+    if (dfd >= 0 && idt_flock(dfd, LOCK_SH) != 0) {
+        idt_close(dfd);
+        dfd = -1;
+    }
     if (collect(v, &o) != 0 || build_manifest(v, &o, MODE_SAVED, &w) != 0) {
         rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
         goto done;
     }
+    if (overwrite) {
+        int r = manifest_file_refs(mpath, &old);
+        if (r < 0) {
+            rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+            goto done;
+        }
+        old_known = r == 0;
+    }
     uint64_t rnd;
     idt_random_bytes(&rnd, sizeof rnd);
+    /* the manifest first, under its temporary name: it also tells the mode new files get */
+    char tname[300];
+    snprintf(tname, sizeof tname, ".tmp-%016llx-%s", (unsigned long long)rnd, mname);
+    mtmp = idt_path_join(dir, tname);
+    if (!mtmp) {
+        rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+        goto done;
+    }
+    rc = write_file(mtmp, w.p, w.n, &mode, err);
+    if (rc) {
+        idt_free(mtmp);
+        mtmp = NULL;
+        goto done;
+    }
     for (int64_t i = 0; i < o.n && !rc; i++) {
-        char fname[64], tname[128];
+        char fname[64];
         file_name(&o, i, fname);
         char *final = idt_path_join(dir, fname);
         if (!final) {
@@ -338,10 +669,13 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
             break;
         }
         uint64_t size = obj_size(&o, i);
-        if (stat(final, &st) == 0 && (uint64_t)st.st_size >= size) { /* saved before: share it */
+        int keep = present_ok(final, &o, i, err); /* saved before: share it if it is sound */
+        if (keep != 0) {
             idt_free(final);
+            if (keep < 0) rc = keep;
             continue;
         }
+        int existed = lstat(final, &st) == 0; /* a damaged file, replaced below */
         snprintf(tname, sizeof tname, ".tmp-%016llx-%s", (unsigned long long)rnd, fname);
         tmp = idt_path_join(dir, tname);
         if (!tmp) {
@@ -353,62 +687,88 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
         int linked = 0;
         /* Link only a file that holds just this object (a blob mapped from the start of a
          * shared arena file, as a view unpickled from another process may have, is copied):
-         * a ref array's file may be a page longer than its refs, a store's must be exact. */
+         * a ref array's file may be a page longer than its refs, a store's must be exact.
+         * A linked file gets the mode a copy would have (or is copied when it cannot). */
         if (b->kind != IDT_BLOB_ARENA && b->offset == 0 && stat(b->path, &st) == 0 &&
             (uint64_t)st.st_ino == b->ino && (uint64_t)st.st_dev == b->dev &&
             (uint64_t)st.st_size >= size &&
             (uint64_t)st.st_size - size < (o.kinds[i] == OBJ_STORE ? 1 : 65536) &&
-            idt_link(b->path, tmp) == 0)
-            linked = 1; /* same file system: share the blocks */
-        if (!linked) rc = write_file(tmp, b->data, (size_t)size, err);
-        if (!rc && idt_rename(tmp, final) != 0) {
-            rc = idt_error_sys(err, errno, "cannot rename '%s' to '%s'", tmp, final);
-            unlink(tmp);
+            idt_link(b->path, tmp) == 0) {
+            linked = (st.st_mode & 07777) == mode || chmod(tmp, mode) == 0;
+            if (!linked) unlink(tmp);
         }
+        if (!linked) rc = write_file(tmp, b->data, (size_t)size, NULL, err);
+        if (!rc && idt_rename(tmp, final) != 0)
+            rc = idt_error_sys(err, errno, "cannot rename '%s' to '%s'", tmp, final);
+        unlink(tmp); /* gone after a rename, unless both names were links of one file */
         idt_free(tmp);
         tmp = NULL;
-        if (!rc && note_created(&made, final) != 0) {
+        if (!rc && !existed && note_created(&made, final) != 0) {
             unlink(final);
             rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
         }
-        if (rc) idt_free(final);
+        if (rc || existed) idt_free(final);
     }
     if (rc) goto done;
-    char tname[300];
-    snprintf(tname, sizeof tname, ".tmp-%016llx-%s", (unsigned long long)rnd, mname);
-    tmp = idt_path_join(dir, tname);
-    if (!tmp) {
-        rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
-        goto done;
-    }
-    rc = write_file(tmp, w.p, w.n, err);
-    if (!rc) {
-        if (overwrite) {
-            if (idt_rename(tmp, mpath) != 0) rc = idt_error_sys(err, errno, "cannot rename to '%s'", mpath);
-        } else if (idt_link(tmp, mpath) != 0) { /* link fails atomically if the name appeared */
-            if (errno == EEXIST || stat(mpath, &st) == 0) /* no hard links here: check, rename */
-                rc = idt_error_set(err, IDT_EEXIST, "a view named '%s' is already saved in '%s'", name, dir);
-            else if (idt_rename(tmp, mpath) != 0)
-                rc = idt_error_sys(err, errno, "cannot create '%s'", mpath);
+    if (old_known && dfd >= 0) {
+        /* Files only the replaced manifest names go once it is replaced, if no other save is
+         * running (one might be about to name them). Decided before the commit, so that
+         * nothing can fail after it. */
+        if (idt_flock(dfd, LOCK_EX | LOCK_NB) == 0) {
+            nameset live = {NULL, 0, 0, 0};
+            int r = dir_refs(dir, mname, &live);
+            for (int64_t i = 0; r == 0 && i < o.n; i++) {
+                char fname[64];
+                file_name(&o, i, fname);
+                if (nameset_add(&live, fname) != 0) r = -1;
+            }
+            for (int64_t i = 0; r == 0 && i < old.n; i++) {
+                if (nameset_has(&live, old.v[i])) continue;
+                char *path = idt_path_join(dir, old.v[i]);
+                if (!path || note_created(&drop, path) != 0) {
+                    idt_free(path);
+                    r = -1;
+                }
+            }
+            nameset_free(&live);
+            if (r < 0) rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+        } else if (idt_flock(dfd, LOCK_SH) != 0 || !files_present(dir, &o)) {
+            /* the failed upgrade gave up the shared lock for a moment: a sweep may have
+             * run in it and taken this save's files for garbage */
+            rc = idt_error_set(err, IDT_EIO, "a concurrent sweep of '%s' removed files of this save; "
+                               "save again", dir);
         }
-        unlink(tmp);
+        if (rc) goto done;
+    }
+    if (overwrite) {
+        if (idt_rename(mtmp, mpath) != 0) rc = idt_error_sys(err, errno, "cannot rename to '%s'", mpath);
+    } else if (idt_link(mtmp, mpath) != 0) { /* link fails atomically if the name appeared */
+        if (errno == EEXIST || stat(mpath, &st) == 0) /* no hard links here: check, rename */
+            rc = idt_error_set(err, IDT_EEXIST, "a view named '%s' is already saved in '%s'", name, dir);
+        else if (idt_rename(mtmp, mpath) != 0)
+            rc = idt_error_sys(err, errno, "cannot create '%s'", mpath);
     }
     if (!rc) {
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
+        int sfd = dfd >= 0 ? dfd : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (sfd >= 0) fsync(sfd);
+        if (sfd >= 0 && sfd != dfd) close(sfd);
+        for (int64_t i = 0; i < drop.n; i++) unlink(drop.paths[i]);
     }
 done:
+    if (mtmp) unlink(mtmp);
     if (rc) {
         for (int64_t i = 0; i < made.n; i++) unlink(made.paths[i]);
         if (made_dir) rmdir(dir);
     }
+    idt_close(dfd); /* releases the lock */
     for (int64_t i = 0; i < made.n; i++) idt_free(made.paths[i]);
     idt_free(made.paths);
     idt_free(tmp);
+    idt_free(mtmp);
     idt_free(w.p);
+    nameset_free(&old);
+    for (int64_t i = 0; i < drop.n; i++) idt_free(drop.paths[i]);
+    idt_free(drop.paths);
     objects_free(&o);
     idt_free(mpath);
     return rc;
@@ -459,6 +819,7 @@ static int load_manifest(const char *buf, size_t len, const char *dir, int verif
     idt_schema *schema = NULL;
     idt_column *cols = NULL;
     int64_t *sel = NULL;
+    char *seen = NULL;
     loaded *objs = NULL;
     idt_segment *segs = NULL;
     uint64_t nschema = r64(&r), nobj = 0, nseg = 0, nsel = 0;
@@ -516,11 +877,17 @@ static int load_manifest(const char *buf, size_t len, const char *dir, int verif
         goto done;
     }
     sel = idt_malloc(nsel * 8);
-    if (!sel) goto oom;
+    seen = idt_calloc(nschema, 1);
+    if (!sel || !seen) goto oom;
     for (uint64_t j = 0; j < nsel; j++) {
         sel[j] = (int64_t)r64(&r);
         if (r.bad || sel[j] < 0 || (uint64_t)sel[j] >= nschema) {
             rc = corrupt(err, what, "bad column selection");
+            goto done;
+        }
+        if (seen[sel[j]]++) { /* a view selects each column once (idt_view_select) */
+            rc = idt_error_set(err, IDT_ECORRUPT, "%s: column '%s' selected twice", what,
+                               schema->cols[sel[j]].name);
             goto done;
         }
     }
@@ -699,6 +1066,7 @@ done:
     idt_free(objs);
     idt_free(segs);
     idt_free(sel);
+    idt_free(seen);
     if (cols)
         for (uint64_t i = 0; i < nschema; i++) {
             idt_free(cols[i].name);

@@ -132,6 +132,59 @@ static void column_reset(idt_column *c) {
     c->shape = NULL;
 }
 
+/* A datetime64/timedelta64 unit suffix as NumPy writes it in dtype.str: "" (generic), or
+ * "[<unit>]" or "[<multiplier><unit>]" with a multiplier of 2..2^31-1 written without leading
+ * zeros (NumPy leaves out a multiplier of 1). */
+static int time_unit_ok(const char *s) {
+    if (!*s) return 1;
+    if (*s++ != '[') return 0;
+    if (*s >= '1' && *s <= '9') {
+        int64_t m = 0;
+        while (*s >= '0' && *s <= '9') {
+            m = m * 10 + (*s++ - '0');
+            if (m > INT32_MAX) return 0;
+        }
+        if (m < 2) return 0;
+    }
+    static const char *const units[] = {"Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as"};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        size_t n = strlen(units[i]);
+        if (!strncmp(s, units[i], n) && s[n] == ']' && s[n + 1] == 0) return 1;
+    }
+    return 0;
+}
+
+int idt_dtype_allowed(idt_col_kind kind, const char *dtype, int64_t itemsize) {
+    if (kind == IDT_COL_UTF8) return !strcmp(dtype, "U") && itemsize == 0;
+    if (kind == IDT_COL_BYTES) return !strcmp(dtype, "S") && itemsize == 0;
+    if (kind != IDT_COL_FIXED) return 0;
+    const uint16_t one = 1;
+    const char native = *(const char *)&one ? '<' : '>';
+    char order = dtype[0], type = order ? dtype[1] : 0;
+    if (!type) return 0;
+    const char *rest = dtype + 2;
+    if (type == 'M' || type == 'm')
+        return order == native && rest[0] == '8' && time_unit_ok(rest + 1) && itemsize == 8;
+    /* the rest is the itemsize in decimal, as NumPy writes it */
+    if (!(rest[0] >= '1' && rest[0] <= '9') || strlen(rest) > 2) return 0;
+    int64_t size = 0;
+    for (const char *p = rest; *p; p++) {
+        if (*p < '0' || *p > '9') return 0;
+        size = size * 10 + (*p - '0');
+    }
+    if (size != itemsize) return 0;
+    if (order != (size == 1 ? '|' : native)) return 0;
+    const int64_t ld = (int64_t)sizeof(long double);
+    switch (type) {
+    case 'b': return size == 1;
+    case 'i':
+    case 'u': return size == 1 || size == 2 || size == 4 || size == 8;
+    case 'f': return size == 2 || size == 4 || size == 8 || size == ld;
+    case 'c': return size == 8 || size == 16 || size == 2 * ld;
+    default: return 0;
+    }
+}
+
 static int column_copy(idt_column *dst, const idt_column *src, idt_error *err) {
     *dst = *src;
     dst->name = NULL;
@@ -165,6 +218,12 @@ static int column_copy(idt_column *dst, const idt_column *src, idt_error *err) {
         return idt_error_set(err, IDT_EVALUE, "column '%s': unknown kind %d", src->name,
                              (int)src->kind);
     }
+    if (src->kind != IDT_COL_FIXED && !src->dtype[0]) /* a string column may leave it unset */
+        strcpy(dst->dtype, src->kind == IDT_COL_UTF8 ? "U" : "S");
+    if (!idt_dtype_allowed(src->kind, dst->dtype, dst->itemsize))
+        return idt_error_set(err, IDT_EVALUE,
+                             "column '%s': dtype '%s' with itemsize %lld is not one infinidata stores",
+                             src->name, src->dtype, (long long)src->itemsize);
     dst->row_elems = elems;
     dst->name = idt_strdup(src->name);
     if (src->ndim) {

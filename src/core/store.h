@@ -33,7 +33,8 @@ typedef struct idt_column {
     char *name;                  /* UTF-8, NUL-terminated */
     idt_col_kind kind;
     char dtype[IDT_DTYPE_MAX];   /* NumPy dtype.str in native order ("<f4", "<M8[ns]");
-                                    "U" or "S" for string columns */
+                                    "U" or "S" for string columns (a schema sets it when
+                                    given ""); only idt_dtype_allowed ones */
     int64_t itemsize;            /* fixed: bytes per element; strings: 0 */
     int32_t ndim;                /* row dimensions */
     int64_t *shape;              /* ndim entries (may be NULL when ndim == 0) */
@@ -50,8 +51,16 @@ typedef struct idt_schema {
 
 /* Make a schema from `n` column descriptions (copied; order does not matter, the result is
  * sorted by name). Errors: IDT_EVALUE (duplicate or empty name, bad shape, dtype string too
- * long, n < 1), IDT_ENOMEM. */
+ * long or not allowed (idt_dtype_allowed), n < 1), IDT_ENOMEM. */
 int idt_schema_new(const idt_column *cols, int64_t n, idt_schema **out, idt_error *err);
+/* 1 when (kind, dtype, itemsize) is a column a table can hold, else 0: the allow-list every
+ * schema passes, built or loaded. Fixed columns: NumPy dtype.str in native byte order of bool
+ * ("|b1"), ints and uints of 1, 2, 4, 8 bytes, floats of 2, 4, 8 bytes and long double, complex
+ * of 8, 16 bytes and two long doubles, datetime64/timedelta64 ("<M8", "<m8[ns]", "<M8[25s]"),
+ * with itemsize the size the string names. UTF8 columns: "U", BYTES: "S", itemsize 0. Anything
+ * else (object or StringDType references, structured, void, other byte orders) is refused:
+ * a saved file's dtype string reaches NumPy only after passing this. */
+int idt_dtype_allowed(idt_col_kind kind, const char *dtype, int64_t itemsize);
 void idt_schema_incref(idt_schema *s);
 void idt_schema_decref(idt_schema *s);
 /* Index of the column named `name`, or -1. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -118,7 +119,9 @@ int idt_open(const char *path, int flags, mode_t mode) {
 int idt_openat(int dirfd, const char *path, int flags, mode_t mode) {
     int e = hit(IDT_FAULT_OPEN);
     if (e) { errno = e; return -1; }
-    int fd = openat(dirfd, path, flags | O_CLOEXEC, mode);
+    int fd;
+    do fd = openat(dirfd, path, flags | O_CLOEXEC, mode);
+    while (fd < 0 && errno == EINTR);
     if (fd >= 0) atomic_fetch_add_explicit(&live_fds, 1, memory_order_relaxed);
     return fd;
 }
@@ -184,4 +187,11 @@ int idt_mkdir(const char *path, mode_t mode) {
     int e = hit(IDT_FAULT_MKDIR);
     if (e) { errno = e; return -1; }
     return mkdir(path, mode);
+}
+
+int idt_flock(int fd, int op) {
+    int r;
+    do r = flock(fd, op);
+    while (r != 0 && errno == EINTR);
+    return r;
 }

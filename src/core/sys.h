@@ -62,5 +62,7 @@ ssize_t idt_pwrite_all(int fd, const void *buf, size_t n, off_t off); /* loops; 
 int idt_rename(const char *from, const char *to);
 int idt_link(const char *from, const char *to);
 int idt_mkdir(const char *path, mode_t mode);
+/* flock(2), retried on EINTR. */
+int idt_flock(int fd, int op);
 
 #endif

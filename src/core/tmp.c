@@ -452,13 +452,21 @@ void idt_blob_shrink(idt_blob *b, size_t size) {
 static int map_path(const char *path, uint64_t off, uint64_t size, int whole, idt_blob **out,
                     idt_error *err) {
     pthread_once(&once, init_once);
-    int fd = idt_open(path, O_RDONLY, 0);
+    /* O_NONBLOCK: a FIFO planted under the name must not block the open; anything but a
+     * regular file (FIFO, device, directory, socket) is then refused before it is read */
+    int fd = idt_open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
     if (fd < 0) return idt_error_sys(err, errno, "cannot open '%s'", path);
     struct stat st;
     int rc = 0;
     idt_blob *b = NULL;
     if (fstat(fd, &st) != 0) {
         rc = idt_error_sys(err, errno, "cannot stat '%s'", path);
+        goto done;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = idt_error_set(err, IDT_ECORRUPT, "'%s' is not a regular file (%s)", path,
+                           S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                           : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a socket");
         goto done;
     }
     if (whole) {

@@ -48,6 +48,16 @@ PyObject *idt_py_raise(idt_module_state *st, const idt_error *e) {
     return NULL;
 }
 
+const char *idt_py_name_utf8(PyObject *name) {
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(name, &n);
+    if (u && strlen(u) != (size_t)n) {
+        PyErr_Format(PyExc_ValueError, "column name %R contains a NUL character", name);
+        return NULL;
+    }
+    return u;
+}
+
 /* ---- TableView object ---- */
 
 /* Make a new TableView owning `v` (the reference is consumed). Validates that each fixed
@@ -81,9 +91,11 @@ PyObject *idt_py_wrap_view(idt_module_state *st, idt_view *v) {
             if (!s) goto fail;
             int ok = PyArray_DescrConverter(s, &descr);
             Py_DECREF(s);
+            /* the core let only its allow-list through (idt_dtype_allowed); this is a
+             * second line: never hand NumPy a dtype holding references */
             if (!ok || !descr || PyDataType_ELSIZE(descr) != c->itemsize ||
                 PyDataType_HASFIELDS(descr) || PyDataType_HASSUBARRAY(descr) ||
-                descr->type_num == NPY_OBJECT) {
+                PyDataType_REFCHK(descr) || !strchr("biufcmM", descr->kind)) {
                 Py_XDECREF(descr);
                 PyErr_Clear();
                 PyErr_Format(st->CorruptDataError, "column '%s': dtype '%s' does not match its itemsize %lld",
@@ -315,7 +327,7 @@ static int write_column(idt_module_state *st, srccol *sc, idt_store_builder *b, 
 
 static int classify(PyObject *name, PyArrayObject *arr, srccol *sc) {
     PyArray_Descr *d = PyArray_DESCR(arr);
-    const char *cname = PyUnicode_AsUTF8(name);
+    const char *cname = idt_py_name_utf8(name);
     if (!cname) return -1;
     char kind = d->kind;
     sc->row_elems = 1;
@@ -394,6 +406,11 @@ static int fill_column_desc(const srccol *sc, PyObject *name, idt_column *c) {
         strcpy(c->dtype, u);
         Py_DECREF(s);
         c->itemsize = PyDataType_ELSIZE(sc->native);
+        if (!idt_dtype_allowed(c->kind, c->dtype, c->itemsize)) { /* the core's allow-list */
+            PyErr_Format(PyExc_TypeError, "column '%s' has unsupported dtype %R", c->name,
+                         (PyObject *)sc->native);
+            return -1;
+        }
     } else {
         strcpy(c->dtype, sc->kind == IDT_COL_UTF8 ? "U" : "S");
     }

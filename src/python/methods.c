@@ -172,7 +172,7 @@ static PyObject *tv_select_columns(PyObject *self, PyObject *names) {
         return PyErr_NoMemory();
     }
     for (Py_ssize_t i = 0; i < n; i++)
-        if (!(cn[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(l, i)))) {
+        if (!(cn[i] = idt_py_name_utf8(PyList_GET_ITEM(l, i)))) {
             PyMem_Free(cn);
             Py_DECREF(l);
             return NULL;
@@ -192,7 +192,7 @@ static PyObject *tv_remove_matching_strings(PyObject *self, PyObject *args) {
         return NULL;
     }
     idt_view *v = TV(self)->v, *out = NULL;
-    const char *name = PyUnicode_AsUTF8(colname);
+    const char *name = idt_py_name_utf8(colname);
     if (!name) return NULL;
     int64_t ci = idt_schema_find(v->schema, name), j;
     for (j = 0; ci >= 0 && j < v->ncols && v->cols[j] != ci; j++) {}

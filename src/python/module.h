@@ -64,6 +64,9 @@ PyObject *idt_py_test_cancel_after(PyObject *m, PyObject *arg);
 void idt_py_prog_close(idt_py_prog *pp);
 
 PyObject *idt_py_raise(idt_module_state *st, const idt_error *e);
+/* The UTF-8 of column name `name` (a str), or NULL with ValueError when it holds a NUL (the
+ * core's names are C strings: "a\0b" would silently become "a"). */
+const char *idt_py_name_utf8(PyObject *name);
 PyObject *idt_py_wrap_view(idt_module_state *st, idt_view *v);
 idt_module_state *idt_py_state_of(PyObject *self);
 idt_module_state *idt_py_state_of_type(PyTypeObject *tp);
