@@ -19,6 +19,7 @@ from ._infinidata import (  # noqa: F401
     TableView,
     gc,
     memory_stats,
+    gc_saved,
 )
 from . import _arrow
 
@@ -56,7 +57,7 @@ _ops._attach()
 SplitResult = _ops.SplitResult
 
 __all__ = ["SplitResult", "TableView", "TableWriter", "BatchIter", "CorruptDataError", "FORMAT_VERSION", "gc",
-           "memory_stats"]
+           "memory_stats", "gc_saved"]
 __version__ = "0.1.0"
 
 from . import _mpexit  # noqa: E402,F401  (multiprocessing children remove their temp files)

@@ -1,6 +1,7 @@
 """Command line: `python -m infinidata COMMAND` (also the `infinidata` script).
 
     gc [--dry-run] [--root DIR]     remove temp files left by processes that died
+    gc --saved DIR [--dry-run]      sweep a saved directory: dead saves' temp files, unreferenced data files
     info DIR [NAME]                 what saved views hold: schema, rows, files, bytes on disk
     verify DIR [NAME]               full content check of saved views (exit 1 if damaged)
     import SRC... DIR NAME          Parquet / Arrow files to a saved view
@@ -153,7 +154,31 @@ def cmd_import(args):
     return 0
 
 
+def cmd_gc_saved(args):
+    from . import gc_saved
+
+    try:
+        r = gc_saved(args.saved, dry_run=args.dry_run)
+    except OSError as e:
+        print(f"gc --saved failed: {e}", file=sys.stderr)
+        return 1
+    verb = "would remove" if args.dry_run else "removed"
+    for name, size in r["files"]:
+        print(f"{verb} {name} ({size} bytes)")
+    print(f"{verb} {r['tmp_files']} temporary files, {r['data_files']} unreferenced data "
+          f"files, {r['bytes']} bytes")
+    if r["manifests_unreadable"]:
+        print("some manifest could not be read: data files were left alone", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_gc(args):
+    if args.saved is not None:
+        if args.root is not None:
+            print("--saved and --root exclude each other", file=sys.stderr)
+            return 2
+        return cmd_gc_saved(args)
     from . import gc
 
     r = gc(args.root, dry_run=args.dry_run)
@@ -199,6 +224,9 @@ def main(argv=None):
     g.add_argument("--dry-run", action="store_true", help="report, remove nothing")
     g.add_argument("--root", default=None,
                    help="temp root (default: $INFINIDATA_TMPDIR, else ./.infinidata_tmp)")
+    g.add_argument("--saved", metavar="DIR", default=None,
+                   help="sweep the saved directory DIR instead of the temp root: temporary files "
+                        "of saves that died, data files no manifest names")
     g.set_defaults(func=cmd_gc)
     _add_io_commands(sub)
     args = p.parse_args(argv)

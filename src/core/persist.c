@@ -477,8 +477,12 @@ int idt_saved_gc(const char *dir, int dry_run, idt_saved_gc_report *rep, idt_err
     if (dfd < 0) return idt_error_sys(err, errno, "cannot open saved directory '%s'", dir);
     int rc = 0;
     if (idt_flock(dfd, LOCK_EX | LOCK_NB) != 0) {
-        rc = errno == EWOULDBLOCK ? idt_error_set(err, IDT_EIO, "a save into '%s' is in progress; try again", dir)
-                                  : idt_error_sys(err, errno, "cannot lock '%s'", dir);
+        if (errno == EWOULDBLOCK) {
+            rc = idt_error_set(err, IDT_EIO, "a save into '%s' is in progress; try again", dir);
+            if (err) err->sys_errno = EBUSY;
+        } else {
+            rc = idt_error_sys(err, errno, "cannot lock '%s'", dir);
+        }
     } else {
         sweep_tmp(dir, dry_run, rep);
         int r = sweep_data(dir, NULL, dry_run, rep);

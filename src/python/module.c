@@ -132,10 +132,18 @@ static PyObject *m_shutdown(PyObject *m, PyObject *unused) {
 PyObject *idt_py_from_description(PyObject *m, PyObject *arg);
 PyObject *idt_py_from_parts(PyObject *m, PyObject *args);
 PyObject *idt_py_memory_stats(PyObject *m, PyObject *unused);
+PyObject *idt_py_gc_saved(PyObject *m, PyObject *args, PyObject *kwds);
 
 static PyMethodDef module_methods[] = {
     {"_from_description", idt_py_from_description, METH_O,
      "_from_description($module, description, /)\n--\n\n_from_description(bytes) -> TableView: unpickle a view (maps the files it names)."},
+    {"gc_saved", (PyCFunction)(void (*)(void))idt_py_gc_saved, METH_VARARGS | METH_KEYWORDS,
+     "gc_saved($module, /, dir, *, dry_run=False)\n--\n\n"
+     "gc_saved(dir, *, dry_run=False) -> dict: sweep a saved directory: remove temporary files\n"
+     "of saves that died and data files no manifest names (only names the library writes).\n"
+     "Returns {'files': [(name, bytes)], 'tmp_files', 'data_files', 'bytes',\n"
+     "'manifests_unreadable'}; with an unreadable manifest no data file is removed. Raises\n"
+     "OSError while a save into dir is running."},
     {"_fault_arm", m_fault_arm, METH_VARARGS,
      "_fault_arm($module, kind, nth, errno=0, sticky=False, /)\n--\n\n_fault_arm(kind, nth, errno=0, sticky=False): test only: make the nth call of a kind fail."},
     {"_test_cancel_after", idt_py_test_cancel_after, METH_O,

@@ -120,3 +120,78 @@ PyObject *idt_py_from_description(PyObject *m, PyObject *arg) {
     if (rc) return idt_py_raise(st, &err);
     return idt_py_wrap_view(st, v);
 }
+
+/* Names idt_saved_gc removed, gathered without the GIL. */
+typedef struct swept {
+    char **names;
+    int64_t *bytes;
+    Py_ssize_t n, cap;
+    int oom;
+} swept;
+
+static void note_swept(void *ctx, const char *name, int64_t bytes) {
+    swept *s = ctx;
+    if (s->oom) return;
+    if (s->n == s->cap) {
+        Py_ssize_t cap = s->cap ? s->cap * 2 : 16;
+        char **n = PyMem_RawRealloc(s->names, (size_t)cap * sizeof *n);
+        if (n) s->names = n;
+        int64_t *b = PyMem_RawRealloc(s->bytes, (size_t)cap * sizeof *b);
+        if (b) s->bytes = b;
+        if (!n || !b) {
+            s->oom = 1;
+            return;
+        }
+        s->cap = cap;
+    }
+    size_t len = strlen(name) + 1;
+    char *copy = PyMem_RawMalloc(len);
+    if (!copy) {
+        s->oom = 1;
+        return;
+    }
+    memcpy(copy, name, len);
+    s->names[s->n] = copy;
+    s->bytes[s->n++] = bytes;
+}
+
+PyObject *idt_py_gc_saved(PyObject *m, PyObject *args, PyObject *kwds) {
+    static char *kw[] = {"dir", "dry_run", NULL};
+    PyObject *dir = NULL;
+    int dry = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|$p:gc_saved", kw, PyUnicode_FSConverter, &dir, &dry))
+        return NULL;
+    swept s = {NULL, NULL, 0, 0, 0};
+    idt_saved_gc_report rep;
+    memset(&rep, 0, sizeof rep);
+    rep.each = note_swept;
+    rep.ctx = &s;
+    idt_error err;
+    int rc;
+    const char *d = PyBytes_AS_STRING(dir);
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_saved_gc(d, dry, &rep, &err);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(dir);
+    PyObject *res = NULL, *files = NULL;
+    if (rc) {
+        idt_py_raise(PyModule_GetState(m), &err);
+        goto done;
+    }
+    files = PyList_New(0);
+    for (Py_ssize_t i = 0; files && i < s.n; i++) {
+        PyObject *t = Py_BuildValue("(NL)", PyUnicode_DecodeFSDefault(s.names[i]), (long long)s.bytes[i]);
+        if (!t || PyList_Append(files, t) < 0) Py_CLEAR(files);
+        Py_XDECREF(t);
+    }
+    if (files)
+        res = Py_BuildValue("{sOsLsLsLsO}", "files", files, "tmp_files", (long long)rep.tmp_files,
+                            "data_files", (long long)rep.data_files, "bytes", (long long)rep.bytes,
+                            "manifests_unreadable", rep.manifests_unreadable ? Py_True : Py_False);
+done:
+    Py_XDECREF(files);
+    for (Py_ssize_t i = 0; i < s.n; i++) PyMem_RawFree(s.names[i]);
+    PyMem_RawFree(s.names);
+    PyMem_RawFree(s.bytes);
+    return res;
+}
