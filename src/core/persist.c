@@ -389,23 +389,25 @@ static int manifest_refs(const char *buf, size_t len, nameset *set) {
     return r.bad ? 1 : 0;
 }
 
-/* Add the data files the manifest file `path` names. Returns as manifest_refs; a manifest
- * that cannot be read counts as unknown (1). */
+/* Add the data files the manifest file `path` names. Returns as manifest_refs, or -2 when
+ * the file cannot be opened or mapped (errno kept). */
 static int manifest_file_refs(const char *path, nameset *set) {
     idt_blob *b;
     idt_error e;
     int rc = idt_blob_map_file(path, &b, &e);
-    if (rc) return rc == IDT_ENOMEM ? -1 : 1;
+    if (rc == IDT_EIO) errno = e.sys_errno;
+    if (rc) return rc == IDT_ENOMEM ? -1 : rc == IDT_EIO ? -2 : 1;
     rc = manifest_refs(b->data, b->size, set);
     idt_blob_decref(b);
     return rc;
 }
 
 /* Add the data files every manifest in dir (but `skip`, when non-NULL) names. Returns 0, 1 when some manifest (a file
- * named <name>.idtview) could not be read, -1 when out of memory or dir cannot be listed. */
+ * named <name>.idtview) is not one this build reads, -1 when out of memory, -2 when dir or
+ * a manifest cannot be read (errno kept). */
 static int dir_refs(const char *dir, const char *skip, nameset *set) {
     DIR *d = opendir(dir);
-    if (!d) return -1;
+    if (!d) return -2;
     int rc = 0;
     struct dirent *e;
     while (rc >= 0 && (e = readdir(d))) {
@@ -417,18 +419,19 @@ static int dir_refs(const char *dir, const char *skip, nameset *set) {
         }
         int r = manifest_file_refs(path, set);
         idt_free(path);
-        if (r < 0) rc = -1;
+        if (r < 0) rc = r;
         else if (r > 0) rc = 1;
     }
     closedir(d);
     return rc;
 }
 
-/* Remove (or with dry_run only count) dir's entry `name`, reporting it in rep. */
-static void remove_entry(const char *dir, const char *name, int dry_run, idt_saved_gc_report *rep,
-                         int data) {
+/* Remove (or with dry_run only count) dir's entry `name`, reporting it in rep. Returns 0, or
+ * -1 when out of memory. */
+static int remove_entry(const char *dir, const char *name, int dry_run, idt_saved_gc_report *rep,
+                        int data) {
     char *path = idt_path_join(dir, name);
-    if (!path) return;
+    if (!path) return -1;
     struct stat st;
     if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (dry_run || unlink(path) == 0) && rep) {
         if (data) rep->data_files++;
@@ -437,33 +440,36 @@ static void remove_entry(const char *dir, const char *name, int dry_run, idt_sav
         if (rep->each) rep->each(rep->ctx, name, (int64_t)st.st_size);
     }
     idt_free(path);
+    return 0;
 }
 
 /* Remove the temporary files of dead saves in dir. The caller holds the directory's
- * exclusive lock: every live save holds it shared, so none is running. */
-static void sweep_tmp(const char *dir, int dry_run, idt_saved_gc_report *rep) {
+ * exclusive lock: every live save holds it shared, so none is running. Returns 0, -1 when
+ * out of memory, -2 when dir cannot be listed (errno kept). */
+static int sweep_tmp(const char *dir, int dry_run, idt_saved_gc_report *rep) {
     DIR *d = opendir(dir);
-    if (!d) return;
+    if (!d) return -2;
     struct dirent *e;
-    while ((e = readdir(d)))
-        if (is_tmp_name(e->d_name)) remove_entry(dir, e->d_name, dry_run, rep, 0);
+    int rc = 0;
+    while (!rc && (e = readdir(d)))
+        if (is_tmp_name(e->d_name)) rc = remove_entry(dir, e->d_name, dry_run, rep, 0);
     closedir(d);
+    return rc;
 }
 
 /* Remove the data files of dir that no manifest names (the caller holds the exclusive lock).
- * Only names in `only` are candidates when it is non-NULL. Returns 0, or 1 when some manifest
- * could not be read (nothing is removed then), -1 when out of memory. */
-static int sweep_data(const char *dir, nameset *only, int dry_run, idt_saved_gc_report *rep) {
+ * Returns 0, 1 when some manifest could not be read (nothing is removed then), -1 when out of
+ * memory, -2 when dir cannot be listed (errno kept). */
+static int sweep_data(const char *dir, int dry_run, idt_saved_gc_report *rep) {
     nameset live = {NULL, 0, 0, 0};
     int rc = dir_refs(dir, NULL, &live);
     if (rc == 0) {
         DIR *d = opendir(dir);
-        if (!d) rc = -1;
+        if (!d) rc = -2;
         struct dirent *e;
-        while (d && (e = readdir(d)))
-            if (is_data_name(e->d_name) && !nameset_has(&live, e->d_name) &&
-                (!only || nameset_has(only, e->d_name)))
-                remove_entry(dir, e->d_name, dry_run, rep, 1);
+        while (d && rc == 0 && (e = readdir(d)))
+            if (is_data_name(e->d_name) && !nameset_has(&live, e->d_name))
+                rc = remove_entry(dir, e->d_name, dry_run, rep, 1);
         if (d) closedir(d);
     }
     nameset_free(&live);
@@ -484,9 +490,10 @@ int idt_saved_gc(const char *dir, int dry_run, idt_saved_gc_report *rep, idt_err
             rc = idt_error_sys(err, errno, "cannot lock '%s'", dir);
         }
     } else {
-        sweep_tmp(dir, dry_run, rep);
-        int r = sweep_data(dir, NULL, dry_run, rep);
-        if (r < 0) rc = idt_error_set(err, IDT_ENOMEM, "out of memory sweeping '%s'", dir);
+        int r = sweep_tmp(dir, dry_run, rep);
+        if (r == 0) r = sweep_data(dir, dry_run, rep);
+        if (r == -1) rc = idt_error_set(err, IDT_ENOMEM, "out of memory sweeping '%s'", dir);
+        else if (r < 0) rc = idt_error_sys(err, errno, "cannot read the saved directory '%s'", dir);
         rep->manifests_unreadable = r > 0;
     }
     idt_close(dfd); /* releases the lock */
@@ -631,7 +638,7 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
      * is running and may remove what dead saves left (and, after an overwrite, files only the
      * replaced manifest named). A directory that cannot be locked is saved into unswept. */
     int dfd = idt_open(dir, O_RDONLY | O_DIRECTORY, 0);
-    if (dfd >= 0 && idt_flock(dfd, LOCK_EX | LOCK_NB) == 0) sweep_tmp(dir, 0, NULL);
+    if (dfd >= 0 && idt_flock(dfd, LOCK_EX | LOCK_NB) == 0) (void)sweep_tmp(dir, 0, NULL); /* best effort */
     if (dfd >= 0 && idt_flock(dfd, LOCK_SH) != 0) {
         idt_close(dfd);
         dfd = -1;
@@ -641,8 +648,8 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
         goto done;
     }
     if (overwrite) {
-        int r = manifest_file_refs(mpath, &old);
-        if (r < 0) {
+        int r = manifest_file_refs(mpath, &old); /* -2: none there (or unreadable) */
+        if (r == -1) {
             rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
             goto done;
         }
@@ -735,7 +742,11 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
                 }
             }
             nameset_free(&live);
-            if (r < 0) rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+            if (r == -1) rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+            if (r) { /* what the others name is unknown: remove nothing */
+                for (int64_t i = 0; i < drop.n; i++) idt_free(drop.paths[i]);
+                drop.n = 0;
+            }
         } else if (idt_flock(dfd, LOCK_SH) != 0 || !files_present(dir, &o)) {
             /* the failed upgrade gave up the shared lock for a moment: a sweep may have
              * run in it and taken this save's files for garbage */

@@ -92,6 +92,8 @@ static struct {
     char save_new[PATH_MAX];   /* a save goes here, made anew by each run */
     char save_over[PATH_MAX];  /* holds "x" (F.v); a run saves F.w over it */
     char save_load[PATH_MAX];  /* holds "w" (F.w), for loading */
+    char save_dmg[PATH_MAX];   /* holds "x" (F.w) with a damaged store file; a run saves "y" */
+    char save_gc[PATH_MAX];    /* holds "w" (F.w), a dead save's temp file, orphan data files */
     h_names over_files;        /* what save_over holds */
     idt_store *pieces[4];      /* writer pieces: ids 1000+50k .. 1000+50k+49 */
     char *descr;               /* idt_view_describe(F.w) */
@@ -119,6 +121,10 @@ static int saves_new(void) {
     snprintf(F.save_new, sizeof F.save_new, "%.3000s/new", F.save_root);
     snprintf(F.save_over, sizeof F.save_over, "%.3000s/over", F.save_root);
     snprintf(F.save_load, sizeof F.save_load, "%.3000s/load", F.save_root);
+    snprintf(F.save_dmg, sizeof F.save_dmg, "%.3000s/dmg", F.save_root);
+    snprintf(F.save_gc, sizeof F.save_gc, "%.3000s/gc", F.save_root);
+    rm_flat(F.save_dmg);
+    rm_flat(F.save_gc);
     rm_flat(F.save_new);
     rm_flat(F.save_over);
     rm_flat(F.save_load);
@@ -135,7 +141,11 @@ static int saves_new(void) {
     return 0;
 }
 
+static h_names dmg_files;
 static void saves_free(void) {
+    h_names_free(&dmg_files);
+    rm_flat(F.save_dmg);
+    rm_flat(F.save_gc);
     rm_flat(F.save_new);
     rm_flat(F.save_over);
     rm_flat(F.save_load);
@@ -511,6 +521,92 @@ static int run_from_descr(void **out, idt_error *err) {
     return idt_view_from_description(F.descr, F.descr_len, (idt_view **)out, err);
 }
 
+/* Put n bytes of data at dir/name as a new file (never through a link into the temp area). */
+static void plant(const char *dir, const char *name, const char *data, size_t n) {
+    char p[PATH_MAX + 256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    unlink(p);
+    FILE *f = fopen(p, "wb");
+    if (f) {
+        fwrite(data, 1, n, f);
+        fclose(f);
+    }
+}
+
+/* Saving next to a damaged file under a content name: the save checks what it finds and
+ * replaces it. A failed save leaves the names as they were and "x" unchanged. */
+static void prepare_save_dmg(void) {
+    idt_error err;
+    rm_flat(F.save_dmg);
+    if (idt_view_save(F.w, F.save_dmg, "x", 0, &err)) h_fail(__FILE__, __LINE__, "save: %s", err.msg);
+    h_names_free(&dmg_files);
+    h_names_list(F.save_dmg, &dmg_files);
+    for (int i = 0; i < dmg_files.n; i++) {
+        if (dmg_files.names[i][0] != 's') continue;
+        char p[PATH_MAX + 256];
+        snprintf(p, sizeof p, "%s/%s", F.save_dmg, dmg_files.names[i]);
+        FILE *f = fopen(p, "rb");
+        static char buf[1 << 20];
+        size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+        if (f) fclose(f);
+        if (n) buf[n - 1] ^= 0x55; /* the last row byte: only the content checksum sees it */
+        plant(F.save_dmg, dmg_files.names[i], buf, n);
+        break;
+    }
+}
+static int run_save_dmg(void **out, idt_error *err) {
+    *out = NULL;
+    return idt_view_save(F.w, F.save_dmg, "y", 0, err);
+}
+static int check_save_dmg(void *p) {
+    (void)p;
+    return load_is(F.save_dmg, "y", F.wids, NA + N) && load_is(F.save_dmg, "x", F.wids, NA + N);
+}
+static int check_fail_save_dmg(void) {
+    h_names l;
+    char buf[256];
+    h_names_list(F.save_dmg, &l);
+    int same = h_names_equal(&dmg_files, &l, buf, sizeof buf);
+    h_names_free(&l);
+    if (!same) h_fail(__FILE__, __LINE__, "a failed save changed '%s': %s", F.save_dmg, buf);
+    return same;
+}
+
+/* Sweeping a saved directory: the dead save's temp file and the orphans go, "w" stays. */
+static const char *GC_TMP = ".tmp-0123456789abcdef-s-00000000000000000000000000000000.idt";
+static const char *GC_ORPHAN = "r-11111111111111111111111111111111.idt";
+static const char *GC_FOREIGN = "notes.txt";
+static void prepare_gc(void) {
+    idt_error err;
+    rm_flat(F.save_gc);
+    if (idt_view_save(F.w, F.save_gc, "w", 0, &err)) h_fail(__FILE__, __LINE__, "save: %s", err.msg);
+    plant(F.save_gc, GC_TMP, "tmp", 3);
+    plant(F.save_gc, GC_ORPHAN, "orphan", 6);
+    plant(F.save_gc, GC_FOREIGN, "mine", 4);
+}
+static int run_gc(void **out, idt_error *err) {
+    *out = NULL;
+    idt_saved_gc_report rep;
+    memset(&rep, 0, sizeof rep);
+    int rc = idt_saved_gc(F.save_gc, 0, &rep, err);
+    if (!rc && (rep.tmp_files != 1 || rep.data_files != 1 || rep.bytes != 9 || rep.manifests_unreadable))
+        h_fail(__FILE__, __LINE__, "gc report: %lld tmp, %lld data, %lld bytes, unreadable %d",
+               (long long)rep.tmp_files, (long long)rep.data_files, (long long)rep.bytes,
+               rep.manifests_unreadable);
+    return rc;
+}
+static int gc_left(const char *name) {
+    char p[PATH_MAX + 256];
+    snprintf(p, sizeof p, "%s/%s", F.save_gc, name);
+    return h_exists(p);
+}
+static int check_gc(void *p) {
+    (void)p;
+    return !gc_left(GC_TMP) && !gc_left(GC_ORPHAN) && gc_left(GC_FOREIGN) &&
+           load_is(F.save_gc, "w", F.wids, NA + N);
+}
+static int check_fail_gc(void) { return gc_left(GC_FOREIGN) && load_is(F.save_gc, "w", F.wids, NA + N); }
+
 static const op OPS[] = {
     {"build store", run_build, check_build, release_store, NULL, NULL, 0},
     {"build big store", run_build_big, check_build_big, release_store, NULL, NULL, 0},
@@ -527,6 +623,8 @@ static const op OPS[] = {
     {"batches (3 threads)", run_batch_threads, check_none, release_none, NULL, NULL, 0},
     {"save (new dir)", run_save_new, check_save_new, release_none, prepare_save_new, check_fail_save_new, 0},
     {"save (overwrite)", run_save_over, check_save_over, release_save_over, NULL, check_fail_save_over, 0},
+    {"save (damaged file)", run_save_dmg, check_save_dmg, release_none, prepare_save_dmg, check_fail_save_dmg, 0},
+    {"saved gc", run_gc, check_gc, release_none, prepare_gc, check_fail_gc, 0},
     {"load", run_load, check_load, release_view, NULL, NULL, 0},
     {"from description", run_from_descr, check_load, release_view, NULL, NULL, 1},
     {"flatten", run_flatten, check_flatten, release_view, NULL, NULL, 0},

@@ -8,6 +8,7 @@ twice; file modes of linked and copied files. Loads that crashed or hung the old
 a subprocess with a timeout, so a regression fails the test instead of killing the run."""
 
 import fcntl
+import functools
 import os
 import stat
 import struct
@@ -266,6 +267,7 @@ def _damages(raw):
     }
 
 
+@functools.lru_cache(maxsize=1)
 def _views():
     big = TableView({"x": np.arange(300_000.0), "s": np.array([str(i % 97) for i in range(300_000)])})
     small = TableView({"x": np.arange(50.0), "s": np.array([f"w{i}" for i in range(50)])})
