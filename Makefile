@@ -116,7 +116,7 @@ fuzz:
 	wait $$p1 && wait $$p2
 	@for h in load store; do \
 		ASAN_OPTIONS=detect_leaks=1:malloc_context_size=10 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		$(BUILD)/fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -timeout=30 -print_final_stats=1 \
+		$(BUILD)/fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -timeout=30 -print_final_stats=1 -dict=tests/fuzz/dtypes.dict \
 			-artifact_prefix=$(BUILD)/fuzz/crash-$$h- $(BUILD)/fuzz/work-$$h tests/fuzz/corpus/$$h \
 			$$(ls -d tests/fuzz/regressions/$$h 2>/dev/null) > $(BUILD)/fuzz/$$h.log 2>&1 & \
 		eval pid_$$h=$$!; \

@@ -245,6 +245,11 @@ static void fz_batches(idt_view *v, unsigned flags) {
 static void fz_read(idt_view *v, unsigned flags, int full) {
     int64_t n = idt_view_len(v), m = n < FZ_MAX_ROWS ? n : FZ_MAX_ROWS;
     if (n < 0 || v->ncols < 1) fz_die("a view of negative length or no columns", NULL);
+    for (int64_t j = 0; j < v->schema->ncols; j++) { /* what loads must be constructible */
+        const idt_column *c = &v->schema->cols[j];
+        if (!idt_dtype_allowed(c->kind, c->dtype, c->itemsize))
+            fz_die("a column outside the dtype allow-list loaded", c->dtype);
+    }
     idt_rowsel head = {0, 1, m, NULL};
     int small = fz_gather(v, &head) >= 0;
     if (n == 0 || !full) return;

@@ -51,6 +51,15 @@ def base_table(n, seed):
     }
 
 
+def all_dtypes(n):
+    """One column of every fixed dtype a table can hold (the core's allow-list,
+    idt_dtype_allowed), so the dtype field of each kind is in the corpus."""
+    names = ["?", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "e", "f", "d", "g", "F", "D", "G",
+             "M8", "m8", "M8[Y]", "M8[W]", "m8[h]", "M8[ms]", "m8[us]", "M8[ns]", "m8[ps]", "M8[as]",
+             "M8[25s]", "m8[3us]"]
+    return {f"d{i:02d}": np.arange(n).astype(np.dtype(t)) for i, t in enumerate(names)}
+
+
 def views():
     t = TV(base_table(12, 0))
     u = TV(base_table(7, 1))
@@ -78,6 +87,7 @@ def views():
         "shuffle_of_concat": TV.concat([small, small.new_view([4, 4])]).shuffle(seed=9),
         "empty_view": t.new_view(slice(3, 3)),
         "empty_take": t.new_view(np.array([], dtype=np.int64)),
+        "all_dtypes": TV(all_dtypes(5)),
     }
     return out
 
