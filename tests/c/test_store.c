@@ -870,9 +870,59 @@ static void test_utf8_store_roundtrip(void) {
     idt_view_decref(v);
 }
 
+/* The dtype allow-list: exactly what construction writes, nothing that holds references. */
+static void test_dtype_allowed(void) {
+    static const struct { const char *dtype; int64_t itemsize; } ok[] = {
+        {"|b1", 1}, {"|i1", 1}, {"|u1", 1}, {"<i2", 2}, {"<u2", 2}, {"<i4", 4}, {"<u4", 4},
+        {"<i8", 8}, {"<u8", 8}, {"<f2", 2}, {"<f4", 4}, {"<f8", 8}, {"<c8", 8}, {"<c16", 16},
+        {"<M8", 8}, {"<m8", 8}, {"<M8[Y]", 8}, {"<M8[M]", 8}, {"<M8[W]", 8}, {"<M8[D]", 8},
+        {"<m8[h]", 8}, {"<m8[m]", 8}, {"<M8[s]", 8}, {"<M8[ms]", 8}, {"<m8[us]", 8},
+        {"<M8[ns]", 8}, {"<m8[ps]", 8}, {"<M8[fs]", 8}, {"<m8[as]", 8}, {"<M8[25s]", 8},
+        {"<m8[2147483647as]", 8}};
+    static const struct { const char *dtype; int64_t itemsize; } bad[] = {
+        {"T", 16}, {"|T16", 16}, {"O", 8}, {"|O", 8}, {"|O8", 8}, {"O,O", 16}, {"(2,)O", 16},
+        {"|V16", 16}, {"V8", 8}, {"<U4", 16}, {"|S8", 8}, {">f8", 8}, {"=f8", 8}, {"f8", 8},
+        {"<f8", 4}, {"<f8 ", 8}, {"<f08", 8}, {"<i16", 16}, {"<f3", 3}, {"|b2", 2}, {"<b1", 1},
+        {"|i2", 2}, {"<i1", 1}, {"<M8[0s]", 8}, {"<M8[1s]", 8}, {"<M8[01s]", 8}, {"<M8[B]", 8},
+        {"<M8[ns", 8}, {"<M8[ns]x", 8}, {"<M8[2147483648s]", 8}, {"<M8[ns]", 4}, {"<M4", 8},
+        {"", 8}, {"<", 8}, {"U", 0}, {"[('a','O')]", 8}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (!idt_dtype_allowed(IDT_COL_FIXED, ok[i].dtype, ok[i].itemsize))
+            h_fail(__FILE__, __LINE__, "'%s' (%lld) refused", ok[i].dtype, (long long)ok[i].itemsize);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (idt_dtype_allowed(IDT_COL_FIXED, bad[i].dtype, bad[i].itemsize))
+            h_fail(__FILE__, __LINE__, "'%s' (%lld) allowed", bad[i].dtype, (long long)bad[i].itemsize);
+    const int64_t ld = (int64_t)sizeof(long double);
+    char buf[16];
+    snprintf(buf, sizeof buf, "<f%lld", (long long)ld);
+    CHECK(idt_dtype_allowed(IDT_COL_FIXED, buf, ld));
+    snprintf(buf, sizeof buf, "<c%lld", (long long)(2 * ld));
+    CHECK(idt_dtype_allowed(IDT_COL_FIXED, buf, 2 * ld));
+    CHECK(idt_dtype_allowed(IDT_COL_UTF8, "U", 0));
+    CHECK(idt_dtype_allowed(IDT_COL_BYTES, "S", 0));
+    CHECK(!idt_dtype_allowed(IDT_COL_UTF8, "S", 0));
+    CHECK(!idt_dtype_allowed(IDT_COL_UTF8, "T", 0));
+    CHECK(!idt_dtype_allowed(IDT_COL_UTF8, "<U4", 0));
+    CHECK(!idt_dtype_allowed(IDT_COL_BYTES, "|S8", 0));
+    CHECK(!idt_dtype_allowed((idt_col_kind)3, "U", 0));
+    /* a schema refuses what the list refuses, and fills in a string column's marker */
+    idt_column c = fixed_col("x", "O", 8, 0, NULL);
+    idt_schema *s;
+    idt_error err;
+    CHECK_ERR(idt_schema_new(&c, 1, &s, &err), IDT_EVALUE, err, "not one infinidata stores");
+    idt_column u;
+    memset(&u, 0, sizeof u);
+    u.name = "s";
+    u.kind = IDT_COL_UTF8;
+    REQUIRE(CHECK_OK(idt_schema_new(&u, 1, &s, &err), err) == 0);
+    CHECK_STR(s->cols[0].dtype, "U");
+    idt_schema_decref(s);
+}
+
 int main(int argc, char **argv) {
     static const h_test tests[] = {
         H_TEST(test_schema_sorted),
+        H_TEST(test_dtype_allowed),
         H_TEST(test_schema_errors),
         H_TEST(test_builder_fixed),
         H_TEST(test_builder_errors),
