@@ -51,6 +51,15 @@ def _check_known(tv, names):
             raise KeyError(f"no column named {n!r}; the columns are {cols}")
 
 
+def _source(tv, columns):
+    """tv, or just `columns` of it (None: all), checked."""
+    if columns is None:
+        return tv
+    names = _names(columns, "columns")
+    _check_known(tv, names)
+    return tv.select_columns(names)
+
+
 class SplitResult(tuple):
     """The (train, test) pair train_test_split returns: a tuple that can also be indexed by
     "train" and "test" (as a Hugging Face DatasetDict) and has .train / .test."""
@@ -209,11 +218,7 @@ def filter(self, predicate, batch_size=10_000, columns=None):
     if not callable(predicate):
         return self._filter_mask(predicate)
     batch_size = _int_arg(batch_size, "batch_size", 1)
-    src = self
-    if columns is not None:
-        names = _names(columns, "columns")
-        _check_known(self, names)
-        src = self.select_columns(names)
+    src = _source(self, columns)
     n = len(self)
     mask = np.zeros(n, dtype=bool)
     start = 0
@@ -304,11 +309,7 @@ def map(self, fn, batch_size=10_000, columns=None, num_proc=1, *, progress=None)
         raise TypeError(f"map needs a function, not {type(fn).__name__}")
     batch_size = _int_arg(batch_size, "batch_size", 1)
     num_proc = _int_arg(num_proc, "num_proc", 1)
-    src = self
-    if columns is not None:
-        names = _names(columns, "columns")
-        _check_known(self, names)
-        src = self.select_columns(names)
+    src = _source(self, columns)
     n = len(src)
     if n == 0:  # fn still decides the columns, from an empty batch
         return TableView(_map_outputs(fn(src[0:0]), 0, 0))

@@ -183,16 +183,9 @@ static void extract(const sorter *S, const keyspec *s, int64_t lo, int64_t hi, u
         while (i >= v->cum[k + 1]) k++;
         const idt_segment *sg = &v->segs[k];
         int64_t pos = sg->start + (i - v->cum[k]) * sg->step;
-        const idt_store *st;
+        idt_store *st;
         int64_t row;
-        if (sg->kind == IDT_SEG_RUN) {
-            st = sg->store;
-            row = pos;
-        } else {
-            uint64_t ref = sg->refs->ref[pos];
-            st = sg->refs->stores[ref >> IDT_REF_ROW_BITS];
-            row = (int64_t)(ref & IDT_REF_ROW_MASK);
-        }
+        idt_seg_resolve(sg, pos, &st, &row);
         if (st != last) {
             last = st;
             c = store_col(v, st, s->j);

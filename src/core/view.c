@@ -116,15 +116,7 @@ int idt_view_from_store(idt_store *store, const int64_t *cols, int64_t ncols, id
 
 void idt_view_locate(const idt_view *v, int64_t i, idt_store **store, int64_t *row) {
     const idt_segment *s = &v->segs[idt_view_find_seg(v, i)];
-    int64_t pos = s->start + (i - v->cum[s - v->segs]) * s->step;
-    if (s->kind == IDT_SEG_RUN) {
-        *store = s->store;
-        *row = pos;
-    } else {
-        uint64_t r = s->refs->ref[pos];
-        *store = s->refs->stores[r >> IDT_REF_ROW_BITS];
-        *row = (int64_t)(r & IDT_REF_ROW_MASK);
-    }
+    idt_seg_resolve(s, s->start + (i - v->cum[s - v->segs]) * s->step, store, row);
 }
 
 int idt_view_slice(idt_view *v, int64_t start, int64_t step, int64_t count, idt_view **out,
@@ -601,16 +593,9 @@ int idt_view_remove_strings(idt_view *v, const char *name, const char *const *st
         if (i >= v->cum[k + 1]) k = idt_view_find_seg(v, i);
         const idt_segment *s = &v->segs[k];
         int64_t pos = s->start + (i - v->cum[k]) * s->step;
-        const idt_store *st;
+        idt_store *st;
         int64_t row;
-        if (s->kind == IDT_SEG_RUN) {
-            st = s->store;
-            row = pos;
-        } else {
-            uint64_t r = s->refs->ref[pos];
-            st = s->refs->stores[r >> IDT_REF_ROW_BITS];
-            row = (int64_t)(r & IDT_REF_ROW_MASK);
-        }
+        idt_seg_resolve(s, pos, &st, &row);
         const idt_store_col *sc = &st->cols[unif ? ci : idt_schema_find(st->schema, name)];
         int hit = 0;
         for (int64_t e = 0; e < per && !hit; e++) {

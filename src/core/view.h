@@ -75,6 +75,18 @@ static inline int64_t idt_view_store_col(const idt_view *v, const idt_store *st,
     return v->uniform ? v->cols[j] : idt_schema_find(st->schema, idt_view_column(v, j)->name);
 }
 
+/* The store and store row of position `pos` of segment s (a run row or a ref entry). */
+static inline void idt_seg_resolve(const idt_segment *s, int64_t pos, idt_store **st, int64_t *row) {
+    if (s->kind == IDT_SEG_RUN) {
+        *st = s->store;
+        *row = pos;
+    } else {
+        uint64_t r = s->refs->ref[pos];
+        *st = s->refs->stores[r >> IDT_REF_ROW_BITS];
+        *row = (int64_t)(r & IDT_REF_ROW_MASK);
+    }
+}
+
 /* Index of the segment holding view row i (0 <= i < len): binary search over cum. */
 static inline int64_t idt_view_find_seg(const idt_view *v, int64_t i) {
     int64_t lo = 0, hi = v->nseg - 1;
