@@ -24,21 +24,32 @@ struct idt_batcher {
     bufpool *pool;
     int64_t batch_size, nbatches, nworkers, window;
     pthread_mutex_t mu;
-    pthread_cond_t produced, consumed;
+    pthread_cond_t produced, consumed, joined;
     int64_t next_make;   /* next batch number a worker will take */
     int64_t next_take;   /* next batch number the consumer will take */
     slot *slots;         /* window entries, batch k in slots[k % window] */
-    int stop, failed;
+    int64_t max_bytes;   /* cap on inflight */
+    int64_t inflight;    /* bytes of batches made and not yet taken */
+    int64_t peak;        /* the most inflight has been */
+    int64_t idle;        /* workers waiting for room or finished */
+    _Atomic int stop;    /* set (under mu) by idt_batcher_stop; read anywhere */
+    int failed;          /* the consumer saw an error (consumer only) */
+    int orphaned;        /* inherited through fork: its workers live in another process */
+    int joining;         /* a stop is joining the workers (others wait on `joined`) */
     pthread_t *threads;
     int64_t started;     /* threads started (to join) */
     idt_batcher *prev, *next; /* registry of live iterators */
 };
 
+/* The registry of live iterators (for idt_batcher_stop_all and fork). Lock order: reg_mu,
+ * then an iterator's mu, then its pool's mu. */
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static idt_batcher *registry;
 static _Atomic int64_t live_threads; /* started and not joined, all iterators */
 
 int64_t idt_batcher_threads(void) { return atomic_load(&live_threads); }
+static _Atomic uint64_t fork_generation;
+static _Atomic int64_t max_bytes_setting; /* idt_batcher_set_max_bytes; 0: the default */
 
 /* ---- batch buffers: recycled through a per-iterator pool ----
  * Each buffer carries a header naming its pool and size. A buffer the caller releases goes
@@ -53,7 +64,7 @@ struct bufpool {
     pthread_mutex_t mu;
     void **cache;   /* headers of free buffers */
     int64_t ncache, cap;
-    int open;
+    _Atomic int open; /* written under mu; once 0, mu is never taken again but to close */
 };
 
 typedef struct bufhdr {
@@ -107,22 +118,35 @@ void idt_batch_buffer_release(void *buf) {
     if (!buf) return;
     bufhdr *h = (bufhdr *)((char *)buf - BUF_HDR);
     bufpool *p = h->pool;
-    pthread_mutex_lock(&p->mu);
-    if (p->open && p->ncache < p->cap) {
-        p->cache[p->ncache++] = h;
+    /* A closed pool's lock is never taken here: a buffer that outlives its iterator (in a
+     * forked child, say, whose copy of the lock may be held by a thread that is not there)
+     * is simply freed. */
+    if (atomic_load(&p->open)) {
+        pthread_mutex_lock(&p->mu);
+        if (p->open && p->ncache < p->cap) {
+            p->cache[p->ncache++] = h;
+            pthread_mutex_unlock(&p->mu);
+            return;
+        }
         pthread_mutex_unlock(&p->mu);
-        return;
     }
-    pthread_mutex_unlock(&p->mu);
     idt_free(h);
     pool_decref(p);
 }
 
-/* The iterator is done with the pool: free the cached buffers and drop its reference. */
+/* Mark the pool closed: buffers released from now on are freed, not cached. */
+static void pool_shut(bufpool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->open, 0);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* The iterator is done with the (shut) pool: free the cached buffers and drop its
+ * reference. */
 static void pool_close(bufpool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->open = 0;
     int64_t n = p->ncache;
     p->ncache = 0;
     pthread_mutex_unlock(&p->mu);
@@ -161,6 +185,7 @@ static int make_batch(const idt_view *v, bufpool *pool, int64_t bs, int64_t k, i
         int64_t rb = c->kind == IDT_COL_FIXED ? c->row_bytes
                    : c->row_elems * w * (c->kind == IDT_COL_UTF8 ? 4 : 1);
         b->bufs[j] = pool_get(pool, (size_t)(n * rb));
+        b->bytes += n * rb;
         if (!b->bufs[j])
             rc = idt_error_set(err, IDT_ENOMEM, "out of memory for a batch of %lld rows",
                                (long long)n);
@@ -174,13 +199,18 @@ static int make_batch(const idt_view *v, bufpool *pool, int64_t bs, int64_t k, i
     return 0;
 }
 
+/* A worker: takes the next batch number while the window has room (fewer than `window`
+ * batches and fewer than max_bytes made but not taken), gathers it unlocked, files it. */
 static void *worker(void *arg) {
     idt_batcher *it = arg;
     pthread_mutex_lock(&it->mu);
     for (;;) {
-        while (!it->stop && it->next_make < it->nbatches && it->next_make >= it->next_take + it->window)
+        it->idle++;
+        while (!it->stop && it->next_make < it->nbatches &&
+               (it->next_make >= it->next_take + it->window || it->inflight >= it->max_bytes))
             pthread_cond_wait(&it->consumed, &it->mu);
         if (it->stop || it->next_make >= it->nbatches) break;
+        it->idle--;
         int64_t k = it->next_make++;
         pthread_mutex_unlock(&it->mu);
         idt_batch *b = NULL;
@@ -193,37 +223,75 @@ static void *worker(void *arg) {
         s->rc = rc;
         s->err = err;
         s->ready = 1;
+        if (b) {
+            it->inflight += b->bytes;
+            if (it->inflight > it->peak) it->peak = it->inflight;
+        }
         pthread_cond_broadcast(&it->produced);
     }
     pthread_mutex_unlock(&it->mu);
     return NULL;
 }
 
+/* Take the filed batch out of slot s (caller holds mu). */
+static int slot_take(idt_batcher *it, slot *s, idt_batch **out, idt_error *err) {
+    int rc = s->rc;
+    if (rc && err) *err = s->err;
+    if (s->batch) it->inflight -= s->batch->bytes;
+    if (!rc) *out = s->batch;
+    s->batch = NULL;
+    s->ready = 0;
+    return rc;
+}
+
+/* Stop the workers and join them. Safe from any thread, at the same time as next() (which
+ * then returns 0) and as another stop (which waits until the workers are joined). */
 static void stop_join(idt_batcher *it) {
     pthread_mutex_lock(&it->mu);
-    it->stop = 1;
+    atomic_store(&it->stop, 1);
+    if (it->orphaned) { /* no workers in this process; its condition variables are not ours */
+        pthread_mutex_unlock(&it->mu);
+        return;
+    }
     pthread_cond_broadcast(&it->consumed);
     pthread_cond_broadcast(&it->produced);
+    while (it->joining) pthread_cond_wait(&it->joined, &it->mu);
     int64_t n = it->started;
     it->started = 0;
+    it->joining = n > 0;
     pthread_mutex_unlock(&it->mu);
+    if (!n) return;
     for (int64_t i = 0; i < n; i++) pthread_join(it->threads[i], NULL);
     atomic_fetch_sub(&live_threads, n);
+    pthread_mutex_lock(&it->mu);
+    it->joining = 0;
+    pthread_cond_broadcast(&it->joined);
+    pthread_mutex_unlock(&it->mu);
+}
+
+void idt_batcher_stop(idt_batcher *it) {
+    if (it) stop_join(it);
 }
 
 void idt_batcher_free(idt_batcher *it) {
     if (!it) return;
+    /* Leave the registry and shut the pool in one step, so a fork sees either a registered
+     * iterator (whose locks it takes) or a shut pool (whose lock nobody takes again). */
     pthread_mutex_lock(&reg_mu);
     if (it->prev) it->prev->next = it->next;
     else if (registry == it) registry = it->next;
     if (it->next) it->next->prev = it->prev;
+    pool_shut(it->pool);
     pthread_mutex_unlock(&reg_mu);
     stop_join(it);
     if (it->slots)
         for (int64_t i = 0; i < it->window; i++) idt_batch_free(it->slots[i].batch);
-    pthread_mutex_destroy(&it->mu);
-    pthread_cond_destroy(&it->produced);
-    pthread_cond_destroy(&it->consumed);
+    if (!it->orphaned) { /* a forked child's copies may still count the parent's waiters */
+        pthread_mutex_destroy(&it->mu);
+        pthread_cond_destroy(&it->produced);
+        pthread_cond_destroy(&it->consumed);
+        pthread_cond_destroy(&it->joined);
+    }
     idt_free(it->slots);
     idt_free(it->threads);
     pool_close(it->pool);
@@ -237,6 +305,60 @@ void idt_batcher_stop_all(void) {
     pthread_mutex_unlock(&reg_mu);
 }
 
+/* ---- fork ----
+ * Before a fork every lock of the registry, of each live iterator and of its pool is taken,
+ * so the child inherits consistent state with every lock free. In the child the iterators'
+ * workers do not exist: each iterator is marked orphaned and gathers on demand in the
+ * calling thread from then on (taking first what the parent's workers had finished); its
+ * threads are never joined and its condition variables (which may count the parent's
+ * waiters) never waited on, signalled or destroyed. */
+static void fork_prepare(void) {
+    pthread_mutex_lock(&reg_mu);
+    for (idt_batcher *it = registry; it; it = it->next) {
+        pthread_mutex_lock(&it->mu);
+        pthread_mutex_lock(&it->pool->mu);
+    }
+}
+
+static void fork_parent(void) {
+    for (idt_batcher *it = registry; it; it = it->next) {
+        pthread_mutex_unlock(&it->pool->mu);
+        pthread_mutex_unlock(&it->mu);
+    }
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static void fork_child(void) {
+    atomic_fetch_add(&fork_generation, 1);
+    atomic_store(&live_threads, 0); /* the child has none of the parent's workers */
+    for (idt_batcher *it = registry; it; it = it->next) {
+        if (it->nworkers > 0) {
+            it->orphaned = 1;
+            it->started = 0;
+            it->joining = 0;
+        }
+        pthread_mutex_unlock(&it->pool->mu);
+        pthread_mutex_unlock(&it->mu);
+    }
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void fork_init(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+
+void idt_batcher_set_max_bytes(int64_t bytes) { atomic_store(&max_bytes_setting, bytes > 0 ? bytes : 0); }
+
+void idt_batcher_get_stats(idt_batcher *it, idt_batcher_stats *out) {
+    pthread_mutex_lock(&it->mu);
+    out->inflight_bytes = it->inflight;
+    out->peak_bytes = it->peak;
+    out->max_bytes = it->max_bytes;
+    out->idle_workers = it->orphaned ? it->nworkers : it->idle;
+    pthread_mutex_unlock(&it->mu);
+}
+
+uint64_t idt_batcher_generation(void) { return atomic_load(&fork_generation); }
+
 int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t threads,
                     int64_t readahead, idt_batcher **out, idt_error *err) {
     if (batch_size < 1)
@@ -245,16 +367,20 @@ int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t thre
         return idt_error_set(err, IDT_EVALUE, "threads must be at least 1, not %lld", (long long)threads);
     if (readahead < 0)
         return idt_error_set(err, IDT_EVALUE, "readahead must be 0 or more, not %lld", (long long)readahead);
+    pthread_once(&fork_once, fork_init);
     idt_batcher *it = idt_calloc(1, sizeof *it);
     if (!it) return idt_error_set(err, IDT_ENOMEM, "out of memory");
     int64_t len = idt_view_len(v);
     it->batch_size = batch_size;
+    int64_t mb = atomic_load(&max_bytes_setting);
+    it->max_bytes = mb > 0 ? mb : IDT_BATCH_MAX_BYTES;
     it->nbatches = drop_last ? len / batch_size : len / batch_size + (len % batch_size != 0);
     idt_view_incref(v);
     it->view = v;
     pthread_mutex_init(&it->mu, NULL);
     pthread_cond_init(&it->produced, NULL);
     pthread_cond_init(&it->consumed, NULL);
+    pthread_cond_init(&it->joined, NULL);
     if (threads > 1 || readahead > 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         int64_t w = threads;
@@ -268,7 +394,7 @@ int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t thre
         int64_t batch_bytes = rowb > 0 && brows > INT64_MAX / rowb ? INT64_MAX : rowb * brows;
         int64_t win = readahead;
         if (win > IDT_BATCH_MAX_WINDOW) win = IDT_BATCH_MAX_WINDOW;
-        if (batch_bytes > 0 && win > IDT_BATCH_MAX_BYTES / batch_bytes) win = IDT_BATCH_MAX_BYTES / batch_bytes;
+        if (batch_bytes > 0 && win > it->max_bytes / batch_bytes) win = it->max_bytes / batch_bytes;
         if (win < w) win = w;
         it->nworkers = w;
         it->window = win;
@@ -309,17 +435,32 @@ int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t thre
 int64_t idt_batcher_count(const idt_batcher *it) { return it->nbatches; }
 int64_t idt_batcher_workers(const idt_batcher *it) { return it->nworkers; }
 
-int idt_batcher_next(idt_batcher *it, idt_batch **out, int timeout_ms, idt_error *err) {
-    if (it->failed || it->stop || it->next_take >= it->nbatches) return 0;
-    if (it->nworkers == 0) {
-        int rc = make_batch(it->view, it->pool, it->batch_size, it->next_take, out, err);
-        if (rc) {
-            it->failed = 1;
-            return rc;
+/* Batch next_take made in the calling thread (no workers, or none in this process): a batch
+ * a worker finished before a fork is taken as it is. */
+static int next_here(idt_batcher *it, idt_batch **out, idt_error *err) {
+    int64_t k = it->next_take;
+    int rc = 0, have = 0;
+    if (it->slots) {
+        pthread_mutex_lock(&it->mu);
+        slot *s = &it->slots[k % it->window];
+        if (s->ready) {
+            have = 1;
+            rc = slot_take(it, s, out, err);
         }
-        it->next_take++;
-        return 1;
+        pthread_mutex_unlock(&it->mu);
     }
+    if (!have) rc = make_batch(it->view, it->pool, it->batch_size, k, out, err);
+    if (rc) {
+        it->failed = 1;
+        return rc;
+    }
+    it->next_take++;
+    return 1;
+}
+
+int idt_batcher_next(idt_batcher *it, idt_batch **out, int timeout_ms, idt_error *err) {
+    if (it->failed || atomic_load(&it->stop) || it->next_take >= it->nbatches) return 0;
+    if (it->nworkers == 0 || it->orphaned) return next_here(it, out, err);
     struct timespec dl;
     if (timeout_ms >= 0) {
         clock_gettime(CLOCK_REALTIME, &dl);
@@ -340,21 +481,15 @@ int idt_batcher_next(idt_batcher *it, idt_batch **out, int timeout_ms, idt_error
             return IDT_TIMEOUT;
         }
     }
-    if (!s->ready) { /* stopped */
+    if (!s->ready || it->stop) { /* stopped (maybe by another thread) */
         pthread_mutex_unlock(&it->mu);
         return 0;
     }
-    int rc = s->rc;
+    int rc = slot_take(it, s, out, err);
     if (rc) {
-        if (err) *err = s->err;
         it->failed = 1;
-        it->stop = 1;
-        pthread_cond_broadcast(&it->consumed);
-    } else {
-        *out = s->batch;
+        atomic_store(&it->stop, 1);
     }
-    s->batch = NULL;
-    s->ready = 0;
     it->next_take++;
     pthread_cond_broadcast(&it->consumed);
     pthread_mutex_unlock(&it->mu);

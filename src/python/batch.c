@@ -5,12 +5,21 @@
 #include "../core/batch.h"
 #include "../core/sys.h"
 
+/* Threads: `it` is used with the GIL released (next() waiting for a batch, close() joining
+ * the workers), so closing from one thread while another is inside next() must not free it
+ * under that call. Every such use counts itself in `users` (changed only with the GIL held);
+ * close() marks the iterator closed and stops the core iterator (which wakes a waiting
+ * next()); whoever leaves last frees it. After a fork the child has none of the threads that
+ * were counted: the counts are reset when the fork generation changes. */
 typedef struct BatchIterObject {
     PyObject_HEAD
     idt_batcher *it;
     PyObject *descrs;   /* tuple, as TableViewObject.descrs */
     PyObject *names;    /* tuple of str */
-    int busy;
+    int nexting;        /* a next() is running */
+    int users;          /* calls using `it` with the GIL released */
+    int closed;         /* close asked: `it` goes when the last user leaves */
+    uint64_t gen;       /* fork generation the counts belong to */
     int64_t nbatches;   /* batches in total (kept after the iterator is closed) */
 } BatchIterObject;
 
@@ -18,14 +27,49 @@ static void free_buffer(PyObject *cap) {
     idt_batch_buffer_release(PyCapsule_GetPointer(cap, "infinidata.buffer"));
 }
 
-static void close_iter(BatchIterObject *self) {
+/* Free the core iterator when it is closed and nobody uses it. */
+static void free_if_unused(BatchIterObject *self) {
+    if (self->users > 0 || !self->closed || !self->it) return;
     idt_batcher *it = self->it;
-    self->it = NULL;
-    if (it) {
-        Py_BEGIN_ALLOW_THREADS
-        idt_batcher_free(it);
-        Py_END_ALLOW_THREADS
-    }
+    self->it = NULL; /* before the GIL goes: other threads see a finished iterator */
+    Py_BEGIN_ALLOW_THREADS
+    idt_batcher_free(it);
+    Py_END_ALLOW_THREADS
+}
+
+/* In a forked child, forget the threads of the parent counted as users. */
+static void sync_generation(BatchIterObject *self) {
+    uint64_t g = idt_batcher_generation();
+    if (self->gen == g) return;
+    self->gen = g;
+    self->users = 0;
+    self->nexting = 0;
+    free_if_unused(self);
+}
+
+/* Count the caller as a user of the core iterator; returns it, or NULL when closed. */
+static idt_batcher *iter_enter(BatchIterObject *self) {
+    sync_generation(self);
+    if (!self->it || self->closed) return NULL;
+    self->users++;
+    return self->it;
+}
+
+static void iter_leave(BatchIterObject *self) {
+    if (self->users > 0) self->users--;
+    free_if_unused(self);
+}
+
+/* Close: stop the core iterator (joining its workers, waking a next() in another thread)
+ * and free it now, or when the last user leaves. Idempotent. */
+static void close_iter(BatchIterObject *self) {
+    idt_batcher *it = iter_enter(self);
+    if (!it) return;
+    self->closed = 1;
+    Py_BEGIN_ALLOW_THREADS
+    idt_batcher_stop(it);
+    Py_END_ALLOW_THREADS
+    iter_leave(self);
 }
 
 static void bi_dealloc(PyObject *o) {
@@ -96,39 +140,37 @@ fail:
 
 static PyObject *bi_next(PyObject *o) {
     BatchIterObject *self = (BatchIterObject *)o;
-    if (!self->it) return NULL;
-    if (self->busy) {
+    sync_generation(self);
+    if (!self->it || self->closed) return NULL;
+    if (self->nexting) {
         PyErr_SetString(PyExc_ValueError, "batch iterator already executing in another thread");
         return NULL;
     }
-    self->busy = 1;
+    idt_batcher *it = iter_enter(self);
+    Py_INCREF(o); /* alive until this call is done, whatever other threads drop */
+    self->nexting = 1;
     idt_batch *b = NULL;
     idt_error err;
     int rc;
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
-        rc = idt_batcher_next(self->it, &b, 100, &err);
+        rc = idt_batcher_next(it, &b, 100, &err);
         Py_END_ALLOW_THREADS
         if (rc != IDT_TIMEOUT) break;
-        if (PyErr_CheckSignals()) { /* KeyboardInterrupt and friends: stop the workers */
-            self->busy = 0;
-            close_iter(self);
-            return NULL;
-        }
+        if (PyErr_CheckSignals()) break; /* KeyboardInterrupt and friends: stop the workers */
     }
-    self->busy = 0;
-    if (rc == 0) {
-        close_iter(self); /* finished: join the workers now, not at garbage collection */
-        return NULL;
-    }
-    if (rc < 0) {
-        close_iter(self);
-        return idt_py_raise(idt_py_state_of(o), &err);
-    }
-    /* the view is alive while the iterator is: take column descriptions from it */
+    self->nexting = 0;
     PyObject *d = NULL;
-    d = batch_dict(self, b, idt_batcher_view(self->it));
-    idt_batch_free(b);
+    if (rc == 1) {
+        /* the view is alive while the iterator is: take column descriptions from it */
+        d = batch_dict(self, b, idt_batcher_view(it));
+        idt_batch_free(b);
+    } else {
+        if (rc < 0 && rc != IDT_TIMEOUT) idt_py_raise(idt_py_state_of(o), &err);
+        close_iter(self); /* finished or failed: join the workers now, not at garbage collection */
+    }
+    iter_leave(self);
+    Py_DECREF(o);
     return d;
 }
 
@@ -153,9 +195,26 @@ static PyObject *bi_workers(PyObject *o, void *closure) {
     return PyLong_FromLongLong(self->it ? idt_batcher_workers(self->it) : 0);
 }
 
+static PyObject *bi_stats(PyObject *o, PyObject *unused) {
+    (void)unused;
+    BatchIterObject *self = (BatchIterObject *)o;
+    idt_batcher_stats st = {0};
+    idt_batcher *it = iter_enter(self);
+    if (it) {
+        idt_batcher_get_stats(it, &st); /* a short lock: no need to drop the GIL */
+        iter_leave(self);
+    }
+    return Py_BuildValue("{sLsLsLsL}", "inflight_bytes", (long long)st.inflight_bytes,
+                         "peak_bytes", (long long)st.peak_bytes, "max_bytes", (long long)st.max_bytes,
+                         "idle_workers", (long long)st.idle_workers);
+}
+
 static PyMethodDef bi_methods[] = {
     {"close", bi_close, METH_NOARGS, "close($self, /)\n--\n\nStop the iterator now: join its worker threads and free its batches."},
     {"num_batches", bi_len, METH_NOARGS, "num_batches($self, /)\n--\n\nNumber of batches the iterator yields in total (also len(it))."},
+    {"_stats", bi_stats, METH_NOARGS,
+     "_stats($self, /)\n--\n\n_stats() -> dict: test only: bytes of batches made and not yet taken (inflight_bytes), "
+     "their peak, the byte cap, and workers waiting for room or finished (all 0 once closed)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -198,7 +257,10 @@ static PyObject *start_iter(idt_module_state *st, idt_view *v, PyObject *descrs,
         return NULL;
     }
     self->it = it;
-    self->busy = 0;
+    self->nexting = 0;
+    self->users = 0;
+    self->closed = 0;
+    self->gen = idt_batcher_generation();
     self->nbatches = idt_batcher_count(it);
     self->descrs = Py_NewRef(descrs);
     self->names = PyTuple_New(v->ncols);

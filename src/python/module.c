@@ -119,6 +119,14 @@ static PyObject *m_stop_iterators(PyObject *m, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+static PyObject *m_batch_max_bytes(PyObject *m, PyObject *arg) {
+    (void)m;
+    long long n = PyLong_AsLongLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    idt_batcher_set_max_bytes(n);
+    Py_RETURN_NONE;
+}
+
 static PyObject *m_shutdown(PyObject *m, PyObject *unused) {
     (void)m;
     (void)unused;
@@ -151,6 +159,8 @@ static PyMethodDef module_methods[] = {
     {"_fault_reset", m_fault_reset, METH_NOARGS, "_fault_reset($module, /)\n--\n\n_fault_reset() -> int: disarm; returns faults fired."},
     {"_sys_stats", m_sys_stats, METH_NOARGS, "_sys_stats($module, /)\n--\n\n_sys_stats() -> dict: live allocations, mappings, fds, blobs."},
     {"_tmp_dir", m_tmp_dir, METH_NOARGS, "_tmp_dir($module, /)\n--\n\n_tmp_dir() -> str: this process's temp directory (made if needed)."},
+    {"_batch_max_bytes", m_batch_max_bytes, METH_O,
+     "_batch_max_bytes($module, n, /)\n--\n\n_batch_max_bytes(n): test only: byte cap of batch iterators made from now on (0: the default)."},
     {"gc", (PyCFunction)(void (*)(void))m_gc, METH_VARARGS | METH_KEYWORDS,
      "gc($module, /, root=None, dry_run=False)\n--\n\ngc(root=None, dry_run=False) -> dict: remove dead processes' temp files; counts dirs, files, bytes."},
     {"_from_parts", idt_py_from_parts, METH_VARARGS,

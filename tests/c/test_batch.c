@@ -1,5 +1,10 @@
 /* test_batch.c: the batch iterator, single- and multi-threaded, against plain gathers. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "batch.h"
@@ -272,6 +277,256 @@ static void test_batch_empty(void) {
     idt_view_decref(v);
 }
 
+/* Wait (up to 10 s) until every worker of `it` waits for room or has finished, so that no
+ * thread is inside malloc at a fork (the sanitizers' allocators are not fork-safe). */
+static int wait_idle(idt_batcher *it) {
+    for (int i = 0; i < 1000; i++) {
+        idt_batcher_stats st;
+        idt_batcher_get_stats(it, &st);
+        if (st.idle_workers == idt_batcher_workers(it)) return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+/* ---- the byte cap counts decoded strings ---- */
+
+/* n rows of one UTF8 column "t" whose row i holds (i % 7 == 0 ? long : 3) ASCII chars. */
+static idt_view *text_view(int64_t n, int64_t longlen) {
+    char **s = malloc((size_t)n * sizeof *s);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t l = i % 7 == 0 ? longlen : 3;
+        s[i] = malloc((size_t)l + 1);
+        memset(s[i], 'a' + (int)(i % 26), (size_t)l);
+        s[i][l] = 0;
+    }
+    h_col col = {"t", IDT_COL_UTF8, NULL, 0, 0, NULL, s, 0, NULL};
+    idt_view *v = NULL;
+    idt_error err;
+    if (h_view(&col, 1, n, &v, &err)) h_fail(__FILE__, __LINE__, "view: %s", err.msg);
+    for (int64_t i = 0; i < n; i++) free(s[i]);
+    free(s);
+    return v;
+}
+
+static void test_batch_byte_cap(void) {
+    enum { N = 700, LONG = 5000, BS = 4 };
+    idt_view *v = text_view(N, LONG);
+    REQUIRE(v != NULL);
+    /* a batch holding a long row decodes to BS x LONG x 4 = 80,000 bytes: 25 such batches
+     * fill the 2 MB cap, which a readahead of 1000 (and no fixed-width bytes) would not */
+    const int64_t cap = 2000000, big = (int64_t)BS * LONG * 4;
+    idt_batcher_set_max_bytes(cap);
+    idt_error err;
+    for (int64_t t = 1; t <= 4; t++) {
+        idt_batcher *it;
+        REQUIRE(CHECK_OK(idt_batcher_new(v, BS, 0, t, 1000, &it, &err), err) == 0);
+        idt_batch *b;
+        int64_t k = 0, w = idt_batcher_workers(it);
+        CHECK_EQ(w, expected_workers(t, 1000, N / BS));
+        idt_batcher_stats st;
+        for (int rc; (rc = idt_batcher_next(it, &b, -1, &err)) == 1; k++) {
+            CHECK(b->index == k && batch_matches(v, b, BS, N));
+            CHECK_EQ(b->bytes, (int64_t)BS * b->widths[0] * 4);
+            idt_batch_free(b);
+            if (k == 0) { /* a slow consumer: the workers stop at the cap */
+                CHECK(wait_idle(it));
+                idt_batcher_get_stats(it, &st);
+                CHECK_EQ(st.max_bytes, cap);
+                CHECK(st.inflight_bytes >= cap - big);
+                CHECK(st.inflight_bytes < cap + w * big);
+            }
+        }
+        CHECK_EQ(k, N / BS);
+        idt_batcher_get_stats(it, &st);
+        CHECK(st.peak_bytes < cap + w * big);
+        CHECK_EQ(st.inflight_bytes, 0);
+        idt_batcher_free(it);
+    }
+    /* one batch larger than the cap still goes through, one at a time */
+    idt_batcher_set_max_bytes(1000);
+    CHECK_EQ(run_all(v, 50, 0, 3, 8, -1), 14);
+    idt_batcher_set_max_bytes(0);
+    idt_batcher *it;
+    REQUIRE(CHECK_OK(idt_batcher_new(v, BS, 0, 2, 0, &it, &err), err) == 0);
+    idt_batcher_stats st;
+    idt_batcher_get_stats(it, &st);
+    CHECK_EQ(st.max_bytes, IDT_BATCH_MAX_BYTES);
+    idt_batcher_free(it);
+    idt_view_decref(v);
+}
+
+/* ---- stop from another thread while a consumer is inside next() ---- */
+
+typedef struct consumer {
+    idt_batcher *it;
+    const idt_view *v;
+    int64_t bs, len;
+    int timeout_ms;
+    _Atomic int started;
+    int64_t seen;   /* batches taken */
+    int bad;        /* a wrong batch or an unexpected return code */
+} consumer;
+
+static void *consume(void *arg) {
+    consumer *c = arg;
+    idt_error err;
+    atomic_store(&c->started, 1);
+    for (;;) {
+        idt_batch *b = NULL;
+        int rc = idt_batcher_next(c->it, &b, c->timeout_ms, &err);
+        if (rc == IDT_TIMEOUT) continue;
+        if (rc == 0) break;
+        if (rc != 1) {
+            c->bad = 1;
+            break;
+        }
+        if (b->index != c->seen || !batch_matches(c->v, b, c->bs, c->len)) c->bad = 1;
+        idt_batch_free(b);
+        c->seen++;
+    }
+    /* stays stopped */
+    idt_batch *b = NULL;
+    if (idt_batcher_next(c->it, &b, c->timeout_ms, &err) != 0) c->bad = 1;
+    return NULL;
+}
+
+static void *stopper(void *arg) {
+    idt_batcher_stop(arg);
+    return NULL;
+}
+
+static void test_batch_stop_while_next(void) {
+    idt_view *v = batch_view(3000);
+    REQUIRE(v != NULL);
+    int64_t threads0 = baseline_threads(v);
+    idt_error err;
+    unsigned seed = 7;
+    for (int rep = 0; rep < 240; rep++) {
+        int64_t t = 1 + rep % 3, ra = (rep / 3) % 2 ? 0 : 1 + rep % 5;
+        consumer c = {0};
+        c.v = v;
+        c.bs = rep % 4 == 0 ? 3000 : rep % 4 == 1 ? 1 : 97;
+        c.len = idt_view_len(v);
+        c.timeout_ms = rep % 2 ? -1 : 1;
+        REQUIRE(CHECK_OK(idt_batcher_new(v, c.bs, 0, t, ra, &c.it, &err), err) == 0);
+        pthread_t ct, st[2];
+        REQUIRE(pthread_create(&ct, NULL, consume, &c) == 0);
+        while (!atomic_load(&c.started)) sched_yield();
+        seed = seed * 1103515245u + 12345u;
+        if (rep % 4) usleep((seed >> 16) % 3000);
+        /* one stop, or two at once from two threads */
+        int nst = rep % 5 == 0 ? 2 : 1;
+        for (int i = 0; i < nst; i++) CHECK(pthread_create(&st[i], NULL, stopper, c.it) == 0);
+        for (int i = 0; i < nst; i++) pthread_join(st[i], NULL);
+        pthread_join(ct, NULL);
+        CHECK(!c.bad);
+        CHECK(c.seen <= idt_batcher_count(c.it));
+        idt_batcher_stop(c.it); /* again: a no-op */
+        idt_batcher_free(c.it);
+        CHECK_EQ(nthreads(), threads0);
+    }
+    idt_batcher_stop(NULL);
+    idt_view_decref(v);
+}
+
+/* ---- fork with live iterators ---- */
+
+#if defined(__SANITIZE_THREAD__)
+#define H_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define H_TSAN 1
+#endif
+#endif
+
+/* Wait for child `pid` up to 60 s; its exit status, or -1 when it hung (then killed). */
+static int wait_child(pid_t pid) {
+    for (int i = 0; i < 6000; i++) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+/* In a forked child: finish the inherited iterator (from batch `from`), run a new threaded
+ * one, free both, stop everything, and exit with 0 when all was right. */
+static void child_body(idt_view *v, idt_batcher *it, int64_t from, int64_t bs) {
+    int64_t len = idt_view_len(v), nb = len / bs + (len % bs != 0), k = from;
+    idt_error err;
+    idt_batch *b;
+    int rc, bad = 0;
+    while ((rc = idt_batcher_next(it, &b, -1, &err)) == 1) {
+        if (b->index != k || !batch_matches(v, b, bs, len)) bad = 1;
+        idt_batch_free(b);
+        k++;
+    }
+    if (rc != 0 || k != nb) bad = 2;
+    idt_batcher *fresh;
+    if (idt_batcher_new(v, bs, 0, 3, 4, &fresh, &err)) {
+        bad = 3;
+    } else {
+        for (k = 0; (rc = idt_batcher_next(fresh, &b, -1, &err)) == 1; k++) {
+            if (b->index != k || !batch_matches(v, b, bs, len)) bad = 4;
+            idt_batch_free(b);
+        }
+        if (rc != 0 || k != nb) bad = 5;
+        idt_batcher_free(fresh);
+    }
+    idt_batcher_stop_all();
+    idt_batcher_free(it);
+    _exit(bad);
+}
+
+static void test_batch_fork(void) {
+#ifdef H_TSAN
+    printf("  (skipped under ThreadSanitizer, which does not support fork with threads)\n");
+#else
+    idt_view *v = batch_view(2000);
+    REQUIRE(v != NULL);
+    int64_t threads0 = baseline_threads(v);
+    idt_error err;
+    for (int rep = 0; rep < 12; rep++) {
+        int64_t t = 1 + rep % 4, ra = rep % 3 == 0 ? 0 : 1 + rep, bs = 37;
+        idt_batcher *it;
+        REQUIRE(CHECK_OK(idt_batcher_new(v, bs, 0, t, ra, &it, &err), err) == 0);
+        idt_batch *b;
+        CHECK_EQ(idt_batcher_next(it, &b, -1, &err), 1);
+        idt_batch_free(b);
+        /* a second iterator a child only frees (or leaves to stop_all at exit) */
+        idt_batcher *other;
+        REQUIRE(CHECK_OK(idt_batcher_new(v, 5, 0, 2, 3, &other, &err), err) == 0);
+        CHECK(wait_idle(it) && wait_idle(other));
+        fflush(NULL);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            if (rep % 3 == 0) idt_batcher_free(other);
+            child_body(v, it, 1, bs);
+        }
+        CHECK_EQ(wait_child(pid), 0);
+        /* the parent's iterators are untouched */
+        int64_t k = 1;
+        int rc;
+        while ((rc = idt_batcher_next(it, &b, -1, &err)) == 1) {
+            CHECK(b->index == k && batch_matches(v, b, bs, idt_view_len(v)));
+            idt_batch_free(b);
+            k++;
+        }
+        CHECK_EQ(rc, 0);
+        CHECK_EQ(k, idt_batcher_count(it));
+        idt_batcher_free(it);
+        idt_batcher_free(other);
+        CHECK_EQ(nthreads(), threads0);
+    }
+    idt_view_decref(v);
+#endif
+}
+
 int main(int argc, char **argv) {
     static const h_test tests[] = {
         H_TEST(test_batch_content),
@@ -280,6 +535,9 @@ int main(int argc, char **argv) {
         H_TEST(test_batch_stop_all),
         H_TEST(test_batch_bad_args),
         H_TEST(test_batch_empty),
+        H_TEST(test_batch_byte_cap),
+        H_TEST(test_batch_stop_while_next),
+        H_TEST(test_batch_fork),
     };
     return h_main(tests, (int)(sizeof tests / sizeof tests[0]), argc, argv);
 }
