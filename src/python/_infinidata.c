@@ -544,7 +544,14 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
         Py_INCREF(key);
         PyTuple_SET_ITEM(names, i, key);
         sc[i].name = key;
-        sc[i].arr = (PyArrayObject *)PyArray_FromAny(val, NULL, 0, 0, 0, NULL);
+        PyObject *got = PyArray_FromAny(val, NULL, 0, 0, 0, NULL);
+        if (!got) goto done;
+        /* Our own base-class view: Python code that runs later (another column's
+         * __array__) may reshape or retype this very array object in place, and a
+         * subclass's __getitem__ or __len__ may say anything; the view keeps the shape and
+         * dtype that are checked here. */
+        sc[i].arr = (PyArrayObject *)PyArray_View((PyArrayObject *)got, NULL, &PyArray_Type);
+        Py_DECREF(got);
         if (!sc[i].arr) goto done;
         if (PyArray_NDIM(sc[i].arr) == 0) {
             PyErr_Format(PyExc_ValueError, "column %R is 0-dimensional; a column needs a row axis",
