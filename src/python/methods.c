@@ -106,13 +106,13 @@ static PyObject *tv_flatten(PyObject *self, PyObject *args, PyObject *kwds) {
     if (parse_threads(thr, &threads)) return NULL;
     idt_view *v = TV(self)->v, *out = NULL;
     idt_py_prog pp;
-    if (idt_py_prog_init(&pp, progress, 2 * idt_view_len(v), "flatten", "rows")) return NULL;
+    if (idt_py_prog_init(&pp, progress, -1, "flatten", "col-rows")) return NULL;
     idt_error err;
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = idt_view_flatten(v, threads, &pp.p, &out, &err);
     Py_END_ALLOW_THREADS
-    int pyerr = !rc && idt_py_prog_step(&pp, 2 * idt_view_len(v));
+    int pyerr = !rc && idt_py_prog_step(&pp, pp.total > 0 ? pp.total : 0);
     if (pyerr) idt_view_decref(out);
     idt_py_prog_close(&pp);
     if (pyerr) return NULL;

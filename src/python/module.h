@@ -50,6 +50,8 @@ typedef struct idt_py_prog {
     idt_progress p;
     PyObject *bar;         /* infinidata._progress bar, or NULL */
     int64_t shown;         /* work already passed to the bar */
+    int64_t total;         /* total work as last reported (< 0: unknown) */
+    int64_t bar_total;     /* total the bar was given */
     double last;           /* when the callback last took the GIL */
 } idt_py_prog;
 /* Start: `progress` is the user's keyword (None, True, False); total in `unit`s. -1 with an

@@ -29,7 +29,7 @@ static double mono_now(void) {
 /* The core callback: called without the GIL from the thread that started the operation. */
 static int prog_fn(void *ctx, int64_t done, int64_t total) {
     idt_py_prog *pp = ctx;
-    (void)total;
+    pp->total = total;
     double now = mono_now();
     if (now - pp->last < PROGRESS_EVERY && atomic_load(&cancel_after) == 0) return 0;
     pp->last = now;
@@ -45,6 +45,8 @@ int idt_py_prog_init(idt_py_prog *pp, PyObject *progress, int64_t total, const c
     pp->p.ctx = pp;
     pp->bar = NULL;
     pp->shown = 0;
+    pp->total = total;
+    pp->bar_total = total;
     pp->last = mono_now();
     if (progress == Py_False) return 0; /* signals only: no Python to call */
     PyObject *mod = PyImport_ImportModule("infinidata._progress");
@@ -63,6 +65,15 @@ int idt_py_prog_step(idt_py_prog *pp, int64_t done) {
     if (atomic_load(&cancel_after) > 0 && atomic_fetch_sub(&cancel_after, 1) == 1) {
         PyErr_SetString(PyExc_KeyboardInterrupt, "_test_cancel_after");
         return -1;
+    }
+    if (pp->bar && pp->total > 0 && pp->total != pp->bar_total) { /* the core knows it now */
+        PyObject *t = PyLong_FromLongLong((long long)pp->total);
+        if (!t || PyObject_SetAttrString(pp->bar, "total", t) < 0) {
+            Py_XDECREF(t);
+            return -1;
+        }
+        Py_DECREF(t);
+        pp->bar_total = pp->total;
     }
     if (pp->bar && done > pp->shown) {
         PyObject *r = PyObject_CallMethod(pp->bar, "update", "L", (long long)(done - pp->shown));
