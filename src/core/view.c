@@ -330,7 +330,9 @@ static int view_from_index(idt_view *v, ixbuf *x, int64_t n, idt_view **out, idt
     rc = compose(&c, x->p, n, err);
     if (rc == -1) goto oom;
     if (rc) goto fail;
-    uint64_t hash = idt_hash_fast(x->p, (size_t)n * 8, 0);
+    uint64_t hash;
+    rc = idt_hash_fast_progress(x->p, (size_t)n * 8, 0, &hash, err);
+    if (rc) goto fail;
     if (x->heap) {
         rc = idt_blob_write(x->blob, 0, x->p, (size_t)n * 8, err);
         if (rc) goto fail;

@@ -537,3 +537,23 @@ except KeyboardInterrupt:
 def test_sigint_interrupts_and_cleans_up(op):
     p = run_python(SIGINT_CODE.replace("OP", op), timeout=300)
     assert p.stdout.strip() == "interrupted True", p.stdout + p.stderr
+
+
+def test_columns_read_from_the_dict_as_it_was_at_the_call():
+    """A column whose __array__ mutates the dict being read must not crash the constructor
+    or the writer, nor rename columns: the names and arrays are taken when the call starts."""
+    class Evil:
+        def __init__(self, d):
+            self.d = d
+
+        def __array__(self, dtype=None, copy=None):
+            self.d.clear()
+            self.d["zzz"] = np.arange(2)
+            return np.arange(3)
+
+    for make in (lambda d: infinidata.TableView(d), lambda d: infinidata.TableView.from_batches([d])):
+        d = {"a": np.zeros(3), "b": None, "c": np.ones(3)}
+        d["b"] = Evil(d)
+        tv = make(d)
+        assert tv.column_names == ["a", "b", "c"]
+        assert tv[:]["b"].tolist() == [0, 1, 2] and tv[:]["c"].tolist() == [1.0, 1.0, 1.0]
