@@ -53,8 +53,6 @@ typedef struct flat_job {
 } flat_job;
 
 typedef struct flat_scratch {
-    void **outs;            /* per fv column */
-    int64_t *widths;        /* zeros: fv has no string columns */
     const char **ptrs;
     uint64_t *lens;
     char *stage;
@@ -76,7 +74,7 @@ static int64_t sub_rows(const flat_job *J, int64_t j) {
     return r > 0 ? r : 1;
 }
 
-/* Pass 1: string bytes of chunk k per string column. */
+/* String pass 1: string bytes of chunk k per string column. */
 static int measure_chunk(flat_job *J, flat_scratch *S, int64_t k, idt_error *err) {
     int64_t a = k * J->rows_per_chunk, e = a + J->rows_per_chunk < J->n ? a + J->rows_per_chunk : J->n;
     for (int64_t q = 0; q < J->nstr; q++) {
@@ -93,7 +91,7 @@ static int measure_chunk(flat_job *J, flat_scratch *S, int64_t k, idt_error *err
     return 0;
 }
 
-/* Pass 2: write chunk k. */
+/* String pass 2: write chunk k's strings. */
 static int write_chunk(flat_job *J, flat_scratch *S, int64_t k, idt_error *err) {
     int64_t a = k * J->rows_per_chunk, e = a + J->rows_per_chunk < J->n ? a + J->rows_per_chunk : J->n;
     for (int64_t q = 0; q < J->nstr; q++) {
@@ -112,26 +110,19 @@ static int write_chunk(flat_job *J, flat_scratch *S, int64_t k, idt_error *err) 
     return 0;
 }
 
-static void scratch_free(flat_scratch *S, int64_t nfix) {
-    if (S->outs)
-        for (int64_t q = 0; q < nfix; q++) idt_free(S->outs[q]);
-    idt_free(S->outs);
-    idt_free(S->widths);
+static void scratch_free(flat_scratch *S) {
     idt_free(S->ptrs);
     idt_free(S->lens);
     idt_free(S->stage);
 }
 
-static int scratch_new(flat_job *J, flat_scratch *S, idt_error *err) {
+static int scratch_new(flat_scratch *S, idt_error *err) {
     memset(S, 0, sizeof *S);
-    S->outs = idt_calloc((size_t)(J->nfix ? J->nfix : 1), sizeof *S->outs);
-    S->widths = idt_calloc((size_t)(J->nfix ? J->nfix : 1), sizeof *S->widths);
     S->ptrs = idt_malloc(STR_SUB * sizeof *S->ptrs);
     S->lens = idt_malloc(STR_SUB * sizeof *S->lens);
     S->stage = idt_malloc(STAGE);
-    int ok = S->outs && S->widths && S->ptrs && S->lens && S->stage;
-    if (ok) return 0;
-    scratch_free(S, J->nfix);
+    if (S->ptrs && S->lens && S->stage) return 0;
+    scratch_free(S);
     return idt_error_set(err, IDT_ENOMEM, "out of memory");
 }
 
@@ -140,7 +131,7 @@ static int scratch_new(flat_job *J, flat_scratch *S, idt_error *err) {
 static void run_chunks(flat_job *J, const idt_progress *prog) {
     flat_scratch S;
     idt_error e;
-    int rc = scratch_new(J, &S, &e);
+    int rc = scratch_new(&S, &e);
     if (rc) {
         job_fail(J, rc, &e);
         return;
@@ -161,7 +152,7 @@ static void run_chunks(flat_job *J, const idt_progress *prog) {
             break;
         }
     }
-    scratch_free(&S, J->nfix);
+    scratch_free(&S);
 }
 
 static void *worker_main(void *arg) {
@@ -172,6 +163,7 @@ static void *worker_main(void *arg) {
 /* One pass over every chunk on `nthreads` threads (the caller being one). */
 static int run_pass(flat_job *J, int pass, int64_t nthreads, const idt_progress *prog) {
     J->pass = pass;
+    if (nthreads > J->nchunks) nthreads = J->nchunks > 0 ? J->nchunks : 1;
     atomic_store(&J->next, 0);
     pthread_t th[MAX_THREADS];
     int64_t started = 0;
@@ -247,6 +239,7 @@ static void *pipe_worker(void *arg) {
 static int run_fixed(flat_job *J, int64_t nthreads, const idt_progress *prog, idt_error *err) {
     pthread_t th[MAX_THREADS];
     int64_t started = 0, done_rows = 0;
+    if (nthreads > J->ntasks) nthreads = J->ntasks > 0 ? J->ntasks : 1;
     for (int64_t t = 1; t < nthreads; t++) {
         if (pthread_create(&th[started], NULL, pipe_worker, J) != 0) break; /* fewer is fine */
         started++;
@@ -348,12 +341,11 @@ int idt_view_flatten_store(idt_view *v, int64_t threads, const idt_progress *pro
         rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
         goto done;
     }
-    int64_t fixed_bytes = 0, str_elems = 0;
+    int64_t str_elems = 0;
     for (int64_t j = 0; j < nc; j++) {
         cd[j] = *idt_view_column(v, j); /* copied by idt_schema_new */
         if (cd[j].kind == IDT_COL_FIXED) {
             fnames[J.nfix++] = cd[j].name;
-            fixed_bytes += cd[j].row_bytes;
         } else {
             J.str_j[J.nstr++] = j;
             str_elems += cd[j].row_elems;
@@ -370,7 +362,7 @@ int idt_view_flatten_store(idt_view *v, int64_t threads, const idt_progress *pro
     }
     for (int64_t q = 0; q < J.nstr; q++)
         J.str_col[q] = idt_schema_find(schema, idt_view_column(v, J.str_j[q])->name);
-    int64_t per_row = fixed_bytes + 16 * str_elems;
+    int64_t per_row = 16 * str_elems; /* string chunks: spans of ~4 MB */
     J.rows_per_chunk = CHUNK_BYTES / (per_row > 0 ? per_row : 1);
     if (J.rows_per_chunk < 1) J.rows_per_chunk = 1;
     if (J.rows_per_chunk > ((int64_t)1 << 20)) J.rows_per_chunk = (int64_t)1 << 20;
@@ -381,7 +373,6 @@ int idt_view_flatten_store(idt_view *v, int64_t threads, const idt_progress *pro
     }
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     J.total = n * J.nfix + (J.nstr ? 2 * n : 0);
-    if (threads > J.nchunks) threads = J.nchunks > 0 ? J.nchunks : 1;
     sbytes = idt_calloc((size_t)nc, sizeof *sbytes);
     if (!sbytes) {
         rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
