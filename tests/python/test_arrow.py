@@ -574,3 +574,28 @@ print(json.dumps({{"growth_kb": peak[0] - base}}))
     # measured: ~200 MB (about 100 MB of it is pyarrow's reader alone, which keeps freed
     # buffers in its allocator); the data is ~540 MB
     assert growth < 300 * 1024, f"anonymous RSS grew {growth} KB importing ~540 MB"
+
+
+# ---- injected failures (through the core's seam) ----
+
+@pytest.mark.parametrize("kind,exc", [("FAULT_ALLOC", MemoryError), ("FAULT_FALLOCATE", OSError),
+                                      ("FAULT_MMAP", (MemoryError, OSError)),
+                                      ("FAULT_WRITE", OSError), ("FAULT_OPEN", OSError)])
+def test_import_and_export_under_injected_failures(kind, exc):
+    """Every allocation, open, fallocate, mmap and write of from_arrow (a big group, so a file
+    of its own, and strings) and of to_arrow fails in turn: the right exception, and nothing
+    left behind (live allocations, mappings, descriptors, blobs, temp files)."""
+    from test_faults import sweep
+    from infinidata import _infinidata as core
+    n = 200_000
+    t = pa.table({"x": np.arange(n, dtype=np.float64), "s": [f"v{i % 97}é" for i in range(n)],
+                  "e": pa.FixedSizeListArray.from_arrays(pa.array(np.ones(n * 2, np.int32)), 2)})
+
+    def check_in(tv):
+        assert len(tv) == n and tv[n - 1]["s"] == f"v{(n - 1) % 97}é"
+    assert sweep(getattr(core, kind), lambda: TableView.from_arrow(t), check_in, exc) > 0
+    tv = TableView.from_arrow(t).shuffle(seed=1)
+
+    def check_out(table):
+        assert table.num_rows == n
+    sweep(getattr(core, kind), lambda: tv.to_arrow(batch_size=50_000), check_out, exc)
