@@ -95,7 +95,7 @@ def _import_sources(srcs, progress):
         if parquet:
             if progress:
                 print(f"importing {len(parquet)} Parquet file(s)", file=sys.stderr)
-            views.append(TableView.from_parquet(list(parquet)))
+            views.append(TableView.from_parquet(list(parquet), progress=None if progress else False))
             parquet.clear()
 
     for s in srcs:
@@ -107,7 +107,7 @@ def _import_sources(srcs, progress):
         flush()
         if progress:
             print(f"importing {s}", file=sys.stderr)
-        views.append(TableView.from_arrow(_open_arrow(s)))
+        views.append(TableView.from_arrow(_open_arrow(s), progress=None if progress else False))
     flush()
     return views[0] if len(views) == 1 else TableView.concat(views)
 

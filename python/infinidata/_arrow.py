@@ -228,12 +228,17 @@ def _build(cols, rows, parts):
     return _C._from_parts([(c.name, c.kind, c.dtype, c.shape, parts[c.name]) for c in cols], rows)
 
 
-def _import(pa, schema, batches, fill_null=None, null_hint=None):
-    """Record batches of `schema` -> one TableView, built group by group on a worker thread."""
+def _import(pa, schema, batches, fill_null=None, null_hint=None, progress=None, total=-1,
+            desc="import"):
+    """Record batches of `schema` -> one TableView, built group by group on a worker thread.
+    progress: the progress= keyword (a bar of rows, total rows when known, else -1)."""
+    from . import _progress
+
     cols = _plans(pa, schema, fill_null)
     if not cols:
         raise ValueError("the Arrow data has no columns; a TableView needs at least one")
     views = []
+    bar = _progress.start(progress, total, desc, unit="rows")
     with concurrent.futures.ThreadPoolExecutor(1) as ex:
         pending = None
         try:
@@ -242,12 +247,17 @@ def _import(pa, schema, batches, fill_null=None, null_hint=None):
                 if pending is not None:
                     views.append(pending.result())
                 pending = fut
+                if bar is not None:
+                    bar.update(rows)
             if pending is not None:
                 views.append(pending.result())
         except BaseException:
             if pending is not None:
                 pending.cancel()
             raise
+        finally:
+            if bar is not None:
+                bar.close()
     if not views:
         empty = {c.name: ([np.empty((0,) + c.shape, c.dtype)] if c.kind == "F"
                           else [(np.zeros(1, np.int64), None)]) for c in cols}
@@ -274,14 +284,15 @@ def _reader_of(pa, obj):
                     f"{type(obj).__module__}.{type(obj).__name__}")
 
 
-def from_arrow(obj, fill_null=None):
-    """TableView.from_arrow(obj, fill_null=None) -> TableView
+def from_arrow(obj, fill_null=None, *, progress=None):
+    """TableView.from_arrow(obj, fill_null=None, *, progress=None) -> TableView
 
     A new table from Arrow data: a pyarrow Table, RecordBatch or RecordBatchReader, or any
     object with __arrow_c_stream__ (a polars DataFrame, a DuckDB result). Batches are
     streamed: memory stays bounded for a reader however long it is. Types map as the
     README's table says; a column holding nulls is a ValueError unless fill_null maps its
     name to a replacement value; an unsupported type is a TypeError naming the column.
+    progress: a bar of rows (None: when tqdm is installed and stderr is a terminal).
     """
     pa = _pa("TableView.from_arrow")
     schema, batches = _reader_of(pa, obj)
@@ -289,7 +300,8 @@ def from_arrow(obj, fill_null=None):
     if isinstance(obj, pa.Table):
         def hint(name):
             return sum(_total_nulls(c) for c in obj.column(name).chunks)
-    return _import(pa, schema, batches, fill_null, hint)
+    total = obj.num_rows if isinstance(obj, (pa.Table, pa.RecordBatch)) else -1
+    return _import(pa, schema, batches, fill_null, hint, progress, total, "from_arrow")
 
 
 def _parquet_files(path):
@@ -310,14 +322,14 @@ def _parquet_files(path):
     return [p]
 
 
-def from_parquet(path, columns=None, fill_null=None):
-    """TableView.from_parquet(path, columns=None, fill_null=None) -> TableView
+def from_parquet(path, columns=None, fill_null=None, *, progress=None):
+    """TableView.from_parquet(path, columns=None, fill_null=None, *, progress=None) -> TableView
 
     A new table from Parquet: one file, a list of files, or a directory (its *.parquet
     files, not recursive, in name order). Row groups are streamed into the table, so a
     dataset larger than memory imports in bounded memory. `columns` picks columns (in that
     order). Every file must have the same schema (a ValueError names the file and the
-    column otherwise). Types and nulls are handled as in from_arrow.
+    column otherwise). Types, nulls and progress are handled as in from_arrow.
     """
     pa = _pa("TableView.from_parquet")
     pq = _need("pyarrow.parquet", "TableView.from_parquet")
@@ -374,11 +386,12 @@ def from_parquet(path, columns=None, fill_null=None):
             finally:
                 pf.close()
 
-    return _import(pa, first, batches(), fill_null, null_hint)
+    total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    return _import(pa, first, batches(), fill_null, null_hint, progress, total, "from_parquet")
 
 
-def from_pandas(df, fill_null=None):
-    """TableView.from_pandas(df, fill_null=None) -> TableView
+def from_pandas(df, fill_null=None, *, progress=None):
+    """TableView.from_pandas(df, fill_null=None, *, progress=None) -> TableView
 
     A new table from a pandas DataFrame's columns (through Arrow; the index is not kept:
     call df.reset_index() first to keep it as a column). Types and nulls as in from_arrow
@@ -398,11 +411,11 @@ def from_pandas(df, fill_null=None):
             raise TypeError(f"column {name!r} of the DataFrame cannot be converted to Arrow: "
                             f"{e}") from None
         names.append(str(name))
-    return from_arrow(pa.table(arrays, names=names), fill_null=fill_null)
+    return from_arrow(pa.table(arrays, names=names), fill_null=fill_null, progress=progress)
 
 
-def from_hf(dataset, fill_null=None):
-    """TableView.from_hf(dataset, fill_null=None) -> TableView
+def from_hf(dataset, fill_null=None, *, progress=None):
+    """TableView.from_hf(dataset, fill_null=None, *, progress=None) -> TableView
 
     A new table from a Hugging Face datasets.Dataset, through its Arrow table (never Python
     rows), in the dataset's own row order: after shuffle() or select() its indices mapping
@@ -419,10 +432,10 @@ def from_hf(dataset, fill_null=None):
         else table
     indices = dataset._indices
     if indices is None:
-        return from_arrow(table, fill_null=fill_null)
+        return from_arrow(table, fill_null=fill_null, progress=progress)
     idx = indices.column(0)
     if len(idx) * 4 >= len(table):
-        whole = from_arrow(table, fill_null=fill_null)
+        whole = from_arrow(table, fill_null=fill_null, progress=progress)
         ix = np.concatenate([c.to_numpy() for c in idx.chunks]) if idx.num_chunks else \
             np.empty(0, np.int64)
         return whole.new_view(ix.astype(np.int64, copy=False))
@@ -431,7 +444,7 @@ def from_hf(dataset, fill_null=None):
         step = READ_BATCH_ROWS
         for a in range(0, len(idx), step):
             yield from table.take(idx.slice(a, step)).to_batches()
-    return _import(pa, table.schema, taken(), fill_null)
+    return _import(pa, table.schema, taken(), fill_null, None, progress, len(idx), "from_hf")
 
 
 # ---------------------------------------------------------------- out

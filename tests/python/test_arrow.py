@@ -599,3 +599,14 @@ def test_import_and_export_under_injected_failures(kind, exc):
     def check_out(table):
         assert table.num_rows == n
     sweep(getattr(core, kind), lambda: tv.to_arrow(batch_size=50_000), check_out, exc)
+
+
+def test_import_progress_bar(capsys):
+    pytest.importorskip("tqdm")
+    t = pa.table({"x": np.arange(1000)})
+    assert len(TableView.from_arrow(t, progress=True)) == 1000
+    assert "from_arrow" in capsys.readouterr().err
+    assert len(TableView.from_arrow(t, progress=False)) == 1000
+    assert capsys.readouterr().err == ""
+    with pytest.raises(TypeError, match="progress"):
+        TableView.from_arrow(t, progress="yes")
