@@ -3,7 +3,7 @@
 Everything here moves Arrow buffers, never Python rows. Out: record batches are built from
 the batch iterator's arrays (fixed-width columns, zero copy) and from the stored strings in
 Arrow's own layout (`TableView._packed_strings`). In: Arrow record batches are grouped into
-stored tables of about GROUP_BYTES each by `_infinidata._from_parts` (numeric buffers are
+stored tables of up to GROUP_BYTES each by `_infinidata._from_parts` (numeric buffers are
 passed as NumPy views of Arrow's memory, strings as Arrow's offsets + bytes), on a
 background thread so that decoding the next batches overlaps the writing; the groups are
 concatenated into one view at the end. Memory is bounded by about two groups.
@@ -20,7 +20,8 @@ import numpy as np
 
 from . import _infinidata as _C
 
-GROUP_BYTES = 128 << 20     # rows of Arrow data per stored table (import)
+GROUP_BYTES = 128 << 20     # most bytes of Arrow data per stored table (import); the first
+GROUP_START = 16 << 20      # group holds GROUP_START, each next one twice the last
 EXPORT_BYTES = 64 << 20     # default batch size of exports, in bytes of fixed-width rows
 READ_BATCH_ROWS = 65536     # rows per record batch read from Parquet
 
@@ -201,11 +202,13 @@ def _part(pa, col, arr, nrows):
 
 
 def _groups(pa, batches, cols, fill_null, null_hint):
-    """Yield lists of converted record batches holding about GROUP_BYTES each, as
-    (nrows, {column: [parts]}) ready for _from_parts."""
+    """Yield groups of converted record batches, as (nrows, {column: [parts]}) ready for
+    _from_parts: GROUP_START bytes of Arrow data first, doubling up to GROUP_BYTES."""
     fill_null = fill_null or {}
     parts = {c.name: [] for c in cols}
     rows = size = 0
+    limit = min(GROUP_START, GROUP_BYTES)   # small first groups: the last build, which
+                                            # nothing overlaps, stays short for small inputs
     for b in batches:
         n = b.num_rows
         if n == 0:
@@ -216,10 +219,11 @@ def _groups(pa, batches, cols, fill_null, null_hint):
             parts[c.name].append(_part(pa, c, leaf, n))
         rows += n
         size += b.nbytes
-        if size >= GROUP_BYTES:
+        if size >= limit:
             yield rows, parts
             parts = {c.name: [] for c in cols}
             rows = size = 0
+            limit = min(2 * limit, GROUP_BYTES)
     if rows:
         yield rows, parts
 
@@ -378,6 +382,8 @@ def from_parquet(path, columns=None, fill_null=None, *, progress=None):
         return total or None
 
     def batches():
+        # one file and one row group at a time (Arrow decodes a row group's columns on its
+        # threads): bounded memory whatever the files' sizes
         for f in files:
             pf = pq.ParquetFile(f, pre_buffer=False)
             try:

@@ -774,6 +774,19 @@ int64_t idt_packed_len(const void *offsets, int off64, int64_t n, const char *da
     return total;
 }
 
+/* 1 if bytes [a, z) of data are all < 0x80 (eight at a time). */
+static int bytes_ascii(const char *data, int64_t a, int64_t z) {
+    uint64_t any = 0;
+    int64_t k = a;
+    for (; k + 8 <= z; k += 8) {
+        uint64_t w;
+        memcpy(&w, data + k, 8);
+        any |= w;
+    }
+    for (; k < z; k++) any |= (unsigned char)data[k];
+    return (any & 0x8080808080808080u) == 0;
+}
+
 int idt_store_builder_append_packed(idt_store_builder *b, int64_t c, int64_t n, const void *offsets,
                                     int off64, const char *data, idt_error *err) {
     int rc = check_append(b, c, n, err);
@@ -781,9 +794,30 @@ int idt_store_builder_append_packed(idt_store_builder *b, int64_t c, int64_t n, 
     build_col *bc = &b->bc[c];
     int utf8 = b->schema->cols[c].kind == IDT_COL_UTF8;
     int64_t a0 = packed_off(offsets, off64, 0), zn = packed_off(offsets, off64, n);
-    int ascii = 1;
-    if (utf8)
-        for (int64_t k = a0; k < zn && ascii; k++) ascii = (unsigned char)data[k] < 0x80;
+    int ascii = utf8 && bytes_ascii(data, a0, zn);
+    /* No string ends in NUL (nothing to strip) and the bytes are valid: the data range is
+     * written in one piece and only the offsets go one by one. */
+    int bulk = 1;
+    for (int64_t i = 0; i < n && bulk; i++) {
+        int64_t a = packed_off(offsets, off64, i), z = packed_off(offsets, off64, i + 1);
+        bulk = z == a || data[z - 1] != 0;
+        if (bulk && utf8 && !ascii && !idt_utf8_valid(data + a, (size_t)(z - a), 0)) bulk = 0;
+    }
+    if (bulk) {
+        if (zn - a0 > bc->bytes_max - bc->bytes) return too_many_bytes(b, c, err);
+        if (!stage_room(b, c, 0, err) || flush_col(b, c, err)) return err ? err->code : IDT_EIO;
+        rc = idt_blob_write(b->blob, b->lay[c].buf_off + (uint64_t)bc->bytes, data + a0,
+                            (size_t)(zn - a0), err);
+        if (rc) return rc;
+        int64_t base = bc->bytes - a0;
+        bc->flushed += zn - a0;
+        for (int64_t i = 1; i <= n; i++) {
+            bc->bytes = base + packed_off(offsets, off64, i);
+            if (stage_offset(b, c, err)) return err ? err->code : IDT_EIO;
+        }
+        if (!ascii) bc->ascii = 0;
+        return 0;
+    }
     for (int64_t i = 0; i < n; i++) {
         int64_t a = packed_off(offsets, off64, i), z = packed_off(offsets, off64, i + 1);
         while (z > a && data[z - 1] == 0) z--;
@@ -798,7 +832,7 @@ int idt_store_builder_append_packed(idt_store_builder *b, int64_t c, int64_t n, 
         bc->bytes += len;
         if (stage_offset(b, c, err)) return err ? err->code : IDT_EIO;
     }
-    if (!utf8 || !ascii) bc->ascii = 0;
+    if (!ascii) bc->ascii = 0;
     return 0;
 }
 
