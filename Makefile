@@ -9,7 +9,7 @@ SRC := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h python
 ROWS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all build demo test test-c test-py bench bench-ops bench-torch bench-quick probe clean sanitize tsan fuzz soak
+.PHONY: all build demo test test-c test-py bench bench-ops bench-torch bench-io bench-quick probe clean sanitize tsan fuzz soak
 
 all: build
 
@@ -68,6 +68,11 @@ bench: build $(BUILD)/limits
 	$(PY) bench/run.py
 	$(PY) bench/torch_bench.py
 	$(PY) bench/writes.py
+	$(PY) bench/io_parquet.py
+
+# Parquet import (~218 MB in 4 files) against pyarrow.parquet.read_table and HF from_parquet
+bench-io: build
+	$(PY) bench/io_parquet.py
 
 # infinidata.torch against DataLoader over np.memmap, HF datasets and MosaicML streaming
 # Dataset operations (sort, shard, split, filter, map) vs HF datasets on 10M rows (bench/ops_bench.py)
