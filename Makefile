@@ -9,7 +9,7 @@ SRC := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h python
 ROWS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all build demo test test-c test-py bench bench-ops bench-torch bench-io bench-quick probe clean sanitize tsan fuzz soak
+.PHONY: all build demo test test-c test-py bench bench-ops bench-torch bench-io bench-quick bench-scale probe clean sanitize tsan fuzz soak
 
 all: build
 
@@ -81,6 +81,16 @@ bench-ops: build
 
 bench-torch: build
 	$(PY) bench/torch_bench.py
+
+# Larger than memory (bench/scale.py): a table of SCALE x RAM (default 1.2; SCALE=0.05 for a
+# try) of 4 KiB rows, built, shuffled, read shuffled and contiguous from a cold page cache (every
+# row checked) next to the probe's disk limits; needs SCALE x RAM of free disk in the temp area
+# (INFINIDATA_TMPDIR, else ./.infinidata_tmp) and root to drop the page cache. Results in
+# bench/results/scale-latest.{md,json}. Not part of make test.
+SCALE ?= 1.2
+SCALE_ARGS ?=
+bench-scale: build $(BUILD)/limits
+	$(PY) bench/scale.py --scale $(SCALE) $(SCALE_ARGS)
 
 # The probe (bench/limits.c): what this machine can do at best (memcpy, random gather, shuffle,
 # sequential file write, random 4 KiB O_DIRECT reads at queue depths 1-64, sequential O_DIRECT

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "prefetch.h"
 #include "sys.h"
 
 typedef struct bufpool bufpool;
@@ -39,6 +40,7 @@ struct idt_batcher {
     pthread_t *threads;
     int64_t started;     /* threads started (to join) */
     idt_batcher *prev, *next; /* registry of live iterators */
+    idt_prefetcher pf;   /* reading ahead from disk (prefetch.h) */
 };
 
 /* The registry of live iterators (for idt_batcher_stop_all and fork). Lock order: reg_mu,
@@ -163,9 +165,11 @@ void idt_batch_free(idt_batch *b) {
     idt_free(b);
 }
 
-/* Gather batch k of `v` into freshly allocated buffers. */
-static int make_batch(const idt_view *v, bufpool *pool, int64_t bs, int64_t k, idt_batch **out,
-                      idt_error *err) {
+/* Gather batch k of `v` into freshly allocated buffers. The disk reads of its rows not in
+ * memory are queued first, and those of batch `ahead` too (-1: none), the one this thread
+ * will likely make next, so the disk works while this batch is copied and consumed. */
+static int make_batch(const idt_view *v, bufpool *pool, idt_prefetcher *pf, int64_t bs, int64_t k,
+                      int64_t ahead, idt_batch **out, idt_error *err) {
     int64_t len = idt_view_len(v), start = k * bs;
     int64_t n = len - start < bs ? len - start : bs;
     idt_batch *b = idt_calloc(1, sizeof *b);
@@ -176,6 +180,12 @@ static int make_batch(const idt_view *v, bufpool *pool, int64_t bs, int64_t k, i
     b->bufs = idt_calloc((size_t)v->ncols, sizeof *b->bufs);
     b->widths = idt_calloc((size_t)v->ncols, sizeof *b->widths);
     idt_rowsel sel = {start, 1, n, NULL};
+    idt_view_prefetch(v, &sel, pf);
+    if (ahead >= 0 && ahead * bs < len) {
+        int64_t a0 = ahead * bs;
+        idt_rowsel next = {a0, 1, len - a0 < bs ? len - a0 : bs, NULL};
+        idt_view_prefetch(v, &next, pf);
+    }
     int rc = 0;
     if (!b->bufs || !b->widths) rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
     if (!rc) rc = idt_view_str_widths(v, &sel, b->widths, err);
@@ -216,7 +226,8 @@ static void *worker(void *arg) {
         idt_batch *b = NULL;
         idt_error err;
         idt_error_clear(&err);
-        int rc = make_batch(it->view, it->pool, it->batch_size, k, &b, &err);
+        int rc = make_batch(it->view, it->pool, &it->pf, it->batch_size, k,
+                            k + it->nworkers < it->nbatches ? k + it->nworkers : -1, &b, &err);
         pthread_mutex_lock(&it->mu);
         slot *s = &it->slots[k % it->window];
         s->batch = b;
@@ -295,6 +306,7 @@ void idt_batcher_free(idt_batcher *it) {
     idt_free(it->slots);
     idt_free(it->threads);
     pool_close(it->pool);
+    idt_prefetch_random_end(it->view);
     idt_view_decref(it->view);
     idt_free(it);
 }
@@ -377,6 +389,7 @@ int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t thre
     it->nbatches = drop_last ? len / batch_size : len / batch_size + (len % batch_size != 0);
     idt_view_incref(v);
     it->view = v;
+    idt_prefetch_random_begin(v); /* ended in idt_batcher_free */
     pthread_mutex_init(&it->mu, NULL);
     pthread_cond_init(&it->produced, NULL);
     pthread_cond_init(&it->consumed, NULL);
@@ -449,7 +462,9 @@ static int next_here(idt_batcher *it, idt_batch **out, idt_error *err) {
         }
         pthread_mutex_unlock(&it->mu);
     }
-    if (!have) rc = make_batch(it->view, it->pool, it->batch_size, k, out, err);
+    if (!have)
+        rc = make_batch(it->view, it->pool, &it->pf, it->batch_size, k, k + 1 < it->nbatches ? k + 1 : -1, out,
+                        err);
     if (rc) {
         it->failed = 1;
         return rc;

@@ -32,9 +32,8 @@ typedef struct resolved {
     int single;        /* every row is in st[0] */
 } resolved;
 
-/* Resolve selected rows [i0, i0+n) of sel (n <= CHUNK). */
-static void resolve(const idt_view *v, const idt_rowsel *sel, int64_t i0, int64_t n,
-                    resolved *r, int64_t *segcur) {
+int idt_view_resolve(const idt_view *v, const idt_rowsel *sel, int64_t i0, int64_t n,
+                     const idt_store **st, int64_t *row, int64_t *segcur) {
     int64_t k = *segcur;
     int single = 1;
     for (int64_t i = 0; i < n; i++) {
@@ -43,18 +42,24 @@ static void resolve(const idt_view *v, const idt_rowsel *sel, int64_t i0, int64_
         const idt_segment *s = &v->segs[k];
         int64_t pos = s->start + (x - v->cum[k]) * s->step;
         if (s->kind == IDT_SEG_RUN) {
-            r->st[i] = s->store;
-            r->row[i] = pos;
+            st[i] = s->store;
+            row[i] = pos;
         } else {
             uint64_t ref = s->refs->ref[pos];
-            r->st[i] = s->refs->stores[ref >> IDT_REF_ROW_BITS];
-            r->row[i] = (int64_t)(ref & IDT_REF_ROW_MASK);
+            st[i] = s->refs->stores[ref >> IDT_REF_ROW_BITS];
+            row[i] = (int64_t)(ref & IDT_REF_ROW_MASK);
         }
-        single &= r->st[i] == r->st[0];
+        single &= st[i] == st[0];
     }
-    r->n = n;
-    r->single = single;
     *segcur = k;
+    return single;
+}
+
+/* Resolve selected rows [i0, i0+n) of sel (n <= CHUNK). */
+static void resolve(const idt_view *v, const idt_rowsel *sel, int64_t i0, int64_t n,
+                    resolved *r, int64_t *segcur) {
+    r->single = idt_view_resolve(v, sel, i0, n, r->st, r->row, segcur);
+    r->n = n;
 }
 
 static int64_t str_chars(const idt_store_col *sc, const idt_column *c, int64_t s) {

@@ -11,7 +11,9 @@
 #include "utf8.h"
 
 static const char MAGIC[8] = {'I', 'D', 'T', 'S', 'T', 'O', 'R', 0};
-enum { HDR_FIXED = 64, BUF_ALIGN = 64 };
+enum { HDR_FIXED = 64, BUF_ALIGN = 64, IDT_PAGE = 4096 };
+/* Fixed columns of at least this many bytes are page aligned in their store. */
+#define IDT_PAGE_ALIGN_MIN ((uint64_t)1 << 20)
 static _Atomic int64_t store_serial;
 
 static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
@@ -481,8 +483,13 @@ int idt_store_builder_new(idt_schema *schema, int64_t nrows, const int64_t *str_
             if ((c->kind == IDT_COL_FIXED) != (pass == 0)) continue;
             if (c->kind == IDT_COL_FIXED) {
                 if (c->row_bytes && (uint64_t)nrows > lim / (uint64_t)c->row_bytes) goto too_big;
-                l->buf_off = pos;
                 l->buf_len = (uint64_t)nrows * (uint64_t)c->row_bytes;
+                /* A large fixed column starts on a page boundary (its store is a file of its
+                 * own, mapped from offset 0), so a row of a page's size, or a divisor or
+                 * multiple of it, touches as few pages as it can: read from disk, a 4 KiB row
+                 * is one page, not two. The gap is padding (zeros, hashed as such). */
+                if (l->buf_len >= IDT_PAGE_ALIGN_MIN) pos = (pos + IDT_PAGE - 1) & ~(uint64_t)(IDT_PAGE - 1);
+                l->buf_off = pos;
                 pos = align64(pos + l->buf_len);
             } else {
                 int64_t sb = str_bytes ? str_bytes[i] : -1;

@@ -1,7 +1,8 @@
 /* store.h: schemas and stores, the immutable tables that hold row data.
  *
  * A store is one blob: a header (magic, format version, row count, a random 128-bit
- * identity, the columns, buffer offsets, a checksum of the header) followed by one 64-byte aligned buffer per column.
+ * identity, the columns, buffer offsets, a checksum of the header) followed by one 64-byte aligned buffer per column (page aligned for a fixed column of 1 MiB
+ * or more, so that rows of a page size read from disk touch one page each).
  * Fixed-width columns are raw rows, memcpy-able. String columns (UTF8 from NumPy 'U' or
  * Python str; BYTES from NumPy 'S' or Python bytes) are an offsets array of n+1 uint64 and a
  * data buffer, as Arrow lays them out; a column with a row shape holds prod(shape) strings

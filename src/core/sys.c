@@ -57,7 +57,8 @@ void idt_sys_stats_get(idt_sys_stats *out) {
 static int natural_errno(int kind) {
     switch (kind) {
     case IDT_FAULT_ALLOC:
-    case IDT_FAULT_MMAP: return ENOMEM;
+    case IDT_FAULT_MMAP:
+    case IDT_FAULT_ADVISE: return ENOMEM;
     case IDT_FAULT_FALLOCATE:
     case IDT_FAULT_WRITE: return ENOSPC;
     case IDT_FAULT_OPEN: return EMFILE;
@@ -194,4 +195,16 @@ int idt_flock(int fd, int op) {
     do r = flock(fd, op);
     while (r != 0 && errno == EINTR);
     return r;
+}
+
+int idt_madvise(void *addr, size_t len, int advice) {
+    int e = hit(IDT_FAULT_ADVISE);
+    if (e) { errno = e; return -1; }
+    return madvise(addr, len, advice);
+}
+
+int idt_mincore(void *addr, size_t len, unsigned char *vec) {
+    int e = hit(IDT_FAULT_ADVISE);
+    if (e) { errno = e; return -1; }
+    return mincore(addr, len, vec);
 }

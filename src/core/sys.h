@@ -24,13 +24,14 @@ typedef enum idt_fault_kind {
     IDT_FAULT_RENAME,
     IDT_FAULT_LINK,
     IDT_FAULT_MKDIR,
+    IDT_FAULT_ADVISE,  /* madvise and mincore: advice only, a failure costs speed, never data */
     IDT_FAULT_NKINDS,
     IDT_FAULT_ANY = IDT_FAULT_NKINDS /* arm on the Nth call of any kind */
 } idt_fault_kind;
 
 /* Make the `nth` (1-based) call of `kind` from now on fail with `errnum` (0 chooses the
- * natural errno: ENOMEM for alloc and mmap, ENOSPC for fallocate and write, EMFILE for open,
- * EIO otherwise). If `sticky`, every later call of that kind fails too. nth 0 disarms. */
+ * natural errno: ENOMEM for alloc, mmap and advise, ENOSPC for fallocate and write, EMFILE for
+ * open, EIO otherwise). If `sticky`, every later call of that kind fails too. nth 0 disarms. */
 void idt_fault_arm(idt_fault_kind kind, int64_t nth, int errnum, int sticky);
 /* Disarm every fault. */
 void idt_fault_reset(void);
@@ -64,5 +65,8 @@ int idt_link(const char *from, const char *to);
 int idt_mkdir(const char *path, mode_t mode);
 /* flock(2), retried on EINTR. */
 int idt_flock(int fd, int op);
+/* madvise(2) and mincore(2) (fault kind IDT_FAULT_ADVISE). */
+int idt_madvise(void *addr, size_t len, int advice);
+int idt_mincore(void *addr, size_t len, unsigned char *vec);
 
 #endif

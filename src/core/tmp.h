@@ -48,6 +48,7 @@ typedef struct idt_blob {
     pid_t owner;       /* process that made the file */
     uint64_t dev, ino; /* identity of the file, for dedup when saving */
     int fd;            /* FILE blobs while being written: open for idt_blob_write, else -1 */
+    int64_t random_readers; /* iterators reading it in random order (prefetch.c; its lock) */
 } idt_blob;
 
 /* Make a writable zero-filled blob of `size` bytes (size may be 0) in the temp area.

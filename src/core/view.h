@@ -179,6 +179,12 @@ int64_t idt_view_str_bytes(const idt_view *v, const idt_rowsel *sel, int64_t j);
 void idt_view_gather_packed(const idt_view *v, const idt_rowsel *sel, int64_t j, int64_t *offsets,
                             char *data);
 
+/* Resolve selected rows [i0, i0+n) of `sel` to their stores and store rows: st[i], row[i]
+ * for i < n. *segcur is a segment hint (start with 0; it is updated for the next call).
+ * Returns 1 when every row is in st[0]. */
+int idt_view_resolve(const idt_view *v, const idt_rowsel *sel, int64_t i0, int64_t n,
+                     const idt_store **st, int64_t *row, int64_t *segcur);
+
 /* Make a ref array over `blob` (reference consumed on success) holding n refs into the slot
  * table stores[0..nstores) (references taken). The caller vouches that every ref is in range
  * (loaders check first). Errors: IDT_ENOMEM. */

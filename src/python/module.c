@@ -6,6 +6,7 @@
 #include <structmember.h>
 
 #include "../core/batch.h"
+#include "../core/prefetch.h"
 #include "../core/sys.h"
 #include "../core/tmp.h"
 
@@ -80,6 +81,23 @@ static PyObject *m_sys_stats(PyObject *m, PyObject *unused) {
     return Py_BuildValue("{sLsLsLsLsLsL}", "allocs", (long long)s.allocs, "maps", (long long)s.maps,
                          "fds", (long long)s.fds, "blobs", (long long)t.live_blobs, "arena_chunks",
                          (long long)t.arena_chunks, "file_blobs", (long long)t.file_blobs);
+}
+
+static PyObject *m_prefetch_mode(PyObject *m, PyObject *args) {
+    (void)m;
+    int mode = -1;
+    if (!PyArg_ParseTuple(args, "|i:_prefetch_mode", &mode)) return NULL;
+    if (mode != -1 && (mode < IDT_PREFETCH_AUTO || mode > IDT_PREFETCH_OFF)) {
+        PyErr_Format(PyExc_ValueError, "prefetch mode must be 0 (auto), 1 (always) or 2 (off), not %d", mode);
+        return NULL;
+    }
+    return PyLong_FromLong(idt_prefetch_mode(mode));
+}
+
+static PyObject *m_advise_calls(PyObject *m, PyObject *unused) {
+    (void)m;
+    (void)unused;
+    return PyLong_FromLongLong(idt_sys_calls(IDT_FAULT_ADVISE));
 }
 
 static PyObject *m_tmp_dir(PyObject *m, PyObject *unused) {
@@ -158,6 +176,12 @@ static PyMethodDef module_methods[] = {
      "_test_cancel_after($module, n, /)\n--\n\n_test_cancel_after(n): the n-th progress check from now raises KeyboardInterrupt (0: off)."},
     {"_fault_reset", m_fault_reset, METH_NOARGS, "_fault_reset($module, /)\n--\n\n_fault_reset() -> int: disarm; returns faults fired."},
     {"_sys_stats", m_sys_stats, METH_NOARGS, "_sys_stats($module, /)\n--\n\n_sys_stats() -> dict: live allocations, mappings, fds, blobs."},
+    {"_prefetch_mode", m_prefetch_mode, METH_VARARGS,
+     "_prefetch_mode($module, mode=-1, /)\n--\n\n_prefetch_mode([mode]) -> int: set how batch iterators read ahead "
+     "from disk (0 auto, 1 always, 2 off) for tests and benchmarks; returns the previous mode (the current one "
+     "without an argument)."},
+    {"_advise_calls", m_advise_calls, METH_NOARGS,
+     "_advise_calls($module, /)\n--\n\n_advise_calls() -> int: madvise and mincore calls so far."},
     {"_tmp_dir", m_tmp_dir, METH_NOARGS, "_tmp_dir($module, /)\n--\n\n_tmp_dir() -> str: this process's temp directory (made if needed)."},
     {"_batch_max_bytes", m_batch_max_bytes, METH_O,
      "_batch_max_bytes($module, n, /)\n--\n\n_batch_max_bytes(n): test only: byte cap of batch iterators made from now on (0: the default)."},
@@ -204,6 +228,7 @@ static int module_exec(PyObject *m) {
         PyModule_AddIntConstant(m, "FAULT_RENAME", IDT_FAULT_RENAME) < 0 ||
         PyModule_AddIntConstant(m, "FAULT_LINK", IDT_FAULT_LINK) < 0 ||
         PyModule_AddIntConstant(m, "FAULT_MKDIR", IDT_FAULT_MKDIR) < 0 ||
+        PyModule_AddIntConstant(m, "FAULT_ADVISE", IDT_FAULT_ADVISE) < 0 ||
         PyModule_AddIntConstant(m, "FAULT_ANY", IDT_FAULT_ANY) < 0)
         return -1;
     return 0;
