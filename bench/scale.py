@@ -204,17 +204,20 @@ def run_probe(test, *args):
     return json.loads(r.stdout)
 
 
-def table_files(tmp, pid):
-    """The files of the child's temp directory (p<pid>-*), largest first."""
-    files = []
-    for d, _, fs in os.walk(tmp):
-        if not os.path.basename(os.path.relpath(d, tmp).split(os.sep)[0]).startswith(f"p{pid}-"):
-            continue
-        for f in fs:
-            p = os.path.join(d, f)
-            if f != "lock" and os.path.isfile(p):
-                files.append((os.path.getsize(p), p))
-    return [p for _, p in sorted(files, reverse=True)]
+def write_probe_file(tmp, mib):
+    """A file of `mib` MiB of data on the table's disk (written, synced) for the probe's reads."""
+    import numpy as np
+
+    path = os.path.join(tmp, f"probe-{os.getpid()}.bin")
+    chunk = np.random.default_rng(0).integers(0, 255, 1 << 20, dtype=np.uint8).tobytes()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(mib):
+            os.write(fd, chunk)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
 
 
 def parent(a):
@@ -299,13 +302,15 @@ def parent(a):
                                                   for k, v in rec.items()))
             elif ev["event"] == "probe":
                 os.sync()  # the table's dirty pages reach the disk before the disk is measured
-                files = table_files(tmp, p.pid)
-                if not a.skip_probe and files:
-                    log(f"  probe: random 4 KiB O_DIRECT reads and sequential read of {files[0]}")
-                    probe["randread"] = run_probe("randread", "--file", files[0], "--depth", "1,2,4,8,16,32,64",
-                                                  "--seconds", a.probe_seconds)
-                    probe["seqread"] = run_probe("seqread", "--file", files[0], "--depth", "1,4,16",
-                                                 "--max-mib", 4096)
+                if not a.skip_probe:
+                    path = write_probe_file(tmp, a.probe_mib)
+                    try:
+                        log(f"  probe: random 4 KiB O_DIRECT reads and sequential read of a {a.probe_mib} MiB file")
+                        probe["randread"] = run_probe("randread", "--file", path, "--depth", "1,2,4,8,16,32,64",
+                                                      "--seconds", a.probe_seconds)
+                        probe["seqread"] = run_probe("seqread", "--file", path, "--depth", "1,4,16")
+                    finally:
+                        os.unlink(path)
                     log("  " + json.dumps(probe)[:600])
                 p.stdin.write("\n")
                 p.stdin.flush()
@@ -397,7 +402,8 @@ def report(res):
     L.append("")
     rr, sq = P.get("randread", {}), P.get("seqread", {})
     if rr.get("depths"):
-        L.append(f"Disk limits (the probe, `build/limits`, on the table's largest file, `O_DIRECT`, {rr.get('engine')}):")
+        L.append(f"Disk limits (the probe, `build/limits`, on a {rr.get('file_bytes', 0) >> 20} MiB file next to the "
+                 f"table, `O_DIRECT`, {rr.get('engine')}):")
         L.append("")
         L.append("| random 4 KiB reads, queue depth | " + " | ".join(str(d["depth"]) for d in rr["depths"]) + " |")
         L.append("|---" * (len(rr["depths"]) + 1) + "|")
@@ -426,6 +432,7 @@ def main():
     ap.add_argument("--tmp", default=None, help="where the table goes (INFINIDATA_TMPDIR)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--probe-seconds", type=float, default=2.0)
+    ap.add_argument("--probe-mib", type=int, default=4096, help="size of the probe's file (MiB)")
     ap.add_argument("--skip-probe", action="store_true")
     ap.add_argument("--skip-shuffled", action="store_true")
     ap.add_argument("--skip-contiguous", action="store_true")
