@@ -38,6 +38,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
+from run import loadavg  # noqa: E402  (bench/run.py: the 1-minute load average)
+
 DIM = 128
 BATCH = 256
 CASES = ["tableloader", "batch_iter", "tabledataset", "tabledataset_w2", "memmap_w2", "hf_w2", "mds_w2"]
@@ -46,14 +48,6 @@ VENV_OF = {"hf_w2": "datasets-torch", "mds_w2": "mosaicml-streaming"}
 
 def log(*a):
     print(*a, flush=True)
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return float(f.read().split()[0])
-    except (OSError, ValueError):
-        return None
 
 
 # ---- the data ----
