@@ -19,7 +19,12 @@ PEERS = {
     "infinidata-0.0.1": (["infinidata==0.0.1", "numpy<2"], "import infinidata, numpy; infinidata.TableView"),
     # bench/torch_bench.py: peers of infinidata.torch, each with the same CPU torch as .venv
     "datasets-torch": (["datasets", "numpy", "torch==2.13.0"], "import datasets, torch"),
-    "mosaicml-streaming": (["mosaicml-streaming", "torch==2.13.0"], "import streaming, torch"),
+    # streaming's package __init__ imports streaming.vision, hence torchvision, whose PyPI
+    # wheel is the CUDA build (its _C.so needs libc10_cuda.so, absent from the CPU torch): the
+    # check (and bench/torch_bench.py) stub that submodule out; MDS reading never uses it.
+    "mosaicml-streaming": (["mosaicml-streaming", "torch==2.13.0"],
+                           "import sys, types; sys.modules['streaming.vision'] = "
+                           "types.ModuleType('streaming.vision'); import streaming, torch"),
 }
 
 

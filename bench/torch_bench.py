@@ -180,6 +180,11 @@ def worker(case, d, args):
         make, check = (lambda: iter(dl)), by_key
         repeat = 1
     elif case == "mds_w2":
+        import types
+
+        # streaming/__init__ imports streaming.vision -> torchvision, whose PyPI wheel is the
+        # CUDA build and fails to load next to the CPU torch; MDS reading does not use it
+        sys.modules.setdefault("streaming.vision", types.ModuleType("streaming.vision"))
         import streaming
         import torch
         from streaming import MDSWriter, StreamingDataset
