@@ -536,3 +536,29 @@ def test_linked_and_copied_files_get_one_mode(tmp_path, umask):
     modes = {f: stat.S_IMODE(os.stat(os.path.join(d, f)).st_mode) for f in os.listdir(d)}
     assert set(modes.values()) == {0o644 & ~umask}, modes
     assert len(modes) == 7, modes
+
+
+# ---- item 14: what mmap cannot protect against (documented in the README) ----
+
+def test_truncated_under_a_loaded_view_is_sigbus_as_documented(tmp_path):
+    """A data file truncated by another process while a view of it is loaded kills the
+    reader with SIGBUS on the next read of the lost pages (the README says so, as LMDB's
+    documentation does); a load after the truncation is a clean CorruptDataError."""
+    d = str(tmp_path / "d")
+    TableView({"x": np.arange(200_000.0)}).save_to_disk(d, "v")
+    rc, out, err = run_child("""
+        import os, sys, infinidata
+        d = sys.argv[1]
+        tv = infinidata.TableView.load_from_disk(d, "v")
+        [s] = [f for f in os.listdir(d) if f.startswith("s-")]
+        os.truncate(os.path.join(d, s), 4096)
+        print("truncated", flush=True)
+        tv[:]
+        print("read")
+    """, d)
+    assert rc == -7, (rc, out, err)  # SIGBUS
+    assert "truncated" in out and "read" not in out
+    with pytest.raises(CorruptDataError):
+        TableView.load_from_disk(d, "v")
+    readme = open(os.path.join(HERE, "..", "..", "README.md")).read()
+    assert "SIGBUS" in readme
