@@ -42,8 +42,10 @@ _FP_SAMPLES = 64  # rows read to fingerprint a view
 # ---- helpers ----
 
 def default_threads(in_worker=False):
-    """Gather threads TableLoader uses when `threads=None`: min(4, CPUs this process may
-    use), the README's recommendation; 1 inside a DataLoader worker (the workers already run
+    """Gather threads TableLoader uses when `threads=None`: the README's recommendation of
+    2 x the CPUs this process may use, shared among the ranks of the machine (divided by
+    `LOCAL_WORLD_SIZE`, which torchrun sets), at least 1; the batch iterator itself never
+    starts more than 2 x CPUs or 64. 1 inside a DataLoader worker (the workers already run
     side by side)."""
     if in_worker:
         return 1
@@ -51,11 +53,13 @@ def default_threads(in_worker=False):
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    return max(1, min(4, cpus))
+    local = _env_int("LOCAL_WORLD_SIZE") or 1
+    return max(1, (2 * cpus) // max(1, local))
 
 
 def default_readahead(threads):
-    """Batches in flight TableLoader uses when `readahead=None`: 2 x threads."""
+    """Batches in flight TableLoader uses when `readahead=None`: 2 x threads (the README's
+    `threads=4, readahead=8` on 2 cores)."""
     return 2 * threads
 
 

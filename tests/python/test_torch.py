@@ -354,6 +354,18 @@ def test_rank_and_world_from_the_environment(table, monkeypatch):
     assert len(TableLoader(tv, 8)) == 26
 
 
+def test_default_threads_follow_the_readme_and_local_ranks(monkeypatch):
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    cpus = len(os.sched_getaffinity(0))
+    assert itorch.default_threads() == 2 * cpus
+    assert itorch.default_readahead(itorch.default_threads()) == 4 * cpus
+    assert itorch.default_threads(in_worker=True) == 1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(4 * cpus))
+    assert itorch.default_threads() == 1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert itorch.default_threads() == cpus
+
+
 def test_loader_columns_transform_and_threads(table):
     cols, tv = table
     ld = TableLoader(tv, 50, shuffle=False, columns=["x", "i"], threads=3, readahead=5,
