@@ -119,31 +119,53 @@ def main(argv=None):
         del f, f1, sh, tv
         res["runs"].append(run)
         print(json.dumps(run), flush=True)
-    best = {k: max(r[k] for r in res["runs"] if r[k] is not None) for k in res["runs"][0]
-            if any(r[k] is not None for r in res["runs"])}
-    res["best"] = best
     res["loadavg_end"] = os.getloadavg()[0]
-    lim = best.get("pwrite_mb_s")
-    lines = [f"# Writing at disk speed ({a.mib} MiB, best of {a.reps}, load {res['loadavg_start']:.1f})", "",
-             "| what | MB/s | vs probe pwrite (fsync included) |", "|---|---|---|"]
-    for k, name in [("pwrite_mb_s", "probe: sequential pwrite + fsync (build/limits pwrite)"),
-                    ("pwrite_before_fsync_mb_s", "probe: the same before its fsync"),
-                    ("construct_mb_s", "TableView(dict) of float32 rows"),
-                    ("append_mb_s", "TableWriter.append, 32 MiB batches"),
-                    ("text_construct_mb_s", "TableView(dict) of a str column (UTF-8 bytes stored)"),
-                    ("flatten_contiguous_mb_s", "flatten() of the table"),
-                    ("flatten_shuffled_mb_s", "flatten() of a shuffled view (default threads)"),
-                    ("flatten_shuffled_t1_mb_s", "flatten(threads=1) of a shuffled view")]:
-        if k in best:
-            ratio = f"{best[k] / lim:.2f}" if lim else "-"
-            lines.append(f"| {name} | {best[k]:.0f} | {ratio} |")
-    os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "writes.json"), "w") as f:
+    write_report(res, a.out)
+
+
+NAMES = [("pwrite_mb_s", "probe: sequential pwrite + fsync (build/limits pwrite)"),
+         ("pwrite_before_fsync_mb_s", "probe: the same before its fsync"),
+         ("construct_mb_s", "TableView(dict) of float32 rows"),
+         ("append_mb_s", "TableWriter.append, 32 MiB batches"),
+         ("text_construct_mb_s", "TableView(dict) of a str column (UTF-8 bytes stored)"),
+         ("flatten_contiguous_mb_s", "flatten() of the table"),
+         ("flatten_shuffled_mb_s", "flatten() of a shuffled view (default threads)"),
+         ("flatten_shuffled_t1_mb_s", "flatten(threads=1) of a shuffled view")]
+
+
+def write_report(res, out):
+    """writes.md and writes.json from a result dict: best MB/s of each, the ratio of bests to
+    the probe's pwrite (with and before fsync), and the range of per-run ratios."""
+    runs = res["runs"]
+    best = {k: max(r[k] for r in runs if r.get(k) is not None) for k in runs[0]
+            if any(r.get(k) is not None for r in runs)}
+    res["best"] = best
+    lim, lim0 = best.get("pwrite_mb_s"), best.get("pwrite_before_fsync_mb_s")
+    mib = res["bytes"] >> 20
+    lines = [f"# Writing at disk speed ({mib} MiB, best of {res['reps']}, load average "
+             f"{res['loadavg_start']:.1f} at start{', page cache dropped before each' if res.get('drop_caches') else ''})", "",
+             "| what | MB/s (best) | / pwrite+fsync (best) | / pwrite before fsync (best) | / pwrite+fsync, per run |",
+             "|---|---|---|---|---|"]
+    for k, name in NAMES:
+        if k not in best:
+            continue
+        per = [r[k] / r["pwrite_mb_s"] for r in runs if r.get(k) and r.get("pwrite_mb_s")]
+        rng = f"{min(per):.2f}-{max(per):.2f}" if per else "-"
+        r1 = f"{best[k] / lim:.2f}" if lim else "-"
+        r0 = f"{best[k] / lim0:.2f}" if lim0 else "-"
+        lines.append(f"| {name} | {best[k]:.0f} | {r1} | {r0} | {rng} |")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "writes.json"), "w") as f:
         json.dump(res, f, indent=1)
-    with open(os.path.join(a.out, "writes.md"), "w") as f:
+    with open(os.path.join(out, "writes.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--from-json":  # rewrite the report of a run
+        with open(sys.argv[2]) as f:
+            r = json.load(f)
+        write_report(r, os.path.dirname(os.path.abspath(sys.argv[2])))
+    else:
+        main()
