@@ -33,6 +33,7 @@ class TableWriter:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._bar = None
+        _progress.wanted(progress)  # a bad value fails before anything is made
         self._w = _Writer(schema)
         self._bar = _progress.start(progress, -1, "TableWriter", "rows")
 

@@ -135,8 +135,11 @@ def test_bad_schema_arguments():
         infinidata.TableWriter({"a": ("i8", (-1,))})
     with pytest.raises(ValueError, match="at least one column"):
         infinidata.TableWriter({})
-    with pytest.raises(TypeError, match="progress"):
-        infinidata.TableWriter(progress="yes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)  # nothing half-made to warn about
+        with pytest.raises(TypeError, match="progress"):
+            infinidata.TableWriter(progress="yes")
+        gc.collect()
     w = infinidata.TableWriter()
     with pytest.raises(TypeError):
         w.append([np.arange(3)])
