@@ -451,8 +451,11 @@ static int check_schema(const idt_column *cd, Py_ssize_t nc, const idt_schema *e
     for (Py_ssize_t i = 0; i < nc; i++) {
         int64_t k = idt_schema_find(expect, cd[i].name);
         if (k < 0) {
-            PyErr_Format(PyExc_ValueError, "the batch has column '%s', which the writer's schema "
-                         "does not have", cd[i].name);
+            PyObject *a = col_type_str(&cd[i]);
+            if (a)
+                PyErr_Format(PyExc_ValueError, "the batch has column '%s' (%U), which the writer's "
+                             "schema does not have", cd[i].name, a);
+            Py_XDECREF(a);
             return -1;
         }
         if (!idt_column_same(&cd[i], &expect->cols[k])) {

@@ -112,7 +112,7 @@ def test_no_schema_and_no_batch_cannot_finish():
     ({"a": np.zeros((3, 2), "i8"), "s": np.array(["x"] * 3)}, r"column 'a': the batch has int64 with row shape \(2,\), the writer's schema has int64 with row shape \(\)"),
     ({"a": np.arange(3), "s": np.array([b"x"] * 3)}, r"column 's': the batch has bytes \(S\) with row shape \(\), the writer's schema has str \(U\)"),
     ({"a": np.arange(3)}, r"missing column 's' \(str \(U\) with row shape \(\)\)"),
-    ({"a": np.arange(3), "s": np.array(["x"] * 3), "z": np.arange(3)}, r"column 'z', which the writer's schema does not have"),
+    ({"a": np.arange(3), "s": np.array(["x"] * 3), "z": np.arange(3)}, r"column 'z' \(int64 with row shape \(\)\), which the writer's schema does not have"),
 ])
 def test_schema_mismatch_names_column_and_types(bad, msg):
     with infinidata.TableWriter() as w:
@@ -560,3 +560,22 @@ def test_columns_read_from_the_dict_as_it_was_at_the_call():
         tv = make(d)
         assert tv.column_names == ["a", "b", "c"]
         assert tv[:]["b"].tolist() == [0, 1, 2] and tv[:]["c"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_flatten_of_a_concat_of_tables_with_other_column_sets():
+    a = infinidata.TableView({"x": np.arange(5), "s": np.array(list("abcde")), "extra": np.zeros(5)})
+    b = infinidata.TableView({"s": np.array(["long string é"] * 3), "x": np.arange(3) + 100})
+    v = infinidata.TableView.concat([a.select_columns(["x", "s"]), b.new_view([2, 0])]).shuffle(seed=5)
+    f = v.flatten(threads=2)
+    assert f.column_names == ["x", "s"]
+    assert_same(f[:], v[:])
+
+
+def test_flatten_is_a_new_table_independent_of_its_source():
+    tv = infinidata.TableView({"x": np.arange(10)})
+    f = tv.flatten()
+    assert f.uuid() != tv.uuid()
+    want = tv[:]
+    del tv
+    gc.collect()
+    assert_same(f[:], want)
