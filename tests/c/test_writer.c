@@ -1,0 +1,230 @@
+/* test_writer.c: flatten, the writer, the builder's streaming hash and cancellation. */
+#include <stdlib.h>
+
+#include "harness.h"
+#include "writer.h"
+
+enum { N = 70000 }; /* several flatten tasks and string chunks */
+
+/* A view of N rows: "id" int64, "v" float32 (3,), "s" UTF8 with some non-ASCII. */
+static int make_table(idt_view **out, idt_error *err) {
+    int64_t *id = malloc(N * 8);
+    float *v = malloc(N * 12);
+    char *buf = malloc((size_t)N * 24);
+    const char **s = malloc(N * sizeof *s);
+    for (int64_t i = 0; i < N; i++) {
+        id[i] = i;
+        for (int k = 0; k < 3; k++) v[3 * i + k] = (float)(i * 3 + k);
+        s[i] = buf + 24 * i;
+        snprintf(buf + 24 * i, 24, i % 11 ? "r%lld" : "\xC3\xA9%lld", (long long)i);
+    }
+    int64_t three[1] = {3};
+    h_col cols[3] = {{"id", IDT_COL_FIXED, "<i8", 8, 0, NULL, id, 0, NULL},
+                     {"v", IDT_COL_FIXED, "<f4", 4, 1, three, v, 0, NULL},
+                     {"s", IDT_COL_UTF8, NULL, 0, 0, NULL, s, 0, NULL}};
+    int rc = h_view(cols, 3, N, out, err);
+    free(id);
+    free(v);
+    free(buf);
+    free(s);
+    return rc;
+}
+
+/* Every row of v and f hold the same values (all columns, strings byte for byte). */
+static int same_rows(const idt_view *v, const idt_view *f) {
+    if (idt_view_len(v) != idt_view_len(f) || v->ncols != f->ncols) return 0;
+    int64_t n = idt_view_len(v);
+    idt_rowsel sel = {0, 1, n, NULL};
+    void *a[8], *b[8];
+    int64_t wa[8], wb[8];
+    h_gather(v, &sel, a, wa);
+    h_gather(f, &sel, b, wb);
+    int ok = 1;
+    for (int64_t j = 0; j < v->ncols && ok; j++) {
+        const idt_column *c = idt_view_column(v, j);
+        if (strcmp(c->name, idt_view_column(f, j)->name) || wa[j] != wb[j]) ok = 0;
+        int64_t rb = c->kind == IDT_COL_FIXED ? c->row_bytes : c->row_elems * wa[j] * (c->kind == IDT_COL_UTF8 ? 4 : 1);
+        if (ok && memcmp(a[j], b[j], (size_t)(rb * n))) ok = 0;
+    }
+    h_free_outs(a, v->ncols);
+    h_free_outs(b, f->ncols);
+    return ok;
+}
+
+static void test_flatten_every_kind_of_view(void) {
+    idt_error err;
+    idt_view *t, *views[6];
+    REQUIRE(CHECK_OK(make_table(&t, &err), err) == 0);
+    int64_t *idx = malloc(5000 * 8);
+    h_seed(3);
+    for (int i = 0; i < 5000; i++) idx[i] = h_range(-N, N - 1);
+    CHECK_OK(idt_view_slice(t, N - 1, -3, N / 3, &views[0], &err), err);
+    CHECK_OK(idt_view_take(t, idx, 5000, &views[1], &err), err);
+    CHECK_OK(idt_view_shuffle(t, 9, &views[2], &err), err);
+    CHECK_OK(idt_view_concat((idt_view *[]){views[0], t, views[2]}, 3, &views[3], &err), err);
+    CHECK_OK(idt_view_select(views[3], (const char *[]){"s", "id"}, 2, &views[4], &err), err);
+    CHECK_OK(idt_view_slice(t, 0, 1, 0, &views[5], &err), err);
+    free(idx);
+    for (int k = 0; k < 6; k++)
+        for (int64_t th = 1; th <= 3; th += 2) {
+            idt_view *f;
+            if (CHECK_OK(idt_view_flatten(views[k], th, NULL, &f, &err), err)) continue;
+            CHECK(same_rows(views[k], f));
+            CHECK(f->nseg <= 1);
+            if (f->nseg == 1) CHECK_OK(idt_store_verify(f->segs[0].store, "flattened", &err), err);
+            idt_view_decref(f);
+        }
+    for (int k = 0; k < 6; k++) idt_view_decref(views[k]);
+    idt_view_decref(t);
+}
+
+typedef struct counter {
+    int64_t calls, stop_at;
+} counter;
+
+static int count_and_stop(void *ctx, int64_t done, int64_t total) {
+    counter *c = ctx;
+    (void)done;
+    (void)total;
+    return ++c->calls >= c->stop_at;
+}
+
+static void test_flatten_cancel_leaves_nothing(void) {
+    idt_error err;
+    idt_view *t, *sh;
+    REQUIRE(CHECK_OK(make_table(&t, &err), err) == 0);
+    REQUIRE(CHECK_OK(idt_view_shuffle(t, 4, &sh, &err), err) == 0);
+    int files = h_count_files();
+    h_snap before;
+    h_snap_take(&before);
+    int cancelled = 0;
+    for (int64_t stop = 1; stop <= 40; stop += 3)
+        for (int64_t th = 1; th <= 3; th += 2) {
+            counter c = {0, stop};
+            idt_progress p = {count_and_stop, &c};
+            idt_view *f = NULL;
+            int rc = idt_view_flatten(sh, th, &p, &f, &err);
+            if (rc == 0) { /* fewer reports than stop: it finished */
+                CHECK(c.calls < stop);
+                idt_view_decref(f);
+                continue;
+            }
+            CHECK_EQ(rc, IDT_ECANCELLED);
+            CHECK_EQ(h_count_files(), files);
+            cancelled++;
+        }
+    CHECK(cancelled >= 4);
+    CHECK_SNAP(before);
+    idt_view_decref(sh);
+    idt_view_decref(t);
+}
+
+static void test_writer_pieces_merge_and_mismatch(void) {
+    idt_error err;
+    idt_view *t;
+    REQUIRE(CHECK_OK(make_table(&t, &err), err) == 0);
+    idt_store *st = t->segs[0].store;
+    idt_writer *w;
+    REQUIRE(CHECK_OK(idt_writer_new(st->schema, &w, &err), err) == 0);
+    idt_writer_set_merge_count(w, 2);
+    /* small pieces: slices flattened into stores of their own */
+    int64_t rows = 0;
+    for (int k = 0; k < 5; k++) {
+        idt_view *part;
+        idt_store *ps;
+        CHECK_OK(idt_view_slice(t, k * 100, 1, 100, &part, &err), err);
+        CHECK_OK(idt_view_flatten_store(part, 1, NULL, &ps, &err), err);
+        CHECK_OK(idt_writer_add(w, ps, NULL, &err), err);
+        rows += ps->nrows;
+        idt_store_decref(ps);
+        idt_view_decref(part);
+    }
+    CHECK_EQ(idt_writer_rows(w), rows);
+    CHECK(idt_writer_pieces(w) < 5); /* merged */
+    /* a piece of another schema is refused, naming the column; the writer is unchanged */
+    idt_view *other;
+    int64_t one = 1;
+    h_col oc[1] = {{"id", IDT_COL_FIXED, "<i4", 4, 0, NULL, &one, 0, NULL}};
+    REQUIRE(CHECK_OK(h_view(oc, 1, 1, &other, &err), err) == 0);
+    CHECK_ERR(idt_writer_add(w, other->segs[0].store, NULL, &err), IDT_EVALUE, err, "columns");
+    CHECK_EQ(idt_writer_rows(w), rows);
+    idt_view *out;
+    int64_t cols[3] = {idt_schema_find(st->schema, "id"), idt_schema_find(st->schema, "s"),
+                       idt_schema_find(st->schema, "v")};
+    REQUIRE(CHECK_OK(idt_writer_finish(w, cols, 3, &out, &err), err) == 0);
+    idt_view *want;
+    CHECK_OK(idt_view_slice(t, 0, 1, 500, &want, &err), err);
+    idt_view *want3;
+    CHECK_OK(idt_view_select(want, (const char *[]){"id", "s", "v"}, 3, &want3, &err), err);
+    CHECK(same_rows(want3, out));
+    idt_view_decref(want3);
+    idt_view_decref(want);
+    idt_view_decref(out);
+    idt_view_decref(other);
+    /* no pieces: an empty table */
+    REQUIRE(CHECK_OK(idt_writer_new(st->schema, &w, &err), err) == 0);
+    REQUIRE(CHECK_OK(idt_writer_finish(w, cols, 3, &out, &err), err) == 0);
+    CHECK_EQ(idt_view_len(out), 0);
+    idt_view_decref(out);
+    /* abandoned: its pieces go */
+    int files = h_count_files();
+    REQUIRE(CHECK_OK(idt_writer_new(st->schema, &w, &err), err) == 0);
+    idt_store *big;
+    CHECK_OK(idt_view_flatten_store(t, 2, NULL, &big, &err), err);
+    CHECK_OK(idt_writer_add(w, big, NULL, &err), err);
+    idt_store_decref(big);
+    CHECK(h_count_files() > files);
+    idt_writer_free(w);
+    CHECK_EQ(h_count_files(), files);
+    idt_view_decref(t);
+}
+
+/* The builder hashes fixed columns as they are written when the writes come in order, and
+ * falls back to reading the rest back when they do not: either way the stored hash is the
+ * content's. */
+static void test_builder_hash_in_and_out_of_order(void) {
+    idt_error err;
+    idt_column cd[2] = {{"a", IDT_COL_FIXED, "<i8", 8, 0, NULL, 1, 8},
+                        {"b", IDT_COL_FIXED, "|u1", 1, 0, NULL, 1, 1}};
+    idt_schema *s;
+    REQUIRE(CHECK_OK(idt_schema_new(cd, 2, &s, &err), err) == 0);
+    enum { R = 300000 };
+    int64_t *a = malloc(R * 8);
+    uint8_t *b = malloc(R);
+    for (int64_t i = 0; i < R; i++) {
+        a[i] = i * 7;
+        b[i] = (uint8_t)i;
+    }
+    for (int order = 0; order < 3; order++) {
+        idt_store_builder *bl;
+        REQUIRE(CHECK_OK(idt_store_builder_new(s, R, NULL, &bl, &err), err) == 0);
+        if (order == 0) { /* in file order */
+            CHECK_OK(idt_store_builder_write_fixed(bl, 0, 0, R, a, &err), err);
+            CHECK_OK(idt_store_builder_write_fixed(bl, 1, 0, R, b, &err), err);
+        } else if (order == 1) { /* second column first */
+            CHECK_OK(idt_store_builder_write_fixed(bl, 1, 0, R, b, &err), err);
+            CHECK_OK(idt_store_builder_write_fixed(bl, 0, 0, R, a, &err), err);
+        } else { /* rows backwards, in two halves */
+            CHECK_OK(idt_store_builder_write_fixed(bl, 0, R / 2, R - R / 2, a + R / 2, &err), err);
+            CHECK_OK(idt_store_builder_write_fixed(bl, 0, 0, R / 2, a, &err), err);
+            CHECK_OK(idt_store_builder_write_fixed(bl, 1, 0, R, b, &err), err);
+        }
+        idt_store *st;
+        REQUIRE(CHECK_OK(idt_store_builder_finish(bl, &st, &err), err) == 0);
+        CHECK_OK(idt_store_verify(st, "built", &err), err);
+        idt_store_decref(st);
+    }
+    free(a);
+    free(b);
+    idt_schema_decref(s);
+}
+
+int main(int argc, char **argv) {
+    static const h_test tests[] = {
+        H_TEST(test_flatten_every_kind_of_view),
+        H_TEST(test_flatten_cancel_leaves_nothing),
+        H_TEST(test_writer_pieces_merge_and_mismatch),
+        H_TEST(test_builder_hash_in_and_out_of_order),
+    };
+    return h_main(tests, sizeof tests / sizeof tests[0], argc, argv);
+}
