@@ -365,7 +365,7 @@ void idt_batcher_get_stats(idt_batcher *it, idt_batcher_stats *out) {
     out->inflight_bytes = it->inflight;
     out->peak_bytes = it->peak;
     out->max_bytes = it->max_bytes;
-    out->idle_workers = it->orphaned ? it->nworkers : it->idle;
+    out->idle_workers = it->orphaned ? 0 : it->idle;
     pthread_mutex_unlock(&it->mu);
 }
 
@@ -446,7 +446,7 @@ int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t thre
 }
 
 int64_t idt_batcher_count(const idt_batcher *it) { return it->nbatches; }
-int64_t idt_batcher_workers(const idt_batcher *it) { return it->nworkers; }
+int64_t idt_batcher_workers(const idt_batcher *it) { return it->orphaned ? 0 : it->nworkers; }
 
 /* Batch next_take made in the calling thread (no workers, or none in this process): a batch
  * a worker finished before a fork is taken as it is. */

@@ -64,7 +64,8 @@ int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t thre
 #define IDT_TIMEOUT 2
 int idt_batcher_next(idt_batcher *it, idt_batch **out, int timeout_ms, idt_error *err);
 
-/* Number of batches in total, and worker threads running. */
+/* Number of batches in total, and worker threads running (0 for an iterator inherited
+ * through fork). */
 int64_t idt_batcher_count(const idt_batcher *it);
 int64_t idt_batcher_workers(const idt_batcher *it);
 /* The view being iterated (borrowed; alive as long as the iterator). */

@@ -219,7 +219,7 @@ static PyMethodDef bi_methods[] = {
 };
 
 static PyGetSetDef bi_getset[] = {
-    {"workers", bi_workers, NULL, "Worker threads this iterator runs (0: on demand in the caller).", NULL},
+    {"workers", bi_workers, NULL, "Worker threads this iterator runs (0: on demand in the caller, as an iterator inherited through fork does in the child).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -184,6 +184,7 @@ FORK_HELPERS = """
     def child_checks(it, start, bs, mode):
         # mode 0: exit without touching anything; 1: finish the inherited iterator;
         # 2: take one batch then close it; 3: new views and threaded iterators here
+        assert it is None or it.workers == 0  # the parent's workers are not here
         if mode == 1:
             n = 0
             for k, b in enumerate(it, start):
@@ -316,20 +317,21 @@ def test_readahead_of_long_strings_stays_under_the_default_cap():
     # readahead=1024 used to decode ~410 MB ahead of a consumer that takes one batch and
     # stops (fixed-width bytes alone were capped: this table has none). The default cap is
     # 256 MiB of decoded output, plus at most one batch per worker.
-    run(helpers=MEMORY_HELPERS, body="""
+    run(helpers=MEMORY_HELPERS, body=f"""
         L, N = 100_000, 1_100
-        tv = infinidata.TableView({"t": np.array(["x" * L] * N, dtype=object)})
+        tv = infinidata.TableView({{"t": np.array(["x" * L] * N, dtype=object)}})
         gc.collect()
         base = rss_anon()
         it = tv.batch_iter(1, threads=2, readahead=1024)
         b = next(it)
-        assert b["t"].dtype == np.dtype(f"<U{L}")
+        assert b["t"].dtype == np.dtype(f"<U{{L}}")
         wait_idle(it)
         st = it._stats()
         grew = rss_anon() - base
         assert st["max_bytes"] == 256 << 20, st
         assert st["inflight_bytes"] <= st["max_bytes"] + it.workers * 4 * L, st
-        assert grew < (256 << 20) + (24 << 20), grew
+        if {not UNDER_ASAN}:  # ASan's quarantine keeps freed memory resident
+            assert grew < (256 << 20) + (24 << 20), grew
         del b
         it.close()
         print("ok")
@@ -361,7 +363,8 @@ def test_byte_cap_counts_strings_at_the_batch_width(threads, readahead):
         assert st["inflight_bytes"] <= cap + w * big, st
         if {readahead} >= 1024:
             assert st["inflight_bytes"] >= cap - big, st  # the cap, not the window, stopped them
-        assert rss_anon() - base < cap + w * big + (16 << 20)
+        if {not UNDER_ASAN}:  # ASan's quarantine keeps freed memory resident
+            assert rss_anon() - base < cap + w * big + (16 << 20)
         got, peak = [first], 0
         for b in it:
             got.append(b)
