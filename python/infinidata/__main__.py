@@ -55,33 +55,35 @@ def _fmt_dtype(dtype, shape):
     return kind + (str(tuple(shape)) if shape else "")
 
 
-def cmd_info(args):
+def _each_view(args, verify, failure, report):
+    """Describe every view named by args (loading with or without content checks); print
+    report(info) for each, or '<name>: <failure><error>' on stderr. 1 if any failed."""
     failed = 0
     for name in _names_or_fail(args.dir, args.name):
         try:
-            info = _describe(args.dir, name, verify=False)
+            info = _describe(args.dir, name, verify=verify)
         except (OSError, ValueError) as e:
-            print(f"{name}: {e}", file=sys.stderr)
+            print(f"{name}: {failure}{e}", file=sys.stderr)
             failed = 1
             continue
-        print(f"{info['name']}: {info['rows']} rows, {info['files']} files, "
-              f"{info['bytes_on_disk']} bytes on disk, format version {info['format_version']}")
-        for col, (dtype, shape) in info["schema"].items():
-            print(f"  {col}: {_fmt_dtype(dtype, shape)}")
+        print(report(info))
     return failed
+
+
+def _info_text(info):
+    lines = [f"{info['name']}: {info['rows']} rows, {info['files']} files, "
+             f"{info['bytes_on_disk']} bytes on disk, format version {info['format_version']}"]
+    lines += [f"  {col}: {_fmt_dtype(dtype, shape)}" for col, (dtype, shape) in info["schema"].items()]
+    return "\n".join(lines)
+
+
+def cmd_info(args):
+    return _each_view(args, False, "", _info_text)
 
 
 def cmd_verify(args):
-    failed = 0
-    for name in _names_or_fail(args.dir, args.name):
-        try:
-            info = _describe(args.dir, name, verify=True)
-        except (OSError, ValueError) as e:
-            print(f"{name}: damaged or missing: {e}", file=sys.stderr)
-            failed = 1
-            continue
-        print(f"{name}: ok ({info['rows']} rows, {info['files']} files)")
-    return failed
+    return _each_view(args, True, "damaged or missing: ",
+                      lambda i: f"{i['name']}: ok ({i['rows']} rows, {i['files']} files)")
 
 
 def _import_sources(srcs, progress):
