@@ -44,6 +44,8 @@ test-c: $(BUILD)/c/build.ninja
 	$(SAN_ENV) $(MESON) test -C $(BUILD)/c --print-errorlogs
 
 # The whole pytest suite against an ASan+UBSan build of the extension (runtime preloaded).
+# PYTHONPATH is absolute: the suite's subprocesses (run from other directories) import the
+# sanitized package too, and need no normal build (`make sanitize` works in a fresh clone).
 sanitize: test-c
 	$(MESON) compile -C $(BUILD)/c
 	rm -rf $(BUILD)/asan-pkg && mkdir -p $(BUILD)/asan-pkg/infinidata
@@ -51,7 +53,7 @@ sanitize: test-c
 	cp $(BUILD)/c/_infinidata*.so $(BUILD)/asan-pkg/infinidata/
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	PYTHONPATH=$(BUILD)/asan-pkg $(PY) -m pytest tests/python -q -p no:cacheprovider $(PYTEST_ARGS)
+	PYTHONPATH=$(CURDIR)/$(BUILD)/asan-pkg $(PY) -m pytest tests/python -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # ThreadSanitizer over the C tests of the batch iterator and reference counting.
 tsan: $(STAMP)

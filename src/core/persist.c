@@ -1126,6 +1126,8 @@ int idt_view_describe(const idt_view *v, char **out, size_t *len, idt_error *err
     } else {
         *out = w.p;
         *len = w.n;
+        /* other processes (and later unpicklings) may map these ranges: never reuse them */
+        for (int64_t i = 0; i < o.n; i++) idt_blob_pin(obj_blob(&o, i));
     }
     objects_free(&o);
     return rc;

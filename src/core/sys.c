@@ -62,6 +62,7 @@ static int natural_errno(int kind) {
     case IDT_FAULT_FALLOCATE:
     case IDT_FAULT_WRITE: return ENOSPC;
     case IDT_FAULT_OPEN: return EMFILE;
+    case IDT_FAULT_PUNCH: return EOPNOTSUPP;
     default: return EIO;
     }
 }
@@ -140,6 +141,13 @@ int idt_fallocate(int fd, off_t off, off_t len) {
     int r = posix_fallocate(fd, off, len);
     if (r) { errno = r; return -1; }
     return 0;
+}
+
+int idt_punch_hole(int fd, off_t off, off_t len) {
+    int e = hit(IDT_FAULT_PUNCH);
+    if (e) { errno = e; return -1; }
+    if (len <= 0) return 0;
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
 }
 
 void *idt_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {

@@ -25,6 +25,7 @@ typedef enum idt_fault_kind {
     IDT_FAULT_LINK,
     IDT_FAULT_MKDIR,
     IDT_FAULT_ADVISE,  /* madvise and mincore: advice only, a failure costs speed, never data */
+    IDT_FAULT_PUNCH, /* returning a file range's blocks (idt_punch_hole) */
     IDT_FAULT_NKINDS,
     IDT_FAULT_ANY = IDT_FAULT_NKINDS /* arm on the Nth call of any kind */
 } idt_fault_kind;
@@ -57,6 +58,10 @@ int idt_open(const char *path, int flags, mode_t mode);
 int idt_openat(int dirfd, const char *path, int flags, mode_t mode);
 int idt_close(int fd);
 int idt_fallocate(int fd, off_t off, off_t len);
+/* Give back the blocks of [off, off+len) of fd, keeping the file's size (the range then reads
+ * as zeros): fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE). -1 with errno (EOPNOTSUPP
+ * on a file system that cannot) on failure. */
+int idt_punch_hole(int fd, off_t off, off_t len);
 void *idt_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 int idt_munmap(void *addr, size_t len);
 ssize_t idt_pwrite_all(int fd, const void *buf, size_t n, off_t off); /* loops; -1 on error */

@@ -1,10 +1,12 @@
-/* tmp.c: the temp area (per-process directories, crash reaping) and blob allocation. */
+/* tmp.c: the temp area (per-process directories, safe reaping) and blob allocation (arena
+ * chunks with free lists and hole punching; dedicated files). */
 #include "tmp.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -13,33 +15,73 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "sys.h"
 
+typedef struct idt_extent {
+    size_t off, len;
+} idt_extent;
+
+/* An arena chunk. Every field is guarded by `mu`. */
 struct idt_chunk {
-    _Atomic int64_t refs; /* live blobs, plus one while it is the current chunk */
+    idt_chunk *next;   /* this process's chunk list, while listed */
     char *path;
     char *map;
-    size_t size, used;
-    int fd;               /* open while current, for fallocate; -1 after */
-    pid_t owner;
+    size_t size;       /* bytes mapped: the file's size (sparse) */
+    int fd;            /* open for the chunk's life: reservations and hole punching */
+    pid_t owner;       /* the process that made the file: only it reuses, punches, unlinks */
     uint64_t dev, ino;
+    int listed;        /* in this process's list: new blobs may go here */
+    int pinned;        /* holds ranges that are never given back (pinned or untrackable) */
+    int64_t occupants; /* live blobs + held-back ranges: the chunk lives while > 0 or listed */
+    int64_t nranges;   /* ranges taken (live, held back, pinned): nfree <= nranges + 1 */
+    size_t held;       /* bytes of those ranges */
+    idt_extent *free;  /* free ranges sorted by offset, coalesced; they read as zeros */
+    size_t nfree, capfree;
 };
+
+/* A fork whose children may still map this process's chunks: the read end of a pipe whose
+ * write end only the children (and their descendants) hold, close-on-exec. */
+typedef struct fork_gen {
+    int rfd;
+    uint64_t seq;
+} fork_gen;
+
+/* A freed range held back until no child that may map it is left. */
+typedef struct held_range {
+    idt_chunk *c;
+    size_t off, len;
+    uint64_t alloc_seq, free_seq;
+} held_range;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static char *root_path;     /* absolute temp root, set at first use */
+static char root_cfg[PATH_MAX]; /* the configured root, absolute, fixed at first use ("": not yet) */
+static int root_default;    /* root_cfg is the default ./.infinidata_tmp */
+static char *root_path;     /* its real path, once made */
+static int root_made;       /* this process created the root */
 static char *proc_path;     /* this process's directory */
 static int lock_fd = -1;
 static pid_t proc_owner;
-static idt_chunk *cur_chunk;
+static idt_chunk *chunks;   /* chunks new blobs may go to, oldest first */
+static size_t page_size = 4096;
 static _Atomic uint64_t name_counter;
-static _Atomic int64_t n_live_blobs, n_chunks, n_file_blobs;
+static _Atomic int64_t n_live_blobs, n_chunks, n_file_blobs, n_arena_bytes;
+
+static uint64_t fork_seq;                 /* forks made with arena blobs alive */
+static fork_gen *gens;                    /* forks whose children may be alive */
+static size_t ngens, capgens;
+static uint64_t stuck_lo = UINT64_MAX, stuck_hi; /* forks that could not be tracked */
+static held_range *helds;
+static size_t nhelds, caphelds;
+static int fork_pipe[2] = {-1, -1};
 
 static size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+static size_t align_down(size_t n, size_t a) { return n / a * a; }
 
 void idt_random_bytes(void *buf, size_t n) {
     char *p = buf;
@@ -67,52 +109,6 @@ void idt_random_bytes(void *buf, size_t n) {
     }
 }
 
-static void chunk_release(idt_chunk *c) {
-    if (atomic_fetch_sub(&c->refs, 1) != 1) return;
-    if (c->fd >= 0) idt_close(c->fd);
-    idt_munmap(c->map, c->size);
-    if (c->owner == getpid()) unlink(c->path);
-    idt_free(c->path);
-    idt_free(c);
-    atomic_fetch_sub(&n_chunks, 1);
-}
-
-/* Retire the current chunk (caller holds mu). */
-static void chunk_retire(void) {
-    idt_chunk *c = cur_chunk;
-    if (!c) return;
-    cur_chunk = NULL;
-    if (c->fd >= 0) {
-        idt_close(c->fd);
-        c->fd = -1;
-    }
-    chunk_release(c);
-}
-
-static void at_fork_prepare(void) { pthread_mutex_lock(&mu); }
-static void at_fork_parent(void) { pthread_mutex_unlock(&mu); }
-static void at_fork_child(void) {
-    /* The child shares the parent's files but owns none of them: it forgets the parent's
-     * directory and chunk (never unlinking them) and makes its own on first need. */
-    if (lock_fd >= 0) idt_close(lock_fd);
-    lock_fd = -1;
-    if (proc_path) idt_free(proc_path);
-    proc_path = NULL;
-    if (cur_chunk) {
-        if (cur_chunk->fd >= 0) idt_close(cur_chunk->fd);
-        cur_chunk->fd = -1;
-        idt_chunk *c = cur_chunk;
-        cur_chunk = NULL;
-        chunk_release(c);
-    }
-    pthread_mutex_unlock(&mu);
-}
-
-static void init_once(void) {
-    pthread_atfork(at_fork_prepare, at_fork_parent, at_fork_child);
-    atexit(idt_tmp_shutdown); /* temp files go at exit even with views still alive */
-}
-
 char *idt_path_join(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     char *p = idt_malloc(la + lb + 2);
@@ -123,55 +119,164 @@ char *idt_path_join(const char *a, const char *b) {
     return p;
 }
 
-/* Remove every plain file in `dir` (not recursing), then the directory. Counts into rep. */
-static void remove_dir_files(const char *dir, idt_gc_report *rep, int dry_run) {
-    DIR *d = opendir(dir);
-    if (!d) return;
+/* ---- recognising the library's own directories and files ---- */
+
+/* If `name` is "p<pid>-<16 hex>" (or ".new-<pid>-<16 hex>", setting *is_new), copy the
+ * "<pid>-<hex>" part to id (64 bytes) and return 1; else 0. */
+static int parse_dir_name(const char *name, int *is_new, char id[64]) {
+    const char *p;
+    if (name[0] == 'p') {
+        p = name + 1;
+        *is_new = 0;
+    } else if (!strncmp(name, ".new-", 5)) {
+        p = name + 5;
+        *is_new = 1;
+    } else {
+        return 0;
+    }
+    const char *s = p;
+    int digits = 0;
+    while (*s >= '0' && *s <= '9') s++, digits++;
+    if (digits < 1 || digits > 10 || *s++ != '-') return 0;
+    for (int i = 0; i < 16; i++, s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'))) return 0;
+    if (*s) return 0;
+    snprintf(id, 64, "%s", p);
+    return 1;
+}
+
+/* Is `name` one of the data file names the library makes: "a<digits>.idt" or "b<digits>.idt"? */
+static int is_data_name(const char *name) {
+    if (name[0] != 'a' && name[0] != 'b') return 0;
+    const char *s = name + 1;
+    int digits = 0;
+    while (*s >= '0' && *s <= '9') s++, digits++;
+    return digits >= 1 && digits <= 20 && !strcmp(s, ".idt");
+}
+
+/* Open `dfd`/lock for locking if it is a regular file of ours holding the marker for `id`;
+ * -1 otherwise. Never blocks (a FIFO is refused before it is opened). */
+static int open_marked_lock(int dfd, const char *id) {
+    struct stat st;
+    if (fstatat(dfd, "lock", &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_uid != geteuid())
+        return -1;
+    int fd = openat(dfd, "lock", O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char want[128], got[128];
+    int n = snprintf(want, sizeof want, "%s%s\n", IDT_TMP_MARKER, id);
+    struct stat st2;
+    ssize_t r = -1;
+    if (fstat(fd, &st2) == 0 && st2.st_ino == st.st_ino && st2.st_dev == st.st_dev &&
+        S_ISREG(st2.st_mode) && st2.st_size == n)
+        r = pread(fd, got, sizeof got, 0);
+    if (r != n || memcmp(got, want, (size_t)n) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Remove (or with dry_run only count) the library's data files in directory `dfd`: regular
+ * files named a<N>.idt / b<N>.idt. Returns how many other entries there are, "lock"
+ * excepted (those are left alone). */
+static int64_t remove_data_files(int dfd, idt_gc_report *rep, int dry_run) {
+    int dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d) {
+        if (dup_fd >= 0) close(dup_fd);
+        return 1;
+    }
+    int64_t foreign = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "lock"))
+            continue;
         struct stat st;
-        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && rep) {
+        if (!is_data_name(e->d_name) || fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISREG(st.st_mode)) {
+            foreign++;
+            continue;
+        }
+        if (!dry_run && unlinkat(dfd, e->d_name, 0) != 0) {
+            foreign++;
+            continue;
+        }
+        if (rep) {
             rep->files++;
             rep->bytes += (int64_t)st.st_blocks * 512;
         }
-        if (!dry_run) unlinkat(dirfd(d), e->d_name, 0);
     }
     closedir(d);
-    if (!dry_run) rmdir(dir);
+    return foreign;
 }
 
 /* Reap under root, skipping the directory named `own` (may be NULL). */
-static int gc_dir(const char *root, const char *own, int dry_run, idt_gc_report *rep, idt_error *err) {
-    DIR *d = opendir(root);
-    if (!d) {
+static int gc_root(const char *root, const char *own, int dry_run, idt_gc_report *rep,
+                   idt_error *err) {
+    int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rfd < 0) {
         if (errno == ENOENT) return 0;
         return idt_error_sys(err, errno, "cannot read temp directory '%s'", root);
     }
-    struct dirent *e;
+    int dup_fd = fcntl(rfd, F_DUPFD_CLOEXEC, 0);
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d) {
+        int e = errno;
+        if (dup_fd >= 0) close(dup_fd);
+        close(rfd);
+        return idt_error_sys(err, e, "cannot read temp directory '%s'", root);
+    }
+    uid_t me = geteuid();
     time_t now = time(NULL);
+    struct dirent *e;
     while ((e = readdir(d))) {
-        int is_new = !strncmp(e->d_name, ".new-", 5);
-        if (e->d_name[0] != 'p' && !is_new) continue;
+        char id[64];
+        int is_new;
+        if (!parse_dir_name(e->d_name, &is_new, id)) continue;
         if (own && !strcmp(own, e->d_name)) continue;
-        char *dir = idt_path_join(root, e->d_name);
-        if (!dir) break;
         struct stat st;
-        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || (is_new && now - st.st_mtime < 60)) {
-            idt_free(dir);
-            continue;
-        }
-        char *lock = idt_path_join(dir, "lock");
-        int fd = lock ? open(lock, O_RDWR | O_CLOEXEC) : -1;
-        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        if (fstatat(rfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
+            st.st_uid != me || (is_new && now - st.st_mtime < 60))
+            continue; /* a .new- directory younger than a minute may still be being made */
+        int dfd = openat(rfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0) continue;
+        int lfd = open_marked_lock(dfd, id);
+        if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0) { /* its owner is dead */
             rep->dirs++;
-            remove_dir_files(dir, rep, dry_run);
+            int64_t foreign = remove_data_files(dfd, rep, dry_run);
+            struct stat ls;
+            if (fstat(lfd, &ls) == 0) {
+                rep->files++;
+                rep->bytes += (int64_t)ls.st_blocks * 512;
+            }
+            if (!dry_run && foreign == 0 && unlinkat(dfd, "lock", 0) == 0)
+                unlinkat(rfd, e->d_name, AT_REMOVEDIR);
         }
-        if (fd >= 0) close(fd); /* also drops the lock */
-        idt_free(lock);
-        idt_free(dir);
+        if (lfd >= 0) close(lfd); /* also drops the lock */
+        close(dfd);
     }
     closedir(d);
+    close(rfd);
+    return 0;
+}
+
+/* Fix the configured root (caller holds mu): INFINIDATA_TMPDIR, else ./.infinidata_tmp,
+ * made absolute against the current directory. Read once per process. */
+static int root_config(idt_error *err) {
+    if (root_cfg[0]) return 0;
+    const char *env = getenv("INFINIDATA_TMPDIR");
+    const char *r = (env && *env) ? env : ".infinidata_tmp";
+    char cwd[PATH_MAX];
+    if (r[0] != '/' && !getcwd(cwd, sizeof cwd))
+        return idt_error_sys(err, errno, "cannot resolve temp directory '%s'", r);
+    int n = r[0] == '/' ? snprintf(root_cfg, sizeof root_cfg, "%s", r)
+                        : snprintf(root_cfg, sizeof root_cfg, "%s/%s", cwd, r);
+    if (n < 0 || (size_t)n >= sizeof root_cfg) {
+        root_cfg[0] = 0;
+        return idt_error_sys(err, ENAMETOOLONG, "cannot use temp directory '%s'", r);
+    }
+    root_default = !(env && *env);
     return 0;
 }
 
@@ -179,54 +284,63 @@ int idt_tmp_gc(const char *root, int dry_run, idt_gc_report *rep, idt_error *err
     idt_gc_report local = {0, 0, 0};
     if (!rep) rep = &local;
     *rep = local;
-    if (!root) {
-        const char *env = getenv("INFINIDATA_TMPDIR");
-        root = (env && *env) ? env : ".infinidata_tmp";
-    }
-    char *own = NULL;
+    char *own = NULL, *r = NULL;
     pthread_mutex_lock(&mu);
-    if (proc_path && proc_owner == getpid()) {
+    int rc = root ? 0 : root_config(err);
+    if (!rc && !root && !(r = idt_strdup(root_path ? root_path : root_cfg)))
+        rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+    if (!rc && proc_path && proc_owner == getpid()) {
         const char *slash = strrchr(proc_path, '/');
         own = idt_strdup(slash ? slash + 1 : proc_path);
     }
     pthread_mutex_unlock(&mu);
-    int rc = gc_dir(root, own, dry_run, rep, err);
+    if (!rc) rc = gc_root(root ? root : r, own, dry_run, rep, err);
     idt_free(own);
+    idt_free(r);
     return rc;
+}
+
+/* Forget this process's directory (caller holds mu), e.g. when it was deleted under us. */
+static void procdir_forget(void) {
+    idt_close(lock_fd);
+    lock_fd = -1;
+    idt_free(proc_path);
+    proc_path = NULL;
 }
 
 /* Make the temp root and this process's directory (caller holds mu). */
 static int make_procdir(idt_error *err) {
     if (proc_path && proc_owner == getpid()) return 0;
+    int rc = root_config(err);
+    if (rc) return rc;
+    const char *mk = root_path ? root_path : root_cfg; /* again if it was removed since */
+    if (idt_mkdir(mk, 0777) == 0) root_made = 1;
+    else if (errno != EEXIST) return idt_error_sys(err, errno, "cannot create temp directory '%s'", mk);
     if (!root_path) {
-        const char *env = getenv("INFINIDATA_TMPDIR");
-        const char *r = (env && *env) ? env : ".infinidata_tmp";
-        if (idt_mkdir(r, 0777) != 0 && errno != EEXIST)
-            return idt_error_sys(err, errno, "cannot create temp directory '%s'", r);
         char buf[PATH_MAX];
-        if (!realpath(r, buf)) return idt_error_sys(err, errno, "cannot resolve temp directory '%s'", r);
+        if (!realpath(root_cfg, buf))
+            return idt_error_sys(err, errno, "cannot resolve temp directory '%s'", root_cfg);
         struct stat st;
         if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-            return idt_error_set(err, IDT_EIO, "temp directory '%s' is not a directory", r);
+            return idt_error_set(err, IDT_EIO, "temp directory '%s' is not a directory", root_cfg);
         if (access(buf, W_OK | X_OK) != 0)
             return idt_error_sys(err, errno, "temp directory '%s' is not writable", buf);
         root_path = idt_strdup(buf);
         if (!root_path) return idt_error_set(err, IDT_ENOMEM, "out of memory");
         idt_gc_report rep;
-        gc_dir(root_path, NULL, 0, &rep, NULL); /* reap dead processes' leftovers */
-    } else if (idt_mkdir(root_path, 0777) != 0 && errno != EEXIST) {
-        /* idt_tmp_shutdown removes an empty root: blobs made after it need it again */
-        return idt_error_sys(err, errno, "cannot create temp directory '%s'", root_path);
+        gc_root(root_path, NULL, 0, &rep, NULL); /* reap dead processes' leftovers */
     }
     uint64_t rnd;
     idt_random_bytes(&rnd, sizeof rnd);
-    char name[64], fin[64];
+    char id[64], name[80], fin[80], marker[128];
     pid_t pid = getpid();
-    snprintf(name, sizeof name, ".new-%d-%016llx", (int)pid, (unsigned long long)rnd);
-    snprintf(fin, sizeof fin, "p%d-%016llx", (int)pid, (unsigned long long)rnd);
+    snprintf(id, sizeof id, "%d-%016llx", (int)pid, (unsigned long long)rnd);
+    snprintf(name, sizeof name, ".new-%s", id);
+    snprintf(fin, sizeof fin, "p%s", id);
+    int mlen = snprintf(marker, sizeof marker, "%s%s\n", IDT_TMP_MARKER, id);
     char *tmpdir = idt_path_join(root_path, name), *findir = idt_path_join(root_path, fin);
     char *lock = tmpdir ? idt_path_join(tmpdir, "lock") : NULL;
-    int rc = 0, fd = -1;
+    int fd = -1;
     if (!tmpdir || !findir || !lock) {
         rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
         goto done;
@@ -235,13 +349,15 @@ static int make_procdir(idt_error *err) {
         rc = idt_error_sys(err, errno, "cannot create directory '%s'", tmpdir);
         goto done;
     }
-    fd = idt_open(lock, O_RDWR | O_CREAT | O_EXCL, 0600);
+    fd = idt_open(lock, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
     if (fd < 0) {
         rc = idt_error_sys(err, errno, "cannot create '%s'", lock);
         rmdir(tmpdir);
         goto done;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0 || idt_rename(tmpdir, findir) != 0) {
+    /* the marker goes in before the rename publishes the directory */
+    if (idt_pwrite_all(fd, marker, (size_t)mlen, 0) < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0 ||
+        idt_rename(tmpdir, findir) != 0) {
         rc = idt_error_sys(err, errno, "cannot set up temp directory '%s'", findir);
         idt_close(fd);
         fd = -1;
@@ -262,9 +378,14 @@ done:
 
 const char *idt_tmp_root(void) { return root_path; }
 
+static void init_once(void);
+
 int idt_tmp_procdir(const char **out, idt_error *err) {
     pthread_once(&once, init_once);
     pthread_mutex_lock(&mu);
+    struct stat st; /* deleted under us: make it again */
+    if (proc_path && proc_owner == getpid() && lstat(proc_path, &st) != 0 && errno == ENOENT)
+        procdir_forget();
     int rc = make_procdir(err);
     if (!rc) *out = proc_path;
     pthread_mutex_unlock(&mu);
@@ -291,25 +412,251 @@ int idt_tmp_newpath(const char *suffix, char **out, idt_error *err) {
     return rc;
 }
 
-static int new_chunk(size_t need, idt_error *err) {
+/* Create a new file named <prefix><N>.idt in this process's directory (caller holds mu),
+ * making the directory (and the root) again if it was deleted under the process. Returns
+ * the descriptor and the path in *path, or a negative IDT_E code. */
+static int create_file_locked(const char *prefix, char **path, idt_error *err) {
+    for (int attempt = 0;; attempt++) {
+        int rc = make_procdir(err);
+        if (rc) return rc;
+        *path = new_path_locked(prefix);
+        if (!*path) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+        int fd = idt_open(*path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+        if (fd >= 0) return fd;
+        int e = errno;
+        if (e == ENOENT && attempt == 0) { /* our directory is gone */
+            idt_free(*path);
+            *path = NULL;
+            procdir_forget();
+            continue;
+        }
+        rc = idt_error_sys(err, e, "cannot create temp file '%s'", *path);
+        idt_free(*path);
+        *path = NULL;
+        return rc;
+    }
+}
+
+/* ---- arena chunks ---- */
+
+static void chunk_destroy(idt_chunk *c) {
+    if (c->owner == getpid()) {
+        unlink(c->path);
+        atomic_fetch_sub(&n_arena_bytes, (int64_t)c->held);
+    }
+    idt_close(c->fd);
+    idt_munmap(c->map, c->size);
+    idt_free(c->path);
+    idt_free(c->free);
+    idt_free(c);
+    atomic_fetch_sub(&n_chunks, 1);
+}
+
+static void chunk_unlist(idt_chunk *c) {
+    for (idt_chunk **p = &chunks; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    c->next = NULL;
+    c->listed = 0;
+}
+
+/* One occupant (live blob or held-back range) of c is gone (caller holds mu). An empty
+ * chunk goes, unless it is this process's only one and holds no pinned range. */
+static void chunk_leave(idt_chunk *c) {
+    if (--c->occupants > 0) return;
+    if (c->listed) {
+        if (c->owner == getpid() && !c->pinned && chunks == c && !c->next) return;
+        chunk_unlist(c);
+    }
+    chunk_destroy(c);
+}
+
+/* Put [off, off+len) on c's free list, merging with neighbours; the merged free range is
+ * [*fs, *fe). Returns -1 (nothing changed) when the list has no room. */
+static int free_insert(idt_chunk *c, size_t off, size_t len, size_t *fs, size_t *fe) {
+    size_t lo = 0, hi = c->nfree;
+    while (lo < hi) {
+        size_t m = lo + (hi - lo) / 2;
+        if (c->free[m].off < off) lo = m + 1;
+        else hi = m;
+    }
+    size_t i = lo; /* the first free range after off */
+    int prev = i > 0 && c->free[i - 1].off + c->free[i - 1].len == off;
+    int next = i < c->nfree && off + len == c->free[i].off;
+    if (prev && next) {
+        c->free[i - 1].len += len + c->free[i].len;
+        memmove(&c->free[i], &c->free[i + 1], (c->nfree - i - 1) * sizeof *c->free);
+        c->nfree--;
+        i--;
+    } else if (prev) {
+        c->free[--i].len += len;
+    } else if (next) {
+        c->free[i].off = off;
+        c->free[i].len += len;
+    } else {
+        if (c->nfree == c->capfree) return -1;
+        memmove(&c->free[i + 1], &c->free[i], (c->nfree - i) * sizeof *c->free);
+        c->free[i] = (idt_extent){off, len};
+        c->nfree++;
+    }
+    *fs = c->free[i].off;
+    *fe = *fs + c->free[i].len;
+    return 0;
+}
+
+/* Give [off, off+len) of c back (caller holds mu, owns c, and no mapping of another blob or
+ * process can use the range): onto the free list, the blocks of pages that are now wholly
+ * free punched out, the rest zeroed, so free space reads as zeros. Returns -1 when the free
+ * list had no room (the range stays taken; its whole pages are still punched). */
+static int range_release(idt_chunk *c, size_t off, size_t len) {
+    size_t fs = off, fe = off + len;
+    int rc = free_insert(c, off, len, &fs, &fe);
+    /* pages touched by the range that are wholly free: [ps, pe) */
+    size_t ps = align_up(fs, page_size), pe = align_down(fe, page_size);
+    if (ps < align_down(off, page_size)) ps = align_down(off, page_size);
+    if (pe > align_up(off + len, page_size)) pe = align_up(off + len, page_size);
+    if (pe > ps) {
+        /* blocks of those pages were reserved whole when the range was taken, so zeroing
+         * them (where punching is not supported) needs no new block */
+        if (idt_punch_hole(c->fd, (off_t)ps, (off_t)(pe - ps)) != 0) memset(c->map + ps, 0, pe - ps);
+        if (ps > off) memset(c->map + off, 0, ps - off);
+        if (pe < off + len) memset(c->map + pe, 0, off + len - pe);
+    } else {
+        memset(c->map + off, 0, len);
+    }
+    return rc;
+}
+
+/* Is a range taken after `alloc_seq` forks and freed after `free_seq` possibly mapped by
+ * a child still alive (caller holds mu)? */
+static int range_in_children(uint64_t alloc_seq, uint64_t free_seq) {
+    for (size_t i = 0; i < ngens; i++)
+        if (alloc_seq < gens[i].seq && gens[i].seq <= free_seq) return 1;
+    return 0;
+}
+
+static int range_in_untracked_children(uint64_t alloc_seq, uint64_t free_seq) {
+    return alloc_seq < stuck_hi && free_seq >= stuck_lo;
+}
+
+/* Forget forks whose children have all exited or exec'd (caller holds mu). */
+static void gens_reap(void) {
+    size_t k = 0;
+    for (size_t i = 0; i < ngens; i++) {
+        struct pollfd p = {gens[i].rfd, POLLIN, 0};
+        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
+            close(gens[i].rfd);
+            continue;
+        }
+        gens[k++] = gens[i];
+    }
+    ngens = k;
+    if (!ngens) {
+        idt_free(gens);
+        gens = NULL;
+        capgens = 0;
+    }
+}
+
+/* Release the held-back ranges no live child can map any more (caller holds mu). */
+static void helds_release(void) {
+    if (!nhelds) return;
+    gens_reap();
+    size_t k = 0;
+    for (size_t i = 0; i < nhelds; i++) {
+        held_range h = helds[i];
+        if (range_in_children(h.alloc_seq, h.free_seq)) {
+            helds[k++] = h;
+            continue;
+        }
+        if (range_release(h.c, h.off, h.len) == 0) {
+            h.c->nranges--;
+            h.c->held -= h.len;
+            atomic_fetch_sub(&n_arena_bytes, (int64_t)h.len);
+        } else {
+            h.c->pinned = 1;
+        }
+        chunk_leave(h.c);
+    }
+    nhelds = k;
+    if (!nhelds) {
+        idt_free(helds);
+        helds = NULL;
+        caphelds = 0;
+    }
+}
+
+/* The arena blob b (made by this process) is dropped (caller holds mu). */
+static void arena_free_locked(idt_blob *b) {
+    idt_chunk *c = b->chunk;
+    size_t off = (size_t)b->offset, len = b->map_len;
+    if (c->owner != getpid()) { /* a forked child: the parent's file is not ours to touch */
+        chunk_leave(c);
+        return;
+    }
+    if (ngens) gens_reap();
+    uint64_t a = b->fork_seq, f = fork_seq;
+    if (atomic_load(&b->pinned) || range_in_untracked_children(a, f)) {
+        c->pinned = 1; /* others may map it: the range stays taken while the chunk lives */
+        chunk_leave(c);
+    } else if (range_in_children(a, f)) {
+        if (nhelds == caphelds) {
+            size_t cap = caphelds ? 2 * caphelds : 16;
+            held_range *n = idt_realloc(helds, cap * sizeof *n);
+            if (!n) {
+                c->pinned = 1;
+                chunk_leave(c);
+                return;
+            }
+            helds = n;
+            caphelds = cap;
+        }
+        helds[nhelds++] = (held_range){c, off, len, a, f}; /* keeps the occupant */
+    } else {
+        if (range_release(c, off, len) == 0) {
+            c->nranges--;
+            c->held -= len;
+            atomic_fetch_sub(&n_arena_bytes, (int64_t)len);
+        } else {
+            c->pinned = 1;
+        }
+        chunk_leave(c);
+    }
+    helds_release();
+}
+
+/* Make a chunk that can hold `need` bytes and put it at the end of the list (caller holds
+ * mu). Its file is sparse: blocks are reserved range by range. Under a file size limit
+ * (RLIMIT_FSIZE) below IDT_ARENA_CHUNK the chunk is made as large as the limit allows. */
+static int new_chunk(size_t need, idt_chunk **out, idt_error *err) {
     idt_chunk *c = idt_calloc(1, sizeof *c);
     if (!c) return idt_error_set(err, IDT_ENOMEM, "out of memory");
     c->fd = -1;
-    c->size = need > IDT_ARENA_CHUNK ? need : IDT_ARENA_CHUNK;
-    c->path = new_path_locked("a");
+    c->capfree = 8;
+    c->free = idt_malloc(c->capfree * sizeof *c->free);
     int rc = 0;
-    if (!c->path) {
+    if (!c->free) {
         rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
         goto fail;
     }
-    c->fd = idt_open(c->path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    c->fd = create_file_locked("a", &c->path, err);
     if (c->fd < 0) {
-        rc = idt_error_sys(err, errno, "cannot create temp file '%s'", c->path);
+        rc = c->fd;
+        c->fd = -1;
         goto fail;
+    }
+    c->size = IDT_ARENA_CHUNK;
+    struct rlimit fl;
+    if (getrlimit(RLIMIT_FSIZE, &fl) == 0 && fl.rlim_cur != RLIM_INFINITY &&
+        fl.rlim_cur < (rlim_t)c->size) {
+        c->size = align_down((size_t)fl.rlim_cur, page_size);
+        if (c->size < align_up(need, page_size)) c->size = align_up(need, page_size);
     }
     struct stat st;
     if (ftruncate(c->fd, (off_t)c->size) != 0 || fstat(c->fd, &st) != 0) {
-        rc = idt_error_sys(err, errno, "cannot size temp file '%s'", c->path);
+        rc = idt_error_sys(err, errno, "cannot size temp file '%s' to %zu bytes", c->path, c->size);
         goto fail_unlink;
     }
     c->dev = (uint64_t)st.st_dev;
@@ -320,62 +667,99 @@ static int new_chunk(size_t need, idt_error *err) {
         goto fail_unlink;
     }
     c->owner = getpid();
-    atomic_store(&c->refs, 1);
+    c->free[0] = (idt_extent){0, c->size};
+    c->nfree = 1;
+    c->listed = 1;
+    idt_chunk **p = &chunks;
+    while (*p) p = &(*p)->next;
+    *p = c;
     atomic_fetch_add(&n_chunks, 1);
-    chunk_retire();
-    cur_chunk = c;
+    *out = c;
     return 0;
 fail_unlink:
     unlink(c->path);
 fail:
-    if (c->fd >= 0) idt_close(c->fd);
+    idt_close(c->fd);
     idt_free(c->path);
+    idt_free(c->free);
     idt_free(c);
     return rc;
+}
+
+/* Take `need` bytes (a multiple of IDT_BLOB_ALIGN) from free range i of c, reserving the
+ * disk blocks of the pages it touches (caller holds mu). */
+static int chunk_take(idt_chunk *c, size_t i, size_t need, size_t *off, idt_error *err) {
+    if (c->capfree < (size_t)c->nranges + 3) { /* room for every split a free can make */
+        size_t cap = (size_t)c->nranges + 3 > 2 * c->capfree ? (size_t)c->nranges + 3 : 2 * c->capfree;
+        idt_extent *n = idt_realloc(c->free, cap * sizeof *n);
+        if (!n) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+        c->free = n;
+        c->capfree = cap;
+    }
+    size_t o = c->free[i].off, p0 = align_down(o, page_size), p1 = align_up(o + need, page_size);
+    if (idt_fallocate(c->fd, (off_t)p0, (off_t)(p1 - p0)) != 0)
+        return idt_error_sys(err, errno, "cannot reserve %zu bytes in temp file '%s'", need, c->path);
+    c->free[i].off += need;
+    c->free[i].len -= need;
+    if (!c->free[i].len) {
+        memmove(&c->free[i], &c->free[i + 1], (c->nfree - i - 1) * sizeof *c->free);
+        c->nfree--;
+    }
+    c->nranges++;
+    c->occupants++;
+    c->held += need;
+    atomic_fetch_add(&n_arena_bytes, (int64_t)need);
+    *off = o;
+    return 0;
 }
 
 static int blob_new_arena(idt_blob *b, size_t size, idt_error *err) {
     size_t need = align_up(size ? size : 1, IDT_BLOB_ALIGN);
     pthread_mutex_lock(&mu);
+    helds_release();
     int rc = make_procdir(err);
-    if (!rc && (!cur_chunk || cur_chunk->size - cur_chunk->used < need)) rc = new_chunk(need, err);
-    if (!rc) {
-        idt_chunk *c = cur_chunk;
-        if (idt_fallocate(c->fd, (off_t)c->used, (off_t)need) != 0) {
-            rc = idt_error_sys(err, errno, "cannot reserve %zu bytes in temp file '%s'", need,
-                               c->path);
-        } else {
-            b->path = idt_strdup(c->path);
-            if (!b->path) {
-                rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
-            } else {
-                b->kind = IDT_BLOB_ARENA;
-                b->chunk = c;
-                b->data = c->map + c->used;
-                b->offset = (off_t)c->used;
-                b->owner = c->owner;
-                b->dev = c->dev;
-                b->ino = c->ino;
-                c->used += need;
-                atomic_fetch_add(&c->refs, 1);
-            }
-        }
+    idt_chunk *c = NULL, *made = NULL;
+    size_t i = 0, off = 0;
+    for (c = rc ? NULL : chunks; c; c = c->next) {
+        for (i = 0; i < c->nfree && c->free[i].len < need; i++) {}
+        if (i < c->nfree) break;
     }
-    /* A chunk made for this blob that never held one would be a file left behind by the
-     * failure: drop it (an unused chunk has used == 0; shrinking never gets back to 0). */
-    if (rc && cur_chunk && cur_chunk->used == 0) chunk_retire();
+    if (!rc && !c) {
+        rc = new_chunk(need, &made, err);
+        c = made;
+        i = 0;
+    }
+    if (!rc && !(b->path = idt_strdup(c->path))) rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+    if (!rc && (rc = chunk_take(c, i, need, &off, err)) != 0) {
+        idt_free(b->path);
+        b->path = NULL;
+    }
+    if (!rc) {
+        b->kind = IDT_BLOB_ARENA;
+        b->chunk = c;
+        b->data = c->map + off;
+        b->offset = (off_t)off;
+        b->map_len = need;
+        b->owner = c->owner;
+        b->dev = c->dev;
+        b->ino = c->ino;
+        b->fork_seq = fork_seq;
+    } else if (made && made->occupants == 0) { /* a chunk made for this blob leaves no file */
+        chunk_unlist(made);
+        chunk_destroy(made);
+    }
     pthread_mutex_unlock(&mu);
     return rc;
 }
 
+/* ---- dedicated files ---- */
+
 static int blob_new_file(idt_blob *b, size_t size, idt_error *err) {
-    int rc = idt_tmp_newpath("b", &b->path, err);
-    if (rc) return rc;
-    int fd = idt_open(b->path, O_RDWR | O_CREAT | O_EXCL, 0600);
-    if (fd < 0) {
-        rc = idt_error_sys(err, errno, "cannot create temp file '%s'", b->path);
-        goto fail;
-    }
+    pthread_mutex_lock(&mu);
+    int fd = create_file_locked("b", &b->path, err);
+    pthread_mutex_unlock(&mu);
+    if (fd < 0) return fd;
+    int rc;
     struct stat st;
     if (idt_fallocate(fd, 0, (off_t)size) != 0) {
         rc = idt_error_sys(err, errno, "cannot reserve %zu bytes for temp file '%s'", size, b->path);
@@ -402,8 +786,7 @@ static int blob_new_file(idt_blob *b, size_t size, idt_error *err) {
     return 0;
 fail_unlink:
     unlink(b->path);
-fail:
-    if (fd >= 0) idt_close(fd);
+    idt_close(fd);
     idt_free(b->path);
     b->path = NULL;
     return rc;
@@ -429,18 +812,25 @@ int idt_blob_new(size_t size, idt_blob **out, idt_error *err) {
 void idt_blob_shrink(idt_blob *b, size_t size) {
     if (size >= b->size) return;
     if (b->kind == IDT_BLOB_ARENA) {
+        size_t keep = align_up(size ? size : 1, IDT_BLOB_ALIGN);
         pthread_mutex_lock(&mu);
         idt_chunk *c = b->chunk;
-        size_t old = align_up(b->size ? b->size : 1, IDT_BLOB_ALIGN);
-        if (c == cur_chunk && (size_t)b->offset + old == c->used)
-            c->used = (size_t)b->offset + align_up(size ? size : 1, IDT_BLOB_ALIGN);
+        if (keep < b->map_len && c->owner == getpid() && !atomic_load(&b->pinned)) {
+            if (ngens) gens_reap();
+            if (!range_in_children(b->fork_seq, fork_seq) &&
+                !range_in_untracked_children(b->fork_seq, fork_seq) &&
+                range_release(c, (size_t)b->offset + keep, b->map_len - keep) == 0) {
+                c->held -= b->map_len - keep;
+                atomic_fetch_sub(&n_arena_bytes, (int64_t)(b->map_len - keep));
+                b->map_len = keep;
+            }
+        }
         pthread_mutex_unlock(&mu);
         b->size = size;
         return;
     }
     if (b->kind != IDT_BLOB_FILE) return;
-    long page = sysconf(_SC_PAGESIZE);
-    size_t keep = align_up(size ? size : 1, (size_t)page);
+    size_t keep = align_up(size ? size : 1, page_size);
     if (keep < b->map_len && truncate(b->path, (off_t)keep) == 0) {
         munmap(b->map + keep, b->map_len - keep); /* the mapping shrinks; still one mapping */
         b->map_len = keep;
@@ -483,7 +873,7 @@ static int map_path(const char *path, uint64_t off, uint64_t size, int whole, id
         rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
         goto done;
     }
-    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), start = off / page * page;
+    uint64_t page = (uint64_t)page_size, start = off / page * page;
     b->size = (size_t)size;
     b->map_len = (size_t)(size + (off - start));
     if (b->map_len == 0) b->map_len = 1;
@@ -536,13 +926,19 @@ void idt_blob_seal(idt_blob *b) {
     }
 }
 
+void idt_blob_pin(const idt_blob *b) { atomic_store(&((idt_blob *)b)->pinned, 1); }
+
 void idt_blob_incref(idt_blob *b) { atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed); }
 
 void idt_blob_decref(idt_blob *b) {
     if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
     idt_blob_seal(b);
     switch (b->kind) {
-    case IDT_BLOB_ARENA: chunk_release(b->chunk); break;
+    case IDT_BLOB_ARENA:
+        pthread_mutex_lock(&mu);
+        arena_free_locked(b);
+        pthread_mutex_unlock(&mu);
+        break;
     case IDT_BLOB_FILE:
         idt_munmap(b->map, b->map_len);
         if (b->owner == getpid()) unlink(b->path);
@@ -555,16 +951,103 @@ void idt_blob_decref(idt_blob *b) {
     idt_free(b);
 }
 
+/* ---- fork ---- */
+
+static int owned_ranges_live(void) {
+    for (idt_chunk *c = chunks; c; c = c->next)
+        if (c->owner == getpid() && c->nranges > 0) return 1;
+    return 0;
+}
+
+static void at_fork_prepare(void) {
+    pthread_mutex_lock(&mu);
+    fork_pipe[0] = fork_pipe[1] = -1;
+    if (!owned_ranges_live()) return;
+    fork_seq++; /* blobs made from now on are not the child's */
+    if (ngens == capgens) {
+        size_t cap = capgens ? 2 * capgens : 8;
+        fork_gen *n = idt_realloc(gens, cap * sizeof *n);
+        if (n) {
+            gens = n;
+            capgens = cap;
+        }
+    }
+    if (ngens < capgens && pipe2(fork_pipe, O_CLOEXEC) == 0) return;
+    fork_pipe[0] = fork_pipe[1] = -1;
+    /* this fork's children cannot be tracked: what they may map is never given back */
+    if (fork_seq < stuck_lo) stuck_lo = fork_seq;
+    stuck_hi = fork_seq;
+}
+
+static void at_fork_parent(void) {
+    if (fork_pipe[0] >= 0) {
+        close(fork_pipe[1]); /* only the child holds the write end now */
+        gens[ngens++] = (fork_gen){fork_pipe[0], fork_seq};
+    }
+    fork_pipe[0] = fork_pipe[1] = -1;
+    pthread_mutex_unlock(&mu);
+}
+
+static void at_fork_child(void) {
+    /* The child shares the parent's files but owns none of them: it forgets the parent's
+     * directory, chunks, held-back ranges and forks (never unlinking or punching), keeps
+     * the write end of this fork's pipe open for its life (and its own children's), and
+     * makes its own directory and chunks on first need. */
+    if (fork_pipe[0] >= 0) close(fork_pipe[0]);
+    fork_pipe[0] = fork_pipe[1] = -1;
+    if (lock_fd >= 0) idt_close(lock_fd);
+    lock_fd = -1;
+    if (proc_path) idt_free(proc_path);
+    proc_path = NULL;
+    for (size_t i = 0; i < ngens; i++) close(gens[i].rfd);
+    ngens = 0;
+    idt_free(gens);
+    gens = NULL;
+    capgens = 0;
+    stuck_lo = UINT64_MAX;
+    stuck_hi = 0;
+    fork_seq = 0;
+    while (chunks) {
+        idt_chunk *c = chunks;
+        chunk_unlist(c);
+        if (c->occupants == 0) chunk_destroy(c);
+    }
+    size_t n = nhelds;
+    nhelds = 0;
+    for (size_t i = 0; i < n; i++) chunk_leave(helds[i].c);
+    idt_free(helds);
+    helds = NULL;
+    caphelds = 0;
+    atomic_store(&n_arena_bytes, 0);
+    pthread_mutex_unlock(&mu);
+}
+
+static void init_once(void) {
+    long p = sysconf(_SC_PAGESIZE);
+    if (p > 0) page_size = (size_t)p;
+    pthread_atfork(at_fork_prepare, at_fork_parent, at_fork_child);
+    atexit(idt_tmp_shutdown); /* temp files go at exit even with views still alive */
+}
+
+/* ---- exit ---- */
+
 void idt_tmp_shutdown(void) {
     pthread_mutex_lock(&mu);
     if (proc_path && proc_owner == getpid()) {
-        chunk_retire();
-        remove_dir_files(proc_path, NULL, 0);
-        idt_close(lock_fd);
-        lock_fd = -1;
-        idt_free(proc_path);
-        proc_path = NULL;
-        if (root_path) rmdir(root_path); /* only succeeds when no other process uses it */
+        /* chunks stop taking blobs; those still holding live blobs go with their last one */
+        while (chunks) {
+            idt_chunk *c = chunks;
+            chunk_unlist(c);
+            if (c->occupants == 0) chunk_destroy(c);
+        }
+        int dfd = open(proc_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd >= 0) {
+            if (remove_data_files(dfd, NULL, 0) == 0 && unlinkat(dfd, "lock", 0) == 0) rmdir(proc_path);
+            close(dfd);
+        }
+        procdir_forget();
+        /* only a root this process created (or the default one) goes, and only if empty */
+        if (root_path && (root_made || root_default)) rmdir(root_path);
     }
     pthread_mutex_unlock(&mu);
 }
@@ -573,6 +1056,7 @@ void idt_tmp_stats_get(idt_tmp_stats *out) {
     out->live_blobs = atomic_load(&n_live_blobs);
     out->arena_chunks = atomic_load(&n_chunks);
     out->file_blobs = atomic_load(&n_file_blobs);
+    out->arena_bytes = atomic_load(&n_arena_bytes);
 }
 
 int idt_tmp_usage(int64_t *files, int64_t *bytes) {

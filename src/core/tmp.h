@@ -1,23 +1,46 @@
 /* tmp.h: the temp area and blobs, the reference-counted byte ranges that hold all row data.
  *
- * The temp area is INFINIDATA_TMPDIR, else ./.infinidata_tmp (made absolute at first use and
- * created then, never before). Each process works in its own subdirectory p<pid>-<random>
- * holding a file `lock` on which it keeps an exclusive flock for its lifetime. A directory
- * whose lock can be taken belongs to a dead process: the first blob a process makes reaps
- * such directories (idt_tmp_gc does the same on demand). A live process's files are never
- * touched, since its lock is held.
+ * The temp root is INFINIDATA_TMPDIR, else ./.infinidata_tmp, read once, at first use (by a
+ * blob or by idt_tmp_gc) and made absolute then; it is created on the first blob, never
+ * before. Each process works in its own subdirectory p<pid>-<16 hex> holding a file `lock`
+ * on which it keeps an exclusive flock for its lifetime; the lock file holds the marker
+ * IDT_TMP_MARKER followed by the directory's <pid>-<hex> and a newline, written before the
+ * directory is published by a rename from .new-<pid>-<hex>. Reaping (at a process's first
+ * blob, and idt_tmp_gc) recognises a dead process's directory by all of: the exact name
+ * pattern, a real directory (never a symlink) owned by this user, a regular `lock` file
+ * holding the marker for that name, and a lock that can be taken. In such a directory it
+ * removes only regular files named like the library's (a<N>.idt, b<N>.idt, lock); anything
+ * else is left, and then the directory too. Nothing is followed through a symlink: every
+ * step is relative to a directory descriptor opened with O_NOFOLLOW. The root itself is
+ * removed at exit only if empty and either this process created it or it is the default
+ * ./.infinidata_tmp; a root (or this process's directory) deleted while the process runs is
+ * made again on the next blob.
  *
  * A blob is a byte range in a file of the temp area, mapped shared. Blobs up to
- * IDT_ARENA_MAX bytes are carved out of shared arena files (so 100,000 small tables need a
- * handful of files and mappings); larger blobs get a file of their own. Disk space is
- * reserved (fallocate) before a blob is handed out, so writing through its mapping cannot
- * SIGBUS on a full disk. A blob's file range is released when its last reference goes
- * (a dedicated file is unlinked; an arena file when its last blob goes). Only the process
- * that made a file ever unlinks it: a forked child that drops an inherited blob only unmaps.
+ * IDT_ARENA_MAX bytes are carved out of shared arena chunks (sparse files of up to
+ * IDT_ARENA_CHUNK bytes, so 100,000 small tables need a handful of files and mappings);
+ * larger blobs get a file of their own. Disk space is reserved (fallocate, whole pages)
+ * before a blob is handed out, so writing through its mapping cannot SIGBUS on a full disk.
+ *
+ * Arena space follows live data: each chunk keeps a free list (sorted, coalesced, first
+ * fit), a freed range goes back to it and the pages it frees entirely get their blocks
+ * returned (hole punch; zeroed where punching is not supported), and partial pages are
+ * zeroed, so free space always reads as zeros. Blocks held by arena chunks are therefore at
+ * most the live arena bytes plus one page at each end of each live range. A chunk that
+ * becomes empty is removed unless it is the process's only one (which then holds no blocks).
+ * A file blob's file is unlinked with its last reference.
+ *
+ * Ranges other processes may map are never reused under them: a blob whose description
+ * was written (idt_blob_pin: pickling) keeps its range until its chunk goes; a range freed
+ * while a child forked after its allocation may still live is held back until every such
+ * child (and its descendants) has exited or exec'd, tracked by a close-on-exec pipe each
+ * fork leaves in the child. Only the process that made a file ever unlinks or punches it: a
+ * forked child that drops an inherited blob only unmaps.
  *
  * Blobs loaded from a saved directory (idt_blob_map_file) are read-only and never unlinked.
  *
- * Thread safety: blob references are atomic; making blobs from several threads is safe. */
+ * Thread safety: blob references are atomic; making, shrinking and dropping blobs from
+ * several threads is safe (arena bookkeeping is under one mutex). */
 #ifndef IDT_TMP_H
 #define IDT_TMP_H
 
@@ -30,6 +53,8 @@
 #define IDT_ARENA_MAX ((size_t)1 << 20)
 #define IDT_ARENA_CHUNK ((size_t)64 << 20)
 #define IDT_BLOB_ALIGN 64
+/* What a process directory's lock file starts with (then "<pid>-<hex>\n"). */
+#define IDT_TMP_MARKER "infinidata temp area v1 "
 
 typedef struct idt_chunk idt_chunk;
 
@@ -44,11 +69,13 @@ typedef struct idt_blob {
     char *path;        /* the file holding the bytes (arena: the chunk's file) */
     idt_chunk *chunk;  /* arena chunk, or NULL */
     void *map;         /* mapping to unmap (FILE, LOADED) */
-    size_t map_len;
+    size_t map_len;    /* bytes mapped (FILE, LOADED); ARENA: bytes of the chunk it holds */
     pid_t owner;       /* process that made the file */
     uint64_t dev, ino; /* identity of the file, for dedup when saving */
     int fd;            /* FILE blobs while being written: open for idt_blob_write, else -1 */
     int64_t random_readers; /* iterators reading it in random order (prefetch.c; its lock) */
+    uint64_t fork_seq; /* ARENA: forks of this process before the blob was made */
+    _Atomic int pinned; /* other mappings of its bytes may exist: never reuse its range */
 } idt_blob;
 
 /* Make a writable zero-filled blob of `size` bytes (size may be 0) in the temp area.
@@ -74,6 +101,11 @@ int idt_blob_map_file(const char *path, idt_blob **out, idt_error *err);
  * IDT_ECORRUPT when the file is shorter than off+size. */
 int idt_blob_map_range(const char *path, uint64_t off, uint64_t size, idt_blob **out, idt_error *err);
 
+/* Note that the blob's bytes may be mapped elsewhere by path and offset (its description was
+ * written for another process or a later unpickling): its arena range is then never reused
+ * or punched while its chunk lives. Thread-safe, idempotent. */
+void idt_blob_pin(const idt_blob *b);
+
 void idt_blob_incref(idt_blob *b);
 /* Drop a reference; the last one unmaps and releases the file range. NULL is a no-op. */
 void idt_blob_decref(idt_blob *b);
@@ -81,21 +113,25 @@ void idt_blob_decref(idt_blob *b);
 /* "a/b" in a new string (caller frees with idt_free), or NULL when out of memory. */
 char *idt_path_join(const char *a, const char *b);
 
-/* Path of the temp root (after first use), or NULL if never used. */
+/* Real path of the temp root (after the first blob), or NULL before. */
 const char *idt_tmp_root(void);
 /* Path of this process's directory, creating the temp area if needed. */
 int idt_tmp_procdir(const char **out, idt_error *err);
 /* Make a unique new file name in this process's directory (caller frees). */
 int idt_tmp_newpath(const char *suffix, char **out, idt_error *err);
 
-/* Remove this process's directory and everything in it. Live blobs keep their mappings
- * (the data stays readable) but their files are gone. Safe to call more than once; a
- * forked child never removes its parent's directory. */
+/* Remove this process's directory and the library's files in it, then the temp root if it
+ * is empty and this process created it (or it is the default ./.infinidata_tmp). Live
+ * blobs keep their mappings (the data stays readable) but their files are gone. Safe to
+ * call more than once; a forked child never removes its parent's directory. */
 void idt_tmp_shutdown(void);
 
-/* Reap dead processes' directories under `root` (NULL: the configured temp root). With
- * dry_run nothing is removed. Counts what was (or would be) removed. Never touches a
- * directory whose lock is held. Errors: IDT_EIO when root cannot be read. */
+/* Reap dead processes' directories under `root` (NULL: this process's temp root, the same
+ * one its blobs use: INFINIDATA_TMPDIR as read at first use). With dry_run nothing is
+ * removed. Counts what was (or would be) removed: directories recognised as a dead
+ * process's, and the library's files in them (bytes as allocated blocks). Never touches a
+ * directory whose lock is held or that is not recognised as the library's (see above), and
+ * never creates the root. Errors: IDT_EIO when root exists but cannot be read. */
 typedef struct idt_gc_report {
     int64_t dirs, files, bytes;
 } idt_gc_report;
@@ -104,6 +140,8 @@ int idt_tmp_gc(const char *root, int dry_run, idt_gc_report *rep, idt_error *err
 /* Statistics of this process's temp usage (for tests and the CLI). */
 typedef struct idt_tmp_stats {
     int64_t live_blobs, arena_chunks, file_blobs;
+    int64_t arena_bytes; /* bytes of this process's arena chunks taken by blobs (live, or
+                            freed but held back for a child or a pinned description) */
 } idt_tmp_stats;
 void idt_tmp_stats_get(idt_tmp_stats *out);
 

@@ -78,9 +78,10 @@ static PyObject *m_sys_stats(PyObject *m, PyObject *unused) {
     idt_tmp_stats t;
     idt_sys_stats_get(&s);
     idt_tmp_stats_get(&t);
-    return Py_BuildValue("{sLsLsLsLsLsL}", "allocs", (long long)s.allocs, "maps", (long long)s.maps,
+    return Py_BuildValue("{sLsLsLsLsLsLsL}", "allocs", (long long)s.allocs, "maps", (long long)s.maps,
                          "fds", (long long)s.fds, "blobs", (long long)t.live_blobs, "arena_chunks",
-                         (long long)t.arena_chunks, "file_blobs", (long long)t.file_blobs);
+                         (long long)t.arena_chunks, "file_blobs", (long long)t.file_blobs,
+                         "arena_bytes", (long long)t.arena_bytes);
 }
 
 static PyObject *m_prefetch_mode(PyObject *m, PyObject *args) {
@@ -229,6 +230,8 @@ static int module_exec(PyObject *m) {
         PyModule_AddIntConstant(m, "FAULT_LINK", IDT_FAULT_LINK) < 0 ||
         PyModule_AddIntConstant(m, "FAULT_MKDIR", IDT_FAULT_MKDIR) < 0 ||
         PyModule_AddIntConstant(m, "FAULT_ADVISE", IDT_FAULT_ADVISE) < 0 ||
+        PyModule_AddIntConstant(m, "FAULT_PUNCH", IDT_FAULT_PUNCH) < 0 ||
+        PyModule_AddStringConstant(m, "_TMP_MARKER", IDT_TMP_MARKER) < 0 ||
         PyModule_AddIntConstant(m, "FAULT_ANY", IDT_FAULT_ANY) < 0)
         return -1;
     return 0;

@@ -1,6 +1,7 @@
 /* test_tmp.c: the temp area and blobs: arena vs dedicated files, removal at the last
  * reference, forked children, reaping dead processes' directories, shutdown. */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -411,6 +412,18 @@ static pid_t spawn_blob_child(size_t size, int hold, char *dir, size_t dirlen, i
     return pid;
 }
 
+/* Make directory `dir` (0700) holding a file `lock` with `content`. */
+static int plant_dir(const char *dir, const char *content) {
+    if (mkdir(dir, 0700) != 0) return -1;
+    char lk[PATH_MAX];
+    snprintf(lk, sizeof lk, "%s/lock", dir);
+    int fd = open(lk, O_CREAT | O_RDWR | O_TRUNC, 0600);
+    if (fd < 0) return -1;
+    ssize_t n = write(fd, content, strlen(content));
+    close(fd);
+    return n == (ssize_t)strlen(content) ? 0 : -1;
+}
+
 static void test_gc(void) {
     idt_error err;
     char dead[600], live[600];
@@ -426,19 +439,16 @@ static void test_gc(void) {
     const char *root = idt_tmp_root();
     /* a half-made directory (.new-...) of a dead process: young ones are left alone */
     char young[700], old[700], lk[800];
-    snprintf(young, sizeof young, "%s/.new-999999-young", root);
-    snprintf(old, sizeof old, "%s/.new-999998-old", root);
+    snprintf(young, sizeof young, "%s/.new-999999-00000000000000aa", root);
+    snprintf(old, sizeof old, "%s/.new-999998-00000000000000bb", root);
     const char *left[2] = {young, old}; /* from an earlier run that crashed */
     for (int i = 0; i < 2; i++) {
         snprintf(lk, sizeof lk, "%s/lock", left[i]);
         unlink(lk);
         rmdir(left[i]);
     }
-    CHECK(mkdir(young, 0700) == 0 && mkdir(old, 0700) == 0);
-    snprintf(lk, sizeof lk, "%s/lock", young);
-    close(open(lk, O_CREAT | O_RDWR, 0600));
-    snprintf(lk, sizeof lk, "%s/lock", old);
-    close(open(lk, O_CREAT | O_RDWR, 0600));
+    CHECK(plant_dir(young, IDT_TMP_MARKER "999999-00000000000000aa\n") == 0);
+    CHECK(plant_dir(old, IDT_TMP_MARKER "999998-00000000000000bb\n") == 0);
     struct timeval tv[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
     CHECK(utimes(old, tv) == 0);
     /* a file and a non-matching directory under the root are not the collector's */

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import infinidata
+from infinidata import _infinidata as core
 from conftest import run_python
 
 PY = sys.executable
@@ -224,9 +225,10 @@ def test_gc_never_removes_a_live_process_dir(tmp_path):
 
 
 def fake_dir(area, name, data=b"x" * 10000):
+    """A process directory as infinidata makes one: its lock file holds the marker."""
     d = area / name
     d.mkdir(parents=True)
-    (d / "lock").write_bytes(b"")
+    (d / "lock").write_bytes((core._TMP_MARKER + name[1:] + "\n").encode())
     (d / "b0.idt").write_bytes(data)
     return d
 
