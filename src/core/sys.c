@@ -62,7 +62,6 @@ static int natural_errno(int kind) {
     case IDT_FAULT_FALLOCATE:
     case IDT_FAULT_WRITE: return ENOSPC;
     case IDT_FAULT_OPEN: return EMFILE;
-    case IDT_FAULT_PUNCH: return EOPNOTSUPP;
     default: return EIO;
     }
 }

@@ -17,13 +17,17 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "sys.h"
 
+/* A free range of a chunk. `dirty` bounds the bytes of its pages that may still hold old
+ * data and blocks (freed since the last sweep, page-rounded): 0 means it reads as zeros and
+ * holds no block of its own. */
 typedef struct idt_extent {
-    size_t off, len;
+    size_t off, len, dirty;
 } idt_extent;
 
 /* An arena chunk. Every field is guarded by `mu`. */
@@ -40,7 +44,7 @@ struct idt_chunk {
     int64_t occupants; /* live blobs + held-back ranges: the chunk lives while > 0 or listed */
     int64_t nranges;   /* ranges taken (live, held back, pinned): nfree <= nranges + 1 */
     size_t held;       /* bytes of those ranges */
-    idt_extent *free;  /* free ranges sorted by offset, coalesced; they read as zeros */
+    idt_extent *free;  /* free ranges sorted by offset, coalesced */
     size_t nfree, capfree;
 };
 
@@ -64,6 +68,11 @@ static char root_cfg[PATH_MAX]; /* the configured root, absolute, fixed at first
 static int root_default;    /* root_cfg is the default ./.infinidata_tmp */
 static char *root_path;     /* its real path, once made */
 static int root_made;       /* this process created the root */
+
+/* A root the library created carries this extended attribute (where the file system keeps
+ * user attributes), so that any process of the library may remove it once empty. */
+#define ROOT_XATTR "user.infinidata"
+#define ROOT_XATTR_VALUE "temp root v1"
 static char *proc_path;     /* this process's directory */
 static int lock_fd = -1;
 static pid_t proc_owner;
@@ -79,6 +88,9 @@ static uint64_t stuck_lo = UINT64_MAX, stuck_hi; /* forks that could not be trac
 static held_range *helds;
 static size_t nhelds, caphelds;
 static int fork_pipe[2] = {-1, -1};
+static size_t dirty_total;                /* sum of the chunks' extents' dirty bytes */
+static int no_punch;                      /* the file system cannot punch holes */
+static size_t slack = IDT_ARENA_SLACK;     /* dirty bytes allowed before a sweep */
 
 static size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 static size_t align_down(size_t n, size_t a) { return n / a * a; }
@@ -314,8 +326,10 @@ static int make_procdir(idt_error *err) {
     int rc = root_config(err);
     if (rc) return rc;
     const char *mk = root_path ? root_path : root_cfg; /* again if it was removed since */
-    if (idt_mkdir(mk, 0777) == 0) root_made = 1;
-    else if (errno != EEXIST) return idt_error_sys(err, errno, "cannot create temp directory '%s'", mk);
+    if (idt_mkdir(mk, 0777) == 0) {
+        root_made = 1;
+        setxattr(mk, ROOT_XATTR, ROOT_XATTR_VALUE, strlen(ROOT_XATTR_VALUE), 0); /* best effort */
+    } else if (errno != EEXIST) return idt_error_sys(err, errno, "cannot create temp directory '%s'", mk);
     if (!root_path) {
         char buf[PATH_MAX];
         if (!realpath(root_cfg, buf))
@@ -439,10 +453,13 @@ static int create_file_locked(const char *prefix, char **path, idt_error *err) {
 
 /* ---- arena chunks ---- */
 
+static void chunk_sweep(idt_chunk *c);
+
 static void chunk_destroy(idt_chunk *c) {
     if (c->owner == getpid()) {
         unlink(c->path);
         atomic_fetch_sub(&n_arena_bytes, (int64_t)c->held);
+        for (size_t i = 0; i < c->nfree; i++) dirty_total -= c->free[i].dirty;
     }
     idt_close(c->fd);
     idt_munmap(c->map, c->size);
@@ -463,19 +480,23 @@ static void chunk_unlist(idt_chunk *c) {
 }
 
 /* One occupant (live blob or held-back range) of c is gone (caller holds mu). An empty
- * chunk goes, unless it is this process's only one and holds no pinned range. */
+ * chunk goes, unless it is this process's only one, holds no pinned range and its blocks
+ * can be given back (punched) at once. */
 static void chunk_leave(idt_chunk *c) {
     if (--c->occupants > 0) return;
     if (c->listed) {
-        if (c->owner == getpid() && !c->pinned && chunks == c && !c->next) return;
+        if (c->owner == getpid() && !c->pinned && chunks == c && !c->next && !no_punch) {
+            chunk_sweep(c);
+            if (!no_punch) return;
+        }
         chunk_unlist(c);
     }
     chunk_destroy(c);
 }
 
-/* Put [off, off+len) on c's free list, merging with neighbours; the merged free range is
- * [*fs, *fe). Returns -1 (nothing changed) when the list has no room. */
-static int free_insert(idt_chunk *c, size_t off, size_t len, size_t *fs, size_t *fe) {
+/* Put [off, off+len) on c's free list, merging with neighbours, counting `dirty` bytes of
+ * it as dirty. Returns -1 (nothing changed) when the list has no room. */
+static int free_insert(idt_chunk *c, size_t off, size_t len, size_t dirty) {
     size_t lo = 0, hi = c->nfree;
     while (lo < hi) {
         size_t m = lo + (hi - lo) / 2;
@@ -487,46 +508,67 @@ static int free_insert(idt_chunk *c, size_t off, size_t len, size_t *fs, size_t 
     int next = i < c->nfree && off + len == c->free[i].off;
     if (prev && next) {
         c->free[i - 1].len += len + c->free[i].len;
+        c->free[i - 1].dirty += dirty + c->free[i].dirty;
         memmove(&c->free[i], &c->free[i + 1], (c->nfree - i - 1) * sizeof *c->free);
         c->nfree--;
-        i--;
     } else if (prev) {
-        c->free[--i].len += len;
+        c->free[i - 1].len += len;
+        c->free[i - 1].dirty += dirty;
     } else if (next) {
         c->free[i].off = off;
         c->free[i].len += len;
+        c->free[i].dirty += dirty;
     } else {
         if (c->nfree == c->capfree) return -1;
         memmove(&c->free[i + 1], &c->free[i], (c->nfree - i) * sizeof *c->free);
-        c->free[i] = (idt_extent){off, len};
+        c->free[i] = (idt_extent){off, len, dirty};
         c->nfree++;
     }
-    *fs = c->free[i].off;
-    *fe = *fs + c->free[i].len;
+    dirty_total += dirty;
     return 0;
 }
 
-/* Give [off, off+len) of c back (caller holds mu, owns c, and no mapping of another blob or
- * process can use the range): onto the free list, the blocks of pages that are now wholly
- * free punched out, the rest zeroed, so free space reads as zeros. Returns -1 when the free
- * list had no room (the range stays taken; its whole pages are still punched). */
-static int range_release(idt_chunk *c, size_t off, size_t len) {
-    size_t fs = off, fe = off + len;
-    int rc = free_insert(c, off, len, &fs, &fe);
-    /* pages touched by the range that are wholly free: [ps, pe) */
+/* Make free range e of c read as zeros and hold no blocks: punch the pages wholly inside it,
+ * zero the bytes of the pages it shares with taken ranges (those pages keep their blocks,
+ * which were reserved whole, so zeroing them needs no new block). If punching fails the
+ * range stays dirty (it is zeroed when taken); a file system that cannot punch at all
+ * (EOPNOTSUPP) stops the sweeps. Caller holds mu and owns c. */
+static void extent_clean(idt_chunk *c, idt_extent *e) {
+    if (!e->dirty) return;
+    size_t fs = e->off, fe = e->off + e->len;
     size_t ps = align_up(fs, page_size), pe = align_down(fe, page_size);
-    if (ps < align_down(off, page_size)) ps = align_down(off, page_size);
-    if (pe > align_up(off + len, page_size)) pe = align_up(off + len, page_size);
     if (pe > ps) {
-        /* blocks of those pages were reserved whole when the range was taken, so zeroing
-         * them (where punching is not supported) needs no new block */
-        if (idt_punch_hole(c->fd, (off_t)ps, (off_t)(pe - ps)) != 0) memset(c->map + ps, 0, pe - ps);
-        if (ps > off) memset(c->map + off, 0, ps - off);
-        if (pe < off + len) memset(c->map + pe, 0, off + len - pe);
+        if (idt_punch_hole(c->fd, (off_t)ps, (off_t)(pe - ps)) != 0) {
+            if (errno == EOPNOTSUPP) no_punch = 1;
+            return;
+        }
+        memset(c->map + fs, 0, ps - fs);
+        memset(c->map + pe, 0, fe - pe);
     } else {
-        memset(c->map + off, 0, len);
+        memset(c->map + fs, 0, fe - fs);
     }
-    return rc;
+    dirty_total -= e->dirty;
+    e->dirty = 0;
+}
+
+static void chunk_sweep(idt_chunk *c) {
+    for (size_t i = 0; i < c->nfree; i++) extent_clean(c, &c->free[i]);
+}
+
+/* Give back the blocks of freed space once more than IDT_ARENA_SLACK bytes of it may hold
+ * blocks (caller holds mu): punching costs a synchronous write-back of the range's dirty
+ * pages on some file systems (milliseconds on ext4), so it is done in batches. */
+static void sweep_if_needed(void) {
+    if (dirty_total <= slack || no_punch) return;
+    for (idt_chunk *c = chunks; c; c = c->next) chunk_sweep(c);
+}
+
+/* Give [off, off+len) of c back (caller holds mu, owns c, and no mapping of another blob or
+ * process can use the range): onto the free list, dirty until the next sweep. Returns -1
+ * when the free list had no room (the range stays taken). */
+static int range_release(idt_chunk *c, size_t off, size_t len) {
+    size_t span = align_up(off + len, page_size) - align_down(off, page_size);
+    return free_insert(c, off, len, span);
 }
 
 /* Is a range taken after `alloc_seq` forks and freed after `free_seq` possibly mapped by
@@ -586,6 +628,7 @@ static void helds_release(void) {
         helds = NULL;
         caphelds = 0;
     }
+    sweep_if_needed();
 }
 
 /* The arena blob b (made by this process) is dropped (caller holds mu). */
@@ -625,6 +668,7 @@ static void arena_free_locked(idt_blob *b) {
         chunk_leave(c);
     }
     helds_release();
+    sweep_if_needed();
 }
 
 /* Make a chunk that can hold `need` bytes and put it at the end of the list (caller holds
@@ -667,7 +711,7 @@ static int new_chunk(size_t need, idt_chunk **out, idt_error *err) {
         goto fail_unlink;
     }
     c->owner = getpid();
-    c->free[0] = (idt_extent){0, c->size};
+    c->free[0] = (idt_extent){0, c->size, 0};
     c->nfree = 1;
     c->listed = 1;
     idt_chunk **p = &chunks;
@@ -696,12 +740,19 @@ static int chunk_take(idt_chunk *c, size_t i, size_t need, size_t *off, idt_erro
         c->free = n;
         c->capfree = cap;
     }
-    size_t o = c->free[i].off, p0 = align_down(o, page_size), p1 = align_up(o + need, page_size);
+    idt_extent *e = &c->free[i];
+    size_t o = e->off, p0 = align_down(o, page_size), p1 = align_up(o + need, page_size);
     if (idt_fallocate(c->fd, (off_t)p0, (off_t)(p1 - p0)) != 0)
         return idt_error_sys(err, errno, "cannot reserve %zu bytes in temp file '%s'", need, c->path);
-    c->free[i].off += need;
-    c->free[i].len -= need;
-    if (!c->free[i].len) {
+    if (e->dirty) memset(c->map + o, 0, need); /* freed space not yet swept: old bytes */
+    e->off += need;
+    e->len -= need;
+    size_t span = e->len ? align_up(e->off + e->len, page_size) - align_down(e->off, page_size) : 0;
+    if (e->dirty > span) {
+        dirty_total -= e->dirty - span;
+        e->dirty = span;
+    }
+    if (!e->len) {
         memmove(&c->free[i], &c->free[i + 1], (c->nfree - i - 1) * sizeof *c->free);
         c->nfree--;
     }
@@ -823,6 +874,7 @@ void idt_blob_shrink(idt_blob *b, size_t size) {
                 c->held -= b->map_len - keep;
                 atomic_fetch_sub(&n_arena_bytes, (int64_t)(b->map_len - keep));
                 b->map_len = keep;
+                sweep_if_needed();
             }
         }
         pthread_mutex_unlock(&mu);
@@ -1019,6 +1071,7 @@ static void at_fork_child(void) {
     helds = NULL;
     caphelds = 0;
     atomic_store(&n_arena_bytes, 0);
+    dirty_total = 0;
     pthread_mutex_unlock(&mu);
 }
 
@@ -1046,10 +1099,23 @@ void idt_tmp_shutdown(void) {
             close(dfd);
         }
         procdir_forget();
-        /* only a root this process created (or the default one) goes, and only if empty */
-        if (root_path && (root_made || root_default)) rmdir(root_path);
+        /* only a root the library created (or the default one) goes, and only if empty */
+        char v[sizeof ROOT_XATTR_VALUE];
+        if (root_path && (root_made || root_default ||
+                          (lgetxattr(root_path, ROOT_XATTR, v, sizeof v) == (ssize_t)strlen(ROOT_XATTR_VALUE) &&
+                           !memcmp(v, ROOT_XATTR_VALUE, strlen(ROOT_XATTR_VALUE)))))
+            rmdir(root_path);
     }
     pthread_mutex_unlock(&mu);
+}
+
+size_t idt_tmp_slack_set(size_t bytes) {
+    pthread_mutex_lock(&mu);
+    size_t old = slack;
+    slack = bytes;
+    sweep_if_needed();
+    pthread_mutex_unlock(&mu);
+    return old;
 }
 
 void idt_tmp_stats_get(idt_tmp_stats *out) {

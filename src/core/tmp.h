@@ -23,12 +23,14 @@
  * before a blob is handed out, so writing through its mapping cannot SIGBUS on a full disk.
  *
  * Arena space follows live data: each chunk keeps a free list (sorted, coalesced, first
- * fit), a freed range goes back to it and the pages it frees entirely get their blocks
- * returned (hole punch; zeroed where punching is not supported), and partial pages are
- * zeroed, so free space always reads as zeros. Blocks held by arena chunks are therefore at
- * most the live arena bytes plus one page at each end of each live range. A chunk that
- * becomes empty is removed unless it is the process's only one (which then holds no blocks).
- * A file blob's file is unlinked with its last reference.
+ * fit) and a freed range goes back to it at once, to be reused. Its blocks are given back
+ * in batches (hole punching costs a synchronous write-back on some file systems): once more
+ * than IDT_ARENA_SLACK bytes of freed space may hold blocks, every free range's wholly free
+ * pages are punched and its partial pages zeroed; reused space not yet swept is zeroed when
+ * taken. Blocks held by arena chunks are therefore at most the live arena bytes, plus one
+ * page at each end of each live range, plus IDT_ARENA_SLACK. A chunk that becomes empty is
+ * removed unless it is the process's only one, which then gives back all its blocks. A file
+ * blob's file is unlinked with its last reference.
  *
  * Ranges other processes may map are never reused under them: a blob whose description
  * was written (idt_blob_pin: pickling) keeps its range until its chunk goes; a range freed
@@ -53,6 +55,8 @@
 #define IDT_ARENA_MAX ((size_t)1 << 20)
 #define IDT_ARENA_CHUNK ((size_t)64 << 20)
 #define IDT_BLOB_ALIGN 64
+/* Freed arena space that may still hold disk blocks before they are given back in one sweep. */
+#define IDT_ARENA_SLACK ((size_t)16 << 20)
 /* What a process directory's lock file starts with (then "<pid>-<hex>\n"). */
 #define IDT_TMP_MARKER "infinidata temp area v1 "
 
@@ -149,6 +153,11 @@ void idt_tmp_stats_get(idt_tmp_stats *out);
  * the disk blocks they occupy, in bytes (st_blocks * 512). Zero when the directory was never
  * made. Never fails (an unreadable directory counts as empty). */
 int idt_tmp_usage(int64_t *files, int64_t *bytes);
+
+/* Set how many bytes of freed arena space may hold disk blocks before a sweep gives them back
+ * (IDT_ARENA_SLACK by default; 0 gives back at every free, as tests of the punching want).
+ * Returns the previous value. */
+size_t idt_tmp_slack_set(size_t bytes);
 
 /* Fill `buf` with `n` random bytes from the kernel (getrandom), falling back to a
  * time-and-address mix if it is unavailable. */

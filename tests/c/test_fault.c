@@ -302,10 +302,12 @@ static int check_build(void *p) {
  * must read as zeros, and the result (a store) lands in reused space. */
 static int churn_zero_ok;
 static int run_churn(void **out, idt_error *err) {
+    size_t old_slack = idt_tmp_slack_set(0); /* give freed space back at once: punch now */
     idt_store *tmp[3] = {NULL, NULL, NULL};
     int rc = 0;
     for (int k = 0; k < 3 && !rc; k++) rc = model_store(1000 * (k + 1), 20 + 70 * k, &tmp[k], err);
     for (int k = 0; k < 3; k++) idt_store_decref(tmp[k]);
+    idt_tmp_slack_set(old_slack);
     if (rc) return rc;
     idt_blob *b;
     if ((rc = idt_blob_new(9000, &b, err)) != 0) return rc;

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -584,9 +585,268 @@ static void test_threads(void) {
     }
 }
 
+/* Allocated bytes (st_blocks) of every file in this process's directory. */
+static int64_t dir_blocks_bytes(void) {
+    const char *d;
+    idt_error err;
+    if (idt_tmp_procdir(&d, &err)) return -1;
+    h_names l;
+    h_names_list(d, &l);
+    int64_t sum = 0;
+    for (int i = 0; i < l.n; i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/%s", d, l.names[i]);
+        struct stat st;
+        if (lstat(p, &st) == 0) sum += (int64_t)st.st_blocks * 512;
+    }
+    h_names_free(&l);
+    return sum;
+}
+
+/* Can files in the temp area have holes punched? (Not every file system can.) */
+static int punch_supported(void) {
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/punch-probe", idt_tmp_root());
+    int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) return 0;
+    int ok = posix_fallocate(fd, 0, 1 << 16) == 0 &&
+             fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 1 << 16) == 0;
+    close(fd);
+    unlink(p);
+    return ok;
+}
+
+/* Freed arena ranges are reused (first fit) and their blocks given back (at once with a
+ * slack of 0; in a sweep once more than the slack is freed otherwise); what is reused reads
+ * as zeros; with nothing alive the chunk holds no blocks. */
+static void arena_reuse(size_t slack) {
+    enum { NB = 200, SZ = 10000 };
+    size_t old_slack = idt_tmp_slack_set(slack);
+    idt_error err;
+    idt_tmp_stats t0, t1;
+    idt_tmp_stats_get(&t0);
+    int64_t base = dir_blocks_bytes();
+    int punch = punch_supported();
+    idt_blob *b[NB];
+    for (int i = 0; i < NB; i++) {
+        REQUIRE(CHECK_OK(idt_blob_new(SZ, &b[i], &err), err) == 0);
+        memset(b[i]->data, 0xA0 + i % 16, SZ);
+    }
+    idt_tmp_stats_get(&t1);
+    size_t need = (SZ + IDT_BLOB_ALIGN - 1) / IDT_BLOB_ALIGN * IDT_BLOB_ALIGN;
+    CHECK_EQ(t1.arena_bytes - t0.arena_bytes, (int64_t)(NB * need));
+    CHECK(dir_blocks_bytes() - base >= (int64_t)(NB * SZ));
+    /* keep every 10th */
+    int64_t live = 0;
+    for (int i = 0; i < NB; i++)
+        if (i % 10) {
+            idt_blob_decref(b[i]);
+            b[i] = NULL;
+        } else {
+            live += SZ;
+        }
+    idt_tmp_stats_get(&t1);
+    CHECK_EQ(t1.arena_bytes - t0.arena_bytes, (int64_t)(NB / 10 * need));
+    /* live bytes plus at most two partial pages per live blob, plus the slack */
+    if (punch) CHECK(dir_blocks_bytes() - base <= live + NB / 10 * 2 * 4096 + (int64_t)slack);
+    for (int i = 0; i < NB; i += 10)
+        CHECK_EQ((unsigned char)b[i]->data[SZ - 1], 0xA0 + i % 16);
+    /* new blobs go into the holes (no new chunk) and read as zeros */
+    idt_blob *n[NB];
+    for (int i = 0; i < NB; i++) {
+        if (i % 10 == 0) {
+            n[i] = NULL;
+            continue;
+        }
+        REQUIRE(CHECK_OK(idt_blob_new(SZ, &n[i], &err), err) == 0);
+        int zero = 1;
+        for (size_t k = 0; k < SZ; k++) zero &= n[i]->data[k] == 0;
+        CHECK(zero);
+        memset(n[i]->data, 0x55, SZ);
+    }
+    idt_tmp_stats_get(&t1);
+    CHECK_EQ(t1.arena_chunks, t0.arena_chunks);
+    CHECK_EQ(t1.arena_bytes - t0.arena_bytes, (int64_t)(NB * need));
+    for (int i = 0; i < NB; i++) {
+        idt_blob_decref(b[i]);
+        idt_blob_decref(n[i]);
+    }
+    idt_tmp_stats_get(&t1);
+    CHECK_EQ(t1.arena_bytes, t0.arena_bytes);
+    if (punch) CHECK(dir_blocks_bytes() <= base); /* nothing alive: all given back */
+    /* churn with a few tiny blobs alive: blocks stay near what is alive */
+    idt_blob *keep[20];
+    for (int k = 0; k < 20; k++) REQUIRE(CHECK_OK(idt_blob_new(24, &keep[k], &err), err) == 0);
+    int64_t peak = 0;
+    int iters = slack ? 3000 : 300; /* punching at every free is slow (ms each on ext4) */
+    for (int it = 0; it < iters; it++) {
+        idt_blob *x, *y;
+        REQUIRE(CHECK_OK(idt_blob_new(1000 + (size_t)(it * 37) % 60000, &x, &err), err) == 0);
+        REQUIRE(CHECK_OK(idt_blob_new(64 + (size_t)it % 5000, &y, &err), err) == 0);
+        CHECK(x->data[x->size - 1] == 0 && y->data[0] == 0);
+        memset(x->data, 1, x->size);
+        memset(y->data, 2, y->size);
+        idt_blob_decref(x);
+        if (it % 100 == 0) {
+            int64_t h = dir_blocks_bytes() - base;
+            if (h > peak) peak = h;
+        }
+        idt_blob_decref(y);
+    }
+    if (punch) CHECK(peak <= 20 * 2 * 4096 + 2 * 70000 + (int64_t)slack);
+    printf("  slack %zu: churn peak %lld bytes held above the start, 20 tiny blobs alive\n", slack,
+           (long long)peak);
+    for (int k = 0; k < 20; k++) idt_blob_decref(keep[k]);
+    if (punch) CHECK(dir_blocks_bytes() <= base);
+    idt_tmp_slack_set(old_slack);
+}
+
+static void test_arena_reuse_and_punch(void) {
+    arena_reuse(0);
+    arena_reuse(IDT_ARENA_SLACK);
+}
+
+/* Child mode: a file system that cannot punch holes (every punch fails with EOPNOTSUPP):
+ * freed space is still reused and reads as zeros, and the last blob's chunk is removed. */
+static int child_nopunch(void) {
+    idt_fault_arm(IDT_FAULT_PUNCH, 1, EOPNOTSUPP, 1);
+    idt_tmp_slack_set(0);
+    idt_error err;
+    idt_blob *keep, *x;
+    if (idt_blob_new(100, &keep, &err)) return 2;
+    for (int it = 0; it < 200; it++) {
+        if (idt_blob_new(5000 + (size_t)it * 13, &x, &err)) return 3;
+        for (size_t k = 0; k < x->size; k++)
+            if (x->data[k]) return 4;
+        memset(x->data, 9, x->size);
+        idt_blob_decref(x);
+    }
+    if (idt_fault_fired() == 0) return 5;
+    idt_tmp_stats ts;
+    idt_tmp_stats_get(&ts);
+    if (ts.arena_chunks != 1) return 6;
+    idt_blob_decref(keep);
+    idt_tmp_stats_get(&ts);
+    if (ts.arena_chunks != 0) return 7; /* it could not give its blocks back: removed */
+    return 0;
+}
+
+static void test_arena_without_punching(void) {
+    char root[PATH_MAX];
+    snprintf(root, sizeof root, "%s-nopunch", idt_tmp_root());
+    CHECK_EQ(run_child("--child-nopunch", root, "x"), 0);
+    CHECK(!h_exists(root));
+}
+
+/* The shrunk tail of an arena blob is given back. */
+static void test_arena_shrink_gives_back(void) {
+    idt_error err;
+    idt_tmp_stats t0, t1;
+    idt_tmp_stats_get(&t0);
+    idt_blob *a;
+    REQUIRE(CHECK_OK(idt_blob_new(500000, &a, &err), err) == 0);
+    memset(a->data, 7, 500000);
+    idt_blob_shrink(a, 100);
+    idt_tmp_stats_get(&t1);
+    CHECK_EQ(t1.arena_bytes - t0.arena_bytes, 128);
+    CHECK_EQ(a->data[99], 7);
+    idt_blob *b;
+    REQUIRE(CHECK_OK(idt_blob_new(400000, &b, &err), err) == 0);
+    CHECK(b->data[0] == 0 && b->data[399999] == 0);
+    idt_blob_decref(a);
+    idt_blob_decref(b);
+    idt_tmp_stats_get(&t1);
+    CHECK_EQ(t1.arena_bytes, t0.arena_bytes);
+}
+
+/* Child mode: under RLIMIT_FSIZE of 200 KiB (SIGXFSZ ignored: EFBIG), small blobs still work
+ * and one over the limit is a clean IDT_EIO. */
+static int child_fsize(void) {
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {200 * 1024, 200 * 1024};
+    if (setrlimit(RLIMIT_FSIZE, &rl) != 0) return 2;
+    idt_blob *b[10];
+    idt_error err;
+    for (int i = 0; i < 10; i++) {
+        if (idt_blob_new(100, &b[i], &err)) {
+            fprintf(stderr, "small blob: %s\n", err.msg);
+            return 3;
+        }
+        memset(b[i]->data, i, 100);
+    }
+    idt_blob *big;
+    int rc = idt_blob_new(IDT_ARENA_MAX, &big, &err);
+    if (rc != IDT_EIO || err.sys_errno != EFBIG) {
+        fprintf(stderr, "1 MiB blob: rc %d errno %d (%s)\n", rc, err.sys_errno, err.msg);
+        return 4;
+    }
+    rc = idt_blob_new(IDT_ARENA_MAX + 1, &big, &err);
+    if (rc != IDT_EIO) return 5;
+    for (int i = 0; i < 10; i++) {
+        if (b[i]->data[99] != i) return 6;
+        idt_blob_decref(b[i]);
+    }
+    return 0;
+}
+
+static void test_fsize_limit(void) {
+    char root[PATH_MAX];
+    snprintf(root, sizeof root, "%s-fsize", idt_tmp_root());
+    CHECK_EQ(run_child("--child-fsize", root, "x"), 0);
+    CHECK(!h_exists(root)); /* made by the child, removed at its exit */
+}
+
+/* Reaping never follows a symlink, and leaves unmarked look-alikes alone. */
+static void test_gc_hostile(void) {
+    idt_error err;
+    char root[PATH_MAX], victim[PATH_MAX], p[PATH_MAX + 64];
+    snprintf(root, sizeof root, "%s-hostile", idt_tmp_root());
+    snprintf(victim, sizeof victim, "%s-victim", idt_tmp_root());
+    REQUIRE(mkdir(root, 0700) == 0 || errno == EEXIST);
+    /* the victim carries a valid-looking marker for the link's name */
+    REQUIRE(plant_dir(victim, IDT_TMP_MARKER "4242-00000000000000aa\n") == 0);
+    snprintf(p, sizeof p, "%s/a1.idt", victim);
+    close(open(p, O_CREAT | O_RDWR, 0600));
+    snprintf(p, sizeof p, "%s/p4242-00000000000000aa", root);
+    REQUIRE(symlink(victim, p) == 0);
+    /* an unmarked look-alike with an unlocked lock */
+    snprintf(p, sizeof p, "%s/p4243-00000000000000bb", root);
+    REQUIRE(plant_dir(p, "") == 0);
+    snprintf(p, sizeof p, "%s/p4243-00000000000000bb/b2.idt", root);
+    close(open(p, O_CREAT | O_RDWR, 0600));
+    idt_gc_report rep;
+    REQUIRE(CHECK_OK(idt_tmp_gc(root, 0, &rep, &err), err) == 0);
+    CHECK_EQ(rep.dirs, 0);
+    CHECK_EQ(rep.files, 0);
+    snprintf(p, sizeof p, "%s/a1.idt", victim);
+    CHECK(h_exists(p));
+    snprintf(p, sizeof p, "%s/lock", victim);
+    CHECK(h_exists(p));
+    snprintf(p, sizeof p, "%s/p4243-00000000000000bb/b2.idt", root);
+    CHECK(h_exists(p));
+    /* clean up */
+    snprintf(p, sizeof p, "%s/p4242-00000000000000aa", root);
+    unlink(p);
+    const char *rm[] = {"p4243-00000000000000bb/b2.idt", "p4243-00000000000000bb/lock",
+                        "p4243-00000000000000bb"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", root, rm[i]);
+        if (i == 2) rmdir(p);
+        else unlink(p);
+    }
+    rmdir(root);
+    snprintf(p, sizeof p, "%s/a1.idt", victim);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/lock", victim);
+    unlink(p);
+    rmdir(victim);
+}
+
 int main(int argc, char **argv) {
     if (argc > 2 && !strcmp(argv[1], "--child-bad-root")) return child_bad_root(argv[2]);
     if (argc > 2 && !strcmp(argv[1], "--child-fresh-root")) return child_fresh_root(argv[2]);
+    if (argc > 2 && !strcmp(argv[1], "--child-fsize")) return child_fsize();
+    if (argc > 2 && !strcmp(argv[1], "--child-nopunch")) return child_nopunch();
     static const h_test tests[] = {
         H_TEST(test_bad_root),
         H_TEST(test_fresh_root),
@@ -600,6 +860,11 @@ int main(int argc, char **argv) {
         H_TEST(test_gc),
         H_TEST(test_shutdown),
         H_TEST(test_threads),
+        H_TEST(test_arena_reuse_and_punch),
+        H_TEST(test_arena_shrink_gives_back),
+        H_TEST(test_arena_without_punching),
+        H_TEST(test_fsize_limit),
+        H_TEST(test_gc_hostile),
     };
     return h_main(tests, (int)(sizeof tests / sizeof tests[0]), argc, argv);
 }
