@@ -225,7 +225,8 @@ def main(argv=None):
     g = sub.add_parser("gc", help="remove temp files left by processes that died")
     g.add_argument("--dry-run", action="store_true", help="report, remove nothing")
     g.add_argument("--root", default=None,
-                   help="temp root (default: $INFINIDATA_TMPDIR, else ./.infinidata_tmp)")
+                   help="temp root (default: the one tables would use: $INFINIDATA_TMPDIR, "
+                        "else ./.infinidata_tmp)")
     g.add_argument("--saved", metavar="DIR", default=None,
                    help="sweep the saved directory DIR instead of the temp root: temporary files "
                         "of saves that died, data files no manifest names")
