@@ -40,7 +40,6 @@ struct idt_chunk {
     pid_t owner;       /* the process that made the file: only it reuses, punches, unlinks */
     uint64_t dev, ino;
     int listed;        /* in this process's list: new blobs may go here */
-    int pinned;        /* holds ranges that are never given back (pinned or untrackable) */
     int64_t occupants; /* live blobs + held-back ranges: the chunk lives while > 0 or listed */
     int64_t nranges;   /* ranges taken (live, held back, pinned): nfree <= nranges + 1 */
     size_t held;       /* bytes of those ranges */
@@ -480,12 +479,12 @@ static void chunk_unlist(idt_chunk *c) {
 }
 
 /* One occupant (live blob or held-back range) of c is gone (caller holds mu). An empty
- * chunk goes, unless it is this process's only one, holds no pinned range and its blocks
- * can be given back (punched) at once. */
+ * chunk goes, unless it is this process's only one and its blocks can be given back
+ * (punched) at once. */
 static void chunk_leave(idt_chunk *c) {
     if (--c->occupants > 0) return;
     if (c->listed) {
-        if (c->owner == getpid() && !c->pinned && chunks == c && !c->next && !no_punch) {
+        if (c->owner == getpid() && chunks == c && !c->next && !no_punch) {
             chunk_sweep(c);
             if (!no_punch) return;
         }
@@ -617,9 +616,7 @@ static void helds_release(void) {
             h.c->nranges--;
             h.c->held -= h.len;
             atomic_fetch_sub(&n_arena_bytes, (int64_t)h.len);
-        } else {
-            h.c->pinned = 1;
-        }
+        } /* else no room on the list: the range stays taken */
         chunk_leave(h.c);
     }
     nhelds = k;
@@ -642,14 +639,12 @@ static void arena_free_locked(idt_blob *b) {
     if (ngens) gens_reap();
     uint64_t a = b->fork_seq, f = fork_seq;
     if (atomic_load(&b->pinned) || range_in_untracked_children(a, f)) {
-        c->pinned = 1; /* others may map it: the range stays taken while the chunk lives */
-        chunk_leave(c);
+        chunk_leave(c); /* others may map it: the range stays taken while the chunk lives */
     } else if (range_in_children(a, f)) {
         if (nhelds == caphelds) {
             size_t cap = caphelds ? 2 * caphelds : 16;
             held_range *n = idt_realloc(helds, cap * sizeof *n);
-            if (!n) {
-                c->pinned = 1;
+            if (!n) { /* cannot hold it back: it stays taken */
                 chunk_leave(c);
                 return;
             }
@@ -662,9 +657,7 @@ static void arena_free_locked(idt_blob *b) {
             c->nranges--;
             c->held -= len;
             atomic_fetch_sub(&n_arena_bytes, (int64_t)len);
-        } else {
-            c->pinned = 1;
-        }
+        } /* else no room on the list: the range stays taken */
         chunk_leave(c);
     }
     helds_release();
