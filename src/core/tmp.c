@@ -156,8 +156,18 @@ static int parse_dir_name(const char *name, int *is_new, char id[64]) {
     return 1;
 }
 
-/* Is `name` one of the data file names the library makes: "a<digits>.idt" or "b<digits>.idt"? */
+static int is_hex(const char *s, int n) {
+    for (int i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+    return 1;
+}
+
+/* Is `name` one of the file names the library makes in a process directory: "a<digits>.idt"
+ * and "b<digits>.idt" (blobs), or a saved data file "s-<32 hex>.idt" / "r-<32 hex>.idt" (a
+ * view saved there, as parallel map does)? */
 static int is_data_name(const char *name) {
+    if ((name[0] == 's' || name[0] == 'r') && name[1] == '-')
+        return strlen(name) == 38 && is_hex(name + 2, 32) && !strcmp(name + 34, ".idt");
     if (name[0] != 'a' && name[0] != 'b') return 0;
     const char *s = name + 1;
     int digits = 0;

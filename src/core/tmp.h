@@ -9,7 +9,8 @@
  * blob, and idt_tmp_gc) recognises a dead process's directory by all of: the exact name
  * pattern, a real directory (never a symlink) owned by this user, a regular `lock` file
  * holding the marker for that name, and a lock that can be taken. In such a directory it
- * removes only regular files named like the library's (a<N>.idt, b<N>.idt, lock); anything
+ * removes only regular files named like the library's (a<N>.idt, b<N>.idt, s-/r-<32 hex>.idt of
+ * views saved there, lock); anything
  * else is left, and then the directory too. Nothing is followed through a symlink: every
  * step is relative to a directory descriptor opened with O_NOFOLLOW. The root itself is
  * removed at exit only if empty and either this process created it or it is the default
