@@ -59,7 +59,7 @@ sanitize: test-c
 tsan: $(STAMP)
 	rm -rf $(BUILD)/tsan
 	$(MESON) setup $(BUILD)/tsan --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false
-	TSAN_OPTIONS=halt_on_error=1 $(MESON) test -C $(BUILD)/tsan --print-errorlogs test_batch test_view test_tmp test_writer
+	TSAN_OPTIONS=halt_on_error=1 $(MESON) test -C $(BUILD)/tsan --print-errorlogs test_batch test_view test_tmp test_writer test_sort
 
 test-py: build
 	$(PY) -m pytest tests/python -q $(PYTEST_ARGS)

@@ -434,3 +434,20 @@ def test_sort_stops_from_its_progress_callback(monkeypatch):
     assert len(Bar.done) == 2 and all(0 < k < n * 8 for k in Bar.done)
     gc.collect()
     assert data_files() == before
+
+
+def test_sort_threads_and_mixed_stores():
+    """Large enough for several threads per pass; a concat of tables with different column sets
+    (stores looked up by name) sorts the same."""
+    rng = np.random.default_rng(11)
+    n = 300_000
+    cols = {"k": rng.integers(0, 1000, n), "s": random_column("U", n, rng), "id": np.arange(n)}
+    tv = TableView(cols)
+    for keys, desc in [(["k", "s"], [True, False]), (["s"], True)]:
+        want = expected(cols, model_order(cols, keys, desc if isinstance(desc, list) else [desc]))
+        for threads in (1, 4):
+            assert_same(tv.sort(keys, descending=desc, threads=threads)[:], want)
+    extra = TableView({"k": np.array([5, -1, 5]), "other": np.zeros(3)}).select_columns(["k"])
+    mixed = TableView.concat([TableView({"k": np.array([3, 5, 0])}), extra])
+    assert mixed.sort("k")[:]["k"].tolist() == [-1, 0, 3, 5, 5, 5]
+    assert mixed.sort("k", descending=True, memory_budget=64)[:]["k"].tolist() == [5, 5, 5, 3, 0, -1]
