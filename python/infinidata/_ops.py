@@ -301,8 +301,9 @@ def map(self, fn, batch_size=10_000, columns=None, num_proc=1, *, progress=None)
     contiguous shards, each mapped in its own process (fork where available, else spawn:
     then fn must be picklable); a worker receives its shard pickled (a description of
     files, never rows), writes its part, and saves it into this process's temp directory,
-    where the part outlives the worker; the parts are concatenated as views, without a copy.
-    Parts of a parallel map are kept there until this process exits. An exception in fn is
+    where the part outlives the worker; this process then takes the part files over (they
+    go when the last view using them goes) and concatenates the parts as views, without a
+    copy. An exception in fn is
     raised here (from a worker: the same exception when it can be pickled, else
     RuntimeError with its traceback). progress: a bar of rows (num_proc = 1) or parts."""
     if not callable(fn):
@@ -363,6 +364,8 @@ def _map_parallel(src, fn, batch_size, num_proc, progress):
                 raise exc
             raise RuntimeError(f"map worker {i} failed:\n{tb}")
         parts = [TableView.load_from_disk(dest, name, verify=False) for name in names]
+        for p in parts:  # the part files become this process's: removed with the last view
+            p._adopt_files()
         ok = True
         return TableView.concat(parts)
     finally:

@@ -983,6 +983,37 @@ void idt_blob_seal(idt_blob *b) {
 
 void idt_blob_pin(const idt_blob *b) { atomic_store(&((idt_blob *)b)->pinned, 1); }
 
+int idt_blob_adopt(idt_blob *b, idt_error *err) {
+    if (b->kind != IDT_BLOB_LOADED || b->offset != 0)
+        return idt_error_set(err, IDT_EVALUE, "'%s' is not a whole loaded file", b->path);
+    pthread_once(&once, init_once);
+    pthread_mutex_lock(&mu);
+    int rc = make_procdir(err);
+    char *np = NULL;
+    if (!rc) {
+        const char *slash = strrchr(b->path, '/');
+        size_t dl = slash ? (size_t)(slash - b->path) : 0;
+        if (!slash || strlen(proc_path) != dl || strncmp(b->path, proc_path, dl))
+            rc = idt_error_set(err, IDT_EVALUE, "'%s' is not in this process's temp directory '%s'",
+                               b->path, proc_path);
+        else if (!(np = new_path_locked("b")))
+            rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+    }
+    pthread_mutex_unlock(&mu);
+    if (rc) return rc;
+    if (idt_rename(b->path, np) != 0) {
+        rc = idt_error_sys(err, errno, "cannot rename '%s' to '%s'", b->path, np);
+        idt_free(np);
+        return rc;
+    }
+    idt_free(b->path);
+    b->path = np;
+    b->kind = IDT_BLOB_FILE;
+    b->owner = getpid();
+    atomic_fetch_add(&n_file_blobs, 1);
+    return 0;
+}
+
 void idt_blob_incref(idt_blob *b) { atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed); }
 
 void idt_blob_decref(idt_blob *b) {

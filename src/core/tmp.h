@@ -111,6 +111,13 @@ int idt_blob_map_range(const char *path, uint64_t off, uint64_t size, idt_blob *
  * or punched while its chunk lives. Thread-safe, idempotent. */
 void idt_blob_pin(const idt_blob *b);
 
+/* Take over a LOADED blob mapping a whole file that lies directly in this process's temp
+ * directory (saved there by another process, for this one): the file is renamed to a temp
+ * area name and the blob becomes this process's FILE blob, unlinked when its last reference
+ * goes (and at exit). Only for a blob no other thread is using. Errors: IDT_EVALUE (not such
+ * a blob; nothing changed), IDT_EIO (the rename), IDT_ENOMEM. */
+int idt_blob_adopt(idt_blob *b, idt_error *err);
+
 void idt_blob_incref(idt_blob *b);
 /* Drop a reference; the last one unmaps and releases the file range. NULL is a no-op. */
 void idt_blob_decref(idt_blob *b);

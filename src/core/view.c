@@ -703,3 +703,26 @@ int idt_view_assemble(idt_schema *schema, const int64_t *cols, int64_t ncols,
     *out = v;
     return 0;
 }
+
+/* ---- adopting loaded files ---- */
+
+/* Adopt b when it is a loaded file in this process's temp directory; anything else stays. */
+static int adopt_one(idt_blob *b, idt_error *err) {
+    if (b->kind != IDT_BLOB_LOADED || b->offset != 0) return 0;
+    int rc = idt_blob_adopt(b, err);
+    return rc == IDT_EVALUE ? 0 : rc; /* saved elsewhere: not ours to take */
+}
+
+int idt_view_adopt_files(idt_view *v, idt_error *err) {
+    int rc = 0;
+    for (int64_t k = 0; k < v->nseg && !rc; k++) {
+        const idt_segment *s = &v->segs[k];
+        if (s->kind == IDT_SEG_RUN) {
+            rc = adopt_one(s->store->blob, err);
+        } else {
+            rc = adopt_one(s->refs->blob, err);
+            for (int64_t i = 0; i < s->refs->nstores && !rc; i++) rc = adopt_one(s->refs->stores[i]->blob, err);
+        }
+    }
+    return rc;
+}

@@ -200,6 +200,13 @@ void idt_refs_decref(idt_refs *r);
 int idt_view_assemble(idt_schema *schema, const int64_t *cols, int64_t ncols,
                       const idt_segment *segs, int64_t nseg, idt_view **out, idt_error *err);
 
+/* Adopt (idt_blob_adopt) every loaded store and ref array file of `v` that lies in this
+ * process's temp directory: a view loaded from parts other processes saved there becomes
+ * this process's own, its files removed when the last view using them goes. Blobs of other
+ * kinds or places are left alone. Call only on a view no other thread uses yet.
+ * Errors: IDT_EIO, IDT_ENOMEM (the files adopted so far stay adopted). */
+int idt_view_adopt_files(idt_view *v, idt_error *err);
+
 /* Resolve view row `i` (in range) to its store and store row. */
 void idt_view_locate(const idt_view *v, int64_t i, idt_store **store, int64_t *row);
 

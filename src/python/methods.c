@@ -413,6 +413,19 @@ done:
     return res;
 }
 
+/* _adopt_files(): this process takes over the loaded files of the view that lie in its temp
+ * directory (parts a parallel map's workers saved there), so dropping the view removes them. */
+static PyObject *tv_adopt_files(PyObject *self, PyObject *unused) {
+    (void)unused;
+    idt_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_view_adopt_files(TV(self)->v, &err);
+    Py_END_ALLOW_THREADS
+    if (rc) return idt_py_raise(idt_py_state_of(self), &err);
+    Py_RETURN_NONE;
+}
+
 /* The idt_views of a sequence of TableViews (borrowed, valid while `seq` lives). */
 idt_view **idt_py_views_of(PyObject *tvtype, PyObject *seq, Py_ssize_t *n) {
     Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
@@ -569,6 +582,9 @@ PyMethodDef idt_tv_methods[] = {
      "flatten($self, /, *, threads=None, progress=None)\n--\n\n"
      "flatten(*, threads=None, progress=None) -> TableView: a new table holding this view's "
      "rows contiguously in view order (one store, gathered on threads, bounded memory)."},
+    {"_adopt_files", tv_adopt_files, METH_NOARGS,
+     "_adopt_files(): take over the loaded files of this view that lie in this process's temp "
+     "directory (they go when the last view using them goes)."},
     {"_filter_mask", tv_filter, METH_O, "_filter_mask($self, mask, /)\n--\n\n_filter_mask(mask) -> TableView: the rows where the bool mask is True."},
     {"sort", (PyCFunction)(void (*)(void))tv_sort, METH_VARARGS | METH_KEYWORDS,
      "sort($self, /, columns, descending=False, *, threads=None, memory_budget=None)\n--\n\n"

@@ -314,6 +314,51 @@ static void test_map_file(void) {
     CHECK_EQ(err.sys_errno, ENOENT);
 }
 
+/* Adopting a loaded file of this process's temp directory: renamed to a temp name, removed at
+ * the last decref; files elsewhere, arena blobs and a failing rename are refused unchanged. */
+static void test_adopt(void) {
+    const char *dir;
+    idt_error err;
+    REQUIRE(CHECK_OK(idt_tmp_procdir(&dir, &err), err) == 0);
+    char *path = idt_path_join(dir, "s-adopt-me.idt");
+    REQUIRE(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, "part data", 9) == 9);
+    close(fd);
+    idt_blob *b;
+    REQUIRE(CHECK_OK(idt_blob_map_file(path, &b, &err), err) == 0);
+    idt_fault_arm(IDT_FAULT_RENAME, 1, 0, 0);
+    CHECK_ERR(idt_blob_adopt(b, &err), IDT_EIO, err, "rename");
+    idt_fault_reset();
+    CHECK_EQ(b->kind, IDT_BLOB_LOADED);
+    CHECK(h_exists(path));
+    REQUIRE(CHECK_OK(idt_blob_adopt(b, &err), err) == 0);
+    CHECK_EQ(b->kind, IDT_BLOB_FILE);
+    CHECK(!h_exists(path));
+    CHECK(h_exists(b->path));
+    CHECK(strrchr(b->path, '/')[1] == 'b');
+    CHECK(!memcmp(b->data, "part data", 9));
+    char *now = idt_strdup(b->path);
+    idt_blob_decref(b);
+    CHECK(!h_exists(now)); /* ours now: removed with the last reference */
+    idt_free(now);
+    idt_free(path);
+    /* a file outside the temp directory, and a blob that is not a loaded file */
+    char out[] = "/tmp/idt-test-adopt-XXXXXX";
+    fd = mkstemp(out);
+    REQUIRE(fd >= 0);
+    close(fd);
+    REQUIRE(CHECK_OK(idt_blob_map_file(out, &b, &err), err) == 0);
+    CHECK_ERR(idt_blob_adopt(b, &err), IDT_EVALUE, err, "temp directory");
+    idt_blob_decref(b);
+    CHECK(h_exists(out));
+    unlink(out);
+    REQUIRE(CHECK_OK(idt_blob_new(64, &b, &err), err) == 0);
+    CHECK_ERR(idt_blob_adopt(b, &err), IDT_EVALUE, err, "loaded");
+    idt_blob_decref(b);
+}
+
 /* A forked child that drops inherited blobs never unlinks the parent's files, and its exit
  * removes only its own directory. */
 static void test_fork_child_drops(void) {
@@ -856,6 +901,7 @@ int main(int argc, char **argv) {
         H_TEST(test_arena_file_removed),
         H_TEST(test_shrink),
         H_TEST(test_map_file),
+        H_TEST(test_adopt),
         H_TEST(test_fork_child_drops),
         H_TEST(test_gc),
         H_TEST(test_shutdown),

@@ -363,10 +363,24 @@ def test_map_parallel_parts_outlive_workers(tmp_path):
     after = set(os.listdir(os.path.dirname(infinidata._infinidata._tmp_dir())))
     assert after == before  # workers removed their own temp directories
     assert not [f for f in os.listdir(infinidata._infinidata._tmp_dir()) if f.endswith(".idtview")]
+    # the parts became this process's own temp files (the layout of its directory holds)
+    assert all(f == "lock" or (f.endswith(".idt") and f[0] in "ab")
+               for f in os.listdir(infinidata._infinidata._tmp_dir()))
     want = _map_model({"x": np.arange(30_000), "s": np.array(["ab", "c"] * 15_000)})
     out.save_to_disk(str(tmp_path), "mapped")
     assert_same(TableView.load_from_disk(str(tmp_path), "mapped")[:], want)
     assert_same(out.sort("y", descending=True)[:3], expected(want, np.arange(30_000)[::-1][:3]))
+    # and they go with the last view that uses them
+    import gc
+    gc.collect()
+    files = data_files()
+    del out
+    gc.collect()
+    assert len(data_files()) < len(files)
+    before_map = data_files()
+    tv.map(_double_and_len, batch_size=1000, num_proc=3)
+    gc.collect()
+    assert data_files() == before_map
 
 
 def test_map_errors():
