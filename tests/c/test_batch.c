@@ -183,7 +183,7 @@ static void test_batch_content(void) {
     CHECK_EQ(run_all(v, INT64_MAX, 0, 1000, INT64_MAX, -1), 1); /* no overflow anywhere */
     CHECK_EQ(run_all(v, INT64_MAX, 1, 1000, INT64_MAX, -1), 0);
 out:
-    CHECK_EQ(nthreads(), threads0);
+    CHECK_EQ(settled_threads(threads0), threads0);
     idt_view_decref(v);
 }
 
@@ -230,7 +230,7 @@ static void test_batch_early_free(void) {
         }
         if (rep % 5 == 0) usleep(2000); /* let the workers fill the window */
         idt_batcher_free(it);
-        CHECK_EQ(nthreads(), threads0);
+        CHECK_EQ(settled_threads(threads0), threads0);
         CHECK_SNAP(before);
     }
     idt_batcher_free(NULL);
@@ -251,7 +251,7 @@ static void test_batch_stop_all(void) {
     CHECK_EQ(idt_batcher_next(a, &x, -1, &err), 1);
     idt_batch_free(x);
     idt_batcher_stop_all();
-    CHECK_EQ(nthreads(), threads0);
+    CHECK_EQ(settled_threads(threads0), threads0);
     CHECK_EQ(idt_batcher_next(a, &x, -1, &err), 0);
     CHECK_EQ(idt_batcher_next(b, &x, 0, &err), 0);
     idt_batcher_free(b);
