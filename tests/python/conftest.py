@@ -8,12 +8,19 @@ directory, so the suite never touches ./.infinidata_tmp and can count the files 
 import gc
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
 import pytest
+
+# A run started in the background of a non-interactive shell inherits SIGINT ignored, and
+# Python then never raises KeyboardInterrupt: the Ctrl-C tests need Python's usual handler
+# (child interpreters started by the tests get it back through exec).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _SUITE_TMP = tempfile.mkdtemp(prefix="infinidata-pytest-")
 os.environ["INFINIDATA_TMPDIR"] = os.path.join(_SUITE_TMP, "tmp")

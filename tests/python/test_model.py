@@ -263,6 +263,7 @@ class TableModel(RuleBasedStateMachine):
         STEPS["sort"] += 1
         tv, model = v
         cols = [k for k, a in model.items() if a.ndim == 1 and a.dtype.kind != "c"]
+        assume(cols)
         keys = data.draw(st.lists(st.sampled_from(cols), min_size=1, max_size=3, unique=True))
         desc = data.draw(st.booleans() | st.lists(st.booleans(), min_size=len(keys), max_size=len(keys)))
         budget = data.draw(st.sampled_from([None, None, 64, 1000]))  # small: runs merged on disk
