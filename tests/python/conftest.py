@@ -106,6 +106,17 @@ def n_threads():
     return len(os.listdir("/proc/self/task"))
 
 
+def n_threads_settled(expected, timeout=5.0):
+    """The thread count once it reaches `expected` (or after `timeout` s, whatever it is then):
+    a thread that pthread_join has returned for can stay listed in /proc for a moment, so
+    a count taken right after a join may be one high; a thread really left running is not."""
+    import time
+    deadline = time.monotonic() + timeout
+    while (n := n_threads()) != expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return n
+
+
 def run_python(code, env=None, cwd=None, timeout=120):
     """Run `code` in a fresh interpreter (the same one running the tests); returns the
     CompletedProcess, failing the test with its output when it exits non-zero."""

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import infinidata
-from conftest import (FIXED_DTYPES, assert_same, data_files, expected, n_threads, run_python,
-                      sample)
+from conftest import (FIXED_DTYPES, assert_same, data_files, expected, n_threads,
+                      n_threads_settled, run_python, sample)
 
 TableView = infinidata.TableView
 
@@ -60,7 +60,7 @@ def thread_baseline():
     before = n_threads()
     yield
     gc.collect()
-    assert n_threads() == before, "worker threads left running"
+    assert n_threads_settled(before) == before, "worker threads left running"
 
 
 @pytest.mark.parametrize("threads,readahead", COMBOS)
@@ -220,21 +220,21 @@ def test_early_stops_join_workers(threads, readahead):
     for i, b in enumerate(BIG.batch_iter(10, threads=threads, readahead=readahead)):
         if i == 3:
             break
-    assert n_threads() == base
+    assert n_threads_settled(base) == base
     # close()
     it = BIG.batch_iter(10, threads=threads, readahead=readahead)
     next(it)
     assert n_threads() > base
     nb = it.num_batches()
     it.close()
-    assert n_threads() == base
+    assert n_threads_settled(base) == base
     assert list(it) == []
     it.close()  # twice is fine
     assert it.num_batches() == nb
     # del without taking anything
     it = BIG.batch_iter(10, threads=threads, readahead=readahead)
     del it
-    assert n_threads() == base
+    assert n_threads_settled(base) == base
 
     # an exception in the consumer
     def consume():
@@ -246,11 +246,11 @@ def test_early_stops_join_workers(threads, readahead):
         consume()
     except RuntimeError:
         pass
-    assert n_threads() == base
+    assert n_threads_settled(base) == base
     # exhausted: workers are joined when the last batch has been taken
     it = TV.batch_iter(10, threads=threads, readahead=readahead)
     list(it)
-    assert n_threads() == base
+    assert n_threads_settled(base) == base
     del it
 
 
@@ -271,7 +271,7 @@ def test_keyboard_interrupt_stops_workers():
         timer.cancel()
     assert interrupted
     gc.collect()
-    assert n_threads() == base
+    assert n_threads_settled(base) == base
 
 
 def test_iterator_keeps_its_view_alive():
