@@ -29,6 +29,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from run import loadavg  # noqa: E402  (bench/run.py: the 1-minute load average)
+
 ROW_ELEMS = 512          # int64 per row: 4096 bytes
 ROW_BYTES = ROW_ELEMS * 8
 CHUNK_ROWS = 1 << 18     # rows per TableView when built by concatenation (1 GiB)
@@ -46,14 +49,6 @@ def meminfo(key):
             if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
     return 0
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return float(f.read().split()[0])
-    except (OSError, ValueError):
-        return None
 
 
 def cpu_busy():
