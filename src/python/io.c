@@ -1,49 +1,10 @@
-/* io.c: the extension's entry points for data in and out of other formats (Arrow's layout:
- * fixed-width buffers, and strings as offsets + bytes), and memory_stats(). The Python
- * package (infinidata/_arrow.py) does the format work; this file only moves buffers. */
+/* io.c: _from_parts(), the extension's entry point for data from other formats (Arrow's
+ * layout: fixed-width buffers, and strings as offsets + bytes). The Python package
+ * (infinidata/_arrow.py) does the format work; this file only moves buffers. */
 #include "module.h"
 
-#include "../core/batch.h"
 #include "../core/store.h"
 #include "../core/sys.h"
-#include "../core/tmp.h"
-
-/* tv._packed_strings(start, count, j) -> (offsets, data): the strings of string column j
- * over rows [start, start+count), in Arrow's layout: int64 offsets (count * row_elems + 1,
- * from 0) and uint8 data, as stored (UTF-8 or raw bytes). */
-PyObject *idt_tv_packed_strings(PyObject *self, PyObject *args) {
-    long long start, count, j;
-    if (!PyArg_ParseTuple(args, "LLL:_packed_strings", &start, &count, &j)) return NULL;
-    const idt_view *v = ((TableViewObject *)self)->v;
-    int64_t len = idt_view_len(v);
-    if (j < 0 || j >= v->ncols || idt_view_column(v, j)->kind == IDT_COL_FIXED) {
-        PyErr_Format(PyExc_ValueError, "column %lld is not a string column", j);
-        return NULL;
-    }
-    if (start < 0 || count < 0 || start > len || count > len - start) {
-        PyErr_Format(PyExc_IndexError, "rows %lld..%lld out of range for %lld rows", start,
-                     start + count, (long long)len);
-        return NULL;
-    }
-    idt_rowsel sel = {start, 1, count, NULL};
-    int64_t per = idt_view_column(v, j)->row_elems, total;
-    Py_BEGIN_ALLOW_THREADS
-    total = idt_view_str_bytes(v, &sel, j);
-    Py_END_ALLOW_THREADS
-    npy_intp no = (npy_intp)(count * per + 1), nd = (npy_intp)total;
-    PyObject *offs = PyArray_SimpleNew(1, &no, NPY_INT64);
-    PyObject *data = offs ? PyArray_SimpleNew(1, &nd, NPY_UINT8) : NULL;
-    if (!data) {
-        Py_XDECREF(offs);
-        return NULL;
-    }
-    int64_t *po = PyArray_DATA((PyArrayObject *)offs);
-    char *pd = PyArray_DATA((PyArrayObject *)data);
-    Py_BEGIN_ALLOW_THREADS
-    idt_view_gather_packed(v, &sel, j, po, pd);
-    Py_END_ALLOW_THREADS
-    return Py_BuildValue("(NN)", offs, data);
-}
 
 /* One string piece of a column: n strings in Arrow's layout. */
 typedef struct strpart {
@@ -333,58 +294,3 @@ done:
     return result;
 }
 
-/* memory_stats() -> dict: what the library holds now in this process. */
-PyObject *idt_py_memory_stats(PyObject *m, PyObject *unused) {
-    (void)m;
-    (void)unused;
-    idt_sys_stats s;
-    int64_t files, bytes;
-    idt_sys_stats_get(&s);
-    Py_BEGIN_ALLOW_THREADS
-    idt_tmp_usage(&files, &bytes);
-    Py_END_ALLOW_THREADS
-    return Py_BuildValue("{sLsLsLsLsL}", "files", (long long)files, "bytes_on_disk", (long long)bytes,
-                         "mappings", (long long)s.maps, "descriptors", (long long)s.fds, "threads",
-                         (long long)idt_batcher_threads());
-}
-
-/* tv._files() -> list of (path, offset, size): the file ranges holding the rows this view
- * reads (its stores and ref arrays, and the stores those ref arrays point into), each once,
- * in first-use order. */
-PyObject *idt_tv_files(PyObject *self, PyObject *unused) {
-    (void)unused;
-    const idt_view *v = ((TableViewObject *)self)->v;
-    PyObject *seen = PySet_New(NULL), *out = PyList_New(0);
-    if (!seen || !out) goto fail;
-    for (int64_t s = 0; s < v->nseg; s++) {
-        const idt_segment *g = &v->segs[s];
-        int64_t nb = g->kind == IDT_SEG_RUN ? 1 : 1 + g->refs->nstores;
-        for (int64_t k = 0; k < nb; k++) {
-            const idt_blob *b = g->kind == IDT_SEG_RUN ? g->store->blob
-                                : k == 0 ? g->refs->blob : g->refs->stores[k - 1]->blob;
-            PyObject *key = PyLong_FromVoidPtr((void *)b);
-            if (!key) goto fail;
-            int has = PySet_Contains(seen, key);
-            if (has == 0) has = PySet_Add(seen, key) < 0 ? -1 : 0;
-            else if (has == 1) {
-                Py_DECREF(key);
-                continue;
-            }
-            Py_DECREF(key);
-            if (has < 0) goto fail;
-            PyObject *t = Py_BuildValue("(NLK)", PyUnicode_DecodeFSDefault(b->path ? b->path : ""),
-                                        (long long)b->offset, (unsigned long long)b->size);
-            if (!t || PyList_Append(out, t) < 0) {
-                Py_XDECREF(t);
-                goto fail;
-            }
-            Py_DECREF(t);
-        }
-    }
-    Py_DECREF(seen);
-    return out;
-fail:
-    Py_XDECREF(seen);
-    Py_XDECREF(out);
-    return NULL;
-}

@@ -1,52 +1,16 @@
-/* module.c: the module: types, the CorruptDataError exception, test and maintenance
- * functions, multi-phase init with state in module state. */
+/* module.c: the module alone: its def, multi-phase init (the types from the specs of
+ * tableview.c, batchiter.c and writer.c, and the CorruptDataError exception, all kept in
+ * module state), and the module-level functions. */
 #define IDT_IMPORT_ARRAY
 #include "module.h"
 
-#include <structmember.h>
-
 #include "../core/batch.h"
+#include "../core/persist.h"
 #include "../core/prefetch.h"
 #include "../core/sys.h"
 #include "../core/tmp.h"
 
-extern PyType_Spec idt_batchiter_spec;
-extern PyType_Spec idt_writer_spec;
 static PyModuleDef idt_moduledef;
-
-idt_module_state *idt_py_state_of_type(PyTypeObject *tp) {
-    PyObject *m = PyType_GetModuleByDef(tp, &idt_moduledef);
-    return m ? PyModule_GetState(m) : NULL;
-}
-
-static PyMemberDef tv_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(TableViewObject, weakreflist), READONLY, NULL},
-    {NULL, 0, 0, 0, NULL},
-};
-
-static PyType_Slot tv_slots[] = {
-    {Py_tp_new, idt_tv_new},
-    {Py_tp_dealloc, idt_tv_dealloc},
-    {Py_tp_traverse, idt_tv_traverse},
-    {Py_tp_repr, idt_tv_repr},
-    {Py_mp_length, idt_tv_len},
-    {Py_sq_length, idt_tv_len},
-    {Py_mp_subscript, idt_tv_getitem},
-    {Py_tp_methods, idt_tv_methods},
-    {Py_tp_getset, idt_tv_getset},
-    {Py_tp_members, tv_members},
-    {Py_tp_doc,
-     "TableView(columns, *, progress=None)\n--\n\n"
-     "TableView(columns): a table of named columns stored in memory-mapped temp files.\n\n"
-     "`columns` is a dict of str -> NumPy array, all of the same length (the first axis is the "
-     "row axis; further axes are each row's shape). Reads (tv[key]) return a dict of arrays."},
-    {0, NULL},
-};
-
-static PyType_Spec tv_spec = {
-    "infinidata.TableView", sizeof(TableViewObject), 0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE, tv_slots,
-};
 
 /* ---- test and maintenance entry points ---- */
 
@@ -156,10 +120,110 @@ static PyObject *m_shutdown(PyObject *m, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-PyObject *idt_py_from_description(PyObject *m, PyObject *arg);
-PyObject *idt_py_from_parts(PyObject *m, PyObject *args);
-PyObject *idt_py_memory_stats(PyObject *m, PyObject *unused);
-PyObject *idt_py_gc_saved(PyObject *m, PyObject *args, PyObject *kwds);
+static PyObject *idt_py_from_description(PyObject *m, PyObject *arg) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
+    idt_module_state *st = PyModule_GetState(m);
+    idt_error err;
+    idt_view *v = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_view_from_description(b.buf, (size_t)b.len, &v, &err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    if (rc) return idt_py_raise(st, &err);
+    return idt_py_wrap_view(st, v);
+}
+
+/* Names idt_saved_gc removed, gathered without the GIL. */
+typedef struct swept {
+    char **names;
+    int64_t *bytes;
+    Py_ssize_t n, cap;
+    int oom;
+} swept;
+
+static void note_swept(void *ctx, const char *name, int64_t bytes) {
+    swept *s = ctx;
+    if (s->oom) return;
+    if (s->n == s->cap) {
+        Py_ssize_t cap = s->cap ? s->cap * 2 : 16;
+        char **n = PyMem_RawRealloc(s->names, (size_t)cap * sizeof *n);
+        if (n) s->names = n;
+        int64_t *b = PyMem_RawRealloc(s->bytes, (size_t)cap * sizeof *b);
+        if (b) s->bytes = b;
+        if (!n || !b) {
+            s->oom = 1;
+            return;
+        }
+        s->cap = cap;
+    }
+    size_t len = strlen(name) + 1;
+    char *copy = PyMem_RawMalloc(len);
+    if (!copy) {
+        s->oom = 1;
+        return;
+    }
+    memcpy(copy, name, len);
+    s->names[s->n] = copy;
+    s->bytes[s->n++] = bytes;
+}
+
+static PyObject *idt_py_gc_saved(PyObject *m, PyObject *args, PyObject *kwds) {
+    static char *kw[] = {"dir", "dry_run", NULL};
+    PyObject *dir = NULL;
+    int dry = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|$p:gc_saved", kw, PyUnicode_FSConverter, &dir, &dry))
+        return NULL;
+    swept s = {NULL, NULL, 0, 0, 0};
+    idt_saved_gc_report rep;
+    memset(&rep, 0, sizeof rep);
+    rep.each = note_swept;
+    rep.ctx = &s;
+    idt_error err;
+    int rc;
+    const char *d = PyBytes_AS_STRING(dir);
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_saved_gc(d, dry, &rep, &err);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(dir);
+    PyObject *res = NULL, *files = NULL;
+    if (rc) {
+        idt_py_raise(PyModule_GetState(m), &err);
+        goto done;
+    }
+    files = PyList_New(0);
+    for (Py_ssize_t i = 0; files && i < s.n; i++) {
+        PyObject *t = Py_BuildValue("(NL)", PyUnicode_DecodeFSDefault(s.names[i]), (long long)s.bytes[i]);
+        if (!t || PyList_Append(files, t) < 0) Py_CLEAR(files);
+        Py_XDECREF(t);
+    }
+    if (files)
+        res = Py_BuildValue("{sOsLsLsLsO}", "files", files, "tmp_files", (long long)rep.tmp_files,
+                            "data_files", (long long)rep.data_files, "bytes", (long long)rep.bytes,
+                            "manifests_unreadable", rep.manifests_unreadable ? Py_True : Py_False);
+done:
+    Py_XDECREF(files);
+    for (Py_ssize_t i = 0; i < s.n; i++) PyMem_RawFree(s.names[i]);
+    PyMem_RawFree(s.names);
+    PyMem_RawFree(s.bytes);
+    return res;
+}
+
+/* memory_stats() -> dict: what the library holds now in this process. */
+static PyObject *idt_py_memory_stats(PyObject *m, PyObject *unused) {
+    (void)m;
+    (void)unused;
+    idt_sys_stats s;
+    int64_t files, bytes;
+    idt_sys_stats_get(&s);
+    Py_BEGIN_ALLOW_THREADS
+    idt_tmp_usage(&files, &bytes);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("{sLsLsLsLsL}", "files", (long long)files, "bytes_on_disk", (long long)bytes,
+                         "mappings", (long long)s.maps, "descriptors", (long long)s.fds, "threads",
+                         (long long)idt_batcher_threads());
+}
 
 static PyMethodDef module_methods[] = {
     {"_from_description", idt_py_from_description, METH_O,
@@ -203,7 +267,7 @@ static PyMethodDef module_methods[] = {
 static int module_exec(PyObject *m) {
     if (PyArray_ImportNumPyAPI() < 0) return -1;
     idt_module_state *st = PyModule_GetState(m);
-    st->TableView_Type = PyType_FromModuleAndSpec(m, &tv_spec, NULL);
+    st->TableView_Type = PyType_FromModuleAndSpec(m, &idt_tableview_spec, NULL);
     if (!st->TableView_Type) return -1;
     if (PyObject_SetAttrString(st->TableView_Type, "__module__", PyUnicode_FromString("infinidata")) < 0)
         PyErr_Clear();
@@ -266,4 +330,7 @@ static PyModuleDef idt_moduledef = {
     module_methods, module_slots, module_traverse, module_clear, NULL,
 };
 
-PyMODINIT_FUNC PyInit__infinidata(void) { return PyModuleDef_Init(&idt_moduledef); }
+PyMODINIT_FUNC PyInit__infinidata(void) {
+    idt_py_state_set_def(&idt_moduledef);
+    return PyModuleDef_Init(&idt_moduledef);
+}

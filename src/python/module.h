@@ -1,5 +1,8 @@
-/* module.h: what the parts of the extension share: module state, the TableView object,
- * key parsing, reads and error mapping. */
+/* module.h: the extension's shared private header (as CPython's Modules/_io/_iomodule.h):
+ * the module state, the TableView object, and what each file offers the others. One file per
+ * Python type (tableview.c, batchiter.c, writer.c) owns its spec, slots and methods;
+ * module.c is the module alone; the helper files below them never call upward. The include
+ * and call graph is drawn in docs/architecture.md. */
 #ifndef IDT_PY_MODULE_H
 #define IDT_PY_MODULE_H
 
@@ -65,19 +68,31 @@ PyObject *idt_py_test_cancel_after(PyObject *m, PyObject *arg);
 /* Close the bar (keeps any exception being raised). */
 void idt_py_prog_close(idt_py_prog *pp);
 
+/* ---- state.c (the bottom: calls nothing in the extension) ---- */
+/* Module state of an object of, or a subclass of, one of the module's types (NULL with an
+ * exception set otherwise). module.c registers its def once, at PyInit, before any type. */
+void idt_py_state_set_def(PyModuleDef *def);
+idt_module_state *idt_py_state_of(PyObject *self);
+idt_module_state *idt_py_state_of_type(PyTypeObject *tp);
+
+/* ---- errors.c ---- */
+/* Raise the Python exception for core error `e`; returns NULL. */
 PyObject *idt_py_raise(idt_module_state *st, const idt_error *e);
+
+/* ---- read.c: keys, names, reads ---- */
 /* The UTF-8 of column name `name` (a str), or NULL with ValueError when it holds a NUL (the
  * core's names are C strings: "a\0b" would silently become "a"). */
 const char *idt_py_name_utf8(PyObject *name);
-PyObject *idt_py_wrap_view(idt_module_state *st, idt_view *v);
-idt_module_state *idt_py_state_of(PyObject *self);
-idt_module_state *idt_py_state_of_type(PyTypeObject *tp);
-idt_view **idt_py_views_of(PyObject *tvtype, PyObject *seq, Py_ssize_t *n);
+/* Parse a row key (int, slice, int array or list, bool mask) against a view of `len` rows
+ * into `k` (release with idt_key_clear). 0, or -1 with an exception set. */
 int idt_parse_key(PyObject *key, int64_t len, idt_key *k, int allow_int);
 void idt_key_clear(idt_key *k);
+/* Read the selected rows of `self` into a new dict of arrays; lead/nlead give the leading
+ * output dims (their product is sel->count); scalarize: 0-d results become NumPy scalars. */
 PyObject *idt_py_read(TableViewObject *self, const idt_rowsel *sel, const npy_intp *lead,
                       int nlead, int scalarize);
 
+/* ---- build.c ---- */
 /* Build one store from a dict of columns (a table's or a batch's): bounded chunk copies,
  * Ctrl-C checked between chunks, a bar per `progress`. With `expect` (a writer's schema)
  * the columns must match it (ValueError naming the column and both types) and a batch of
@@ -87,16 +102,26 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
                        const idt_schema *expect, PyObject *progress, idt_store **out,
                        PyObject **names_out, int64_t **order_out);
 
-/* Defined in _infinidata.c, used by the type spec in module.c. */
-PyObject *idt_tv_new(PyTypeObject *type, PyObject *args, PyObject *kwds);
-int idt_tv_traverse(PyObject *self, visitproc visit, void *arg);
-void idt_tv_dealloc(PyObject *self);
-Py_ssize_t idt_tv_len(PyObject *self);
-PyObject *idt_tv_getitem(PyObject *self, PyObject *key);
-extern PyMethodDef idt_tv_methods[];
-extern PyGetSetDef idt_tv_getset[];
-PyObject *idt_tv_repr(PyObject *self);
-PyObject *idt_tv_packed_strings(PyObject *self, PyObject *args);
-PyObject *idt_tv_files(PyObject *self, PyObject *unused);
+/* ---- tableview.c ---- */
+/* A new TableView owning `v` (the reference is consumed, also on failure); checks each fixed
+ * column's dtype against its itemsize (CorruptDataError). NULL with an exception set. */
+PyObject *idt_py_wrap_view(idt_module_state *st, idt_view *v);
+/* The views of a sequence `seq` (a PySequence_Fast) of TableViews of type `tvtype`, as a
+ * PyMem array of borrowed pointers, *n of them; NULL with TypeError (naming the first other
+ * object) or MemoryError set. */
+idt_view **idt_py_views_of(PyObject *tvtype, PyObject *seq, Py_ssize_t *n);
+
+/* ---- the types' specs (module.c makes the types from them) ---- */
+extern PyType_Spec idt_tableview_spec; /* tableview.c */
+extern PyType_Spec idt_batchiter_spec; /* batchiter.c */
+extern PyType_Spec idt_writer_spec;    /* writer.c */
+
+/* batchiter.c: start a batch iterator over `v` (a reference is taken by the iterator), with
+ * the column descriptions `descrs` (a TableView's). NULL with an exception set. */
+PyObject *idt_py_batchiter_start(idt_module_state *st, idt_view *v, PyObject *descrs, int64_t bs,
+                                 int drop, int64_t threads, int64_t readahead);
+
+/* io.c: _from_parts(columns, nrows), the module-level function (listed in module.c). */
+PyObject *idt_py_from_parts(PyObject *m, PyObject *args);
 
 #endif

@@ -1,4 +1,4 @@
-/* batch.c: the Python batch iterator over the core's idt_batcher. Batches reach NumPy
+/* batchiter.c: the BatchIter type: the Python batch iterator over the core's idt_batcher. Batches reach NumPy
  * without a second copy: each array owns the buffer the worker gathered into. */
 #include "module.h"
 
@@ -242,7 +242,7 @@ PyType_Spec idt_batchiter_spec = {
 
 /* Start a batch iterator over `v` (a reference is taken by the iterator), with the column
  * descriptions of `tmpl`. */
-static PyObject *start_iter(idt_module_state *st, idt_view *v, PyObject *descrs, int64_t bs,
+PyObject *idt_py_batchiter_start(idt_module_state *st, idt_view *v, PyObject *descrs, int64_t bs,
                             int drop, int64_t threads, int64_t readahead) {
     idt_batcher *it;
     idt_error err;
@@ -278,50 +278,4 @@ static PyObject *start_iter(idt_module_state *st, idt_view *v, PyObject *descrs,
         return NULL;
     }
     return (PyObject *)self;
-}
-
-static char *iter_kw[] = {"batch_size", "drop_last_batch", "threads", "readahead", NULL};
-
-PyObject *idt_tv_batch_iter(PyObject *self, PyObject *args, PyObject *kwds) {
-    long long bs, threads = 1, readahead = 0;
-    int drop = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "L|pLL:batch_iter", iter_kw, &bs, &drop, &threads,
-                                     &readahead))
-        return NULL;
-    TableViewObject *tv = (TableViewObject *)self;
-    return start_iter(idt_py_state_of(self), tv->v, tv->descrs, bs, drop, threads, readahead);
-}
-
-PyObject *idt_tv_batch_iter_concat(PyObject *cls, PyObject *args, PyObject *kwds) {
-    static char *kw[] = {"views", "batch_size", "drop_last_batch", "threads", "readahead", NULL};
-    PyObject *views;
-    long long bs, threads = 1, readahead = 0;
-    int drop = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OL|pLL:batch_iter_concat", kw, &views, &bs, &drop,
-                                     &threads, &readahead))
-        return NULL;
-    idt_module_state *st = idt_py_state_of_type((PyTypeObject *)cls);
-    PyObject *seq = PySequence_Fast(views, "batch_iter_concat() takes a list of TableView objects");
-    if (!seq) return NULL;
-    Py_ssize_t n;
-    idt_view **vs = idt_py_views_of(st->TableView_Type, seq, &n);
-    PyObject *res = NULL;
-    if (vs) {
-        idt_view *cat = NULL;
-        idt_error err;
-        int rc;
-        Py_BEGIN_ALLOW_THREADS
-        rc = idt_view_concat(vs, n, &cat, &err);
-        Py_END_ALLOW_THREADS
-        if (rc) {
-            idt_py_raise(st, &err);
-        } else {
-            PyObject *descrs = ((TableViewObject *)PySequence_Fast_GET_ITEM(seq, 0))->descrs;
-            res = start_iter(st, cat, descrs, bs, drop, threads, readahead);
-            idt_view_decref(cat);
-        }
-        PyMem_Free(vs);
-    }
-    Py_DECREF(seq);
-    return res;
 }

@@ -1,10 +1,153 @@
-/* methods.c: TableView methods that make views, and its properties. */
+/* tableview.c: the TableView type: its spec, slots, methods and properties. Each method
+ * parses its arguments, calls the core with the GIL released where it is long, and maps
+ * the result (a new view, arrays, or an error) back to Python. No engine logic. */
 #include "module.h"
 
+#include <string.h>
+#include <structmember.h>
 #include <unistd.h>
 
+#include "../core/batch.h"
+#include "../core/persist.h"
 #include "../core/sort.h"
+#include "../core/store.h"
 #include "../core/sys.h"
+#include "../core/tmp.h"
+#include "../core/view.h"
+
+/* ---- the object ---- */
+
+
+/* Make a new TableView owning `v` (the reference is consumed). Validates that each fixed
+ * column's dtype string is one NumPy understands with the stored itemsize. */
+PyObject *idt_py_wrap_view(idt_module_state *st, idt_view *v) {
+    TableViewObject *self = PyObject_GC_New(TableViewObject, (PyTypeObject *)st->TableView_Type);
+    if (!self) {
+        idt_view_decref(v);
+        return NULL;
+    }
+    self->v = v;
+    self->descrs = NULL;
+    self->names = NULL;
+    self->weakreflist = NULL;
+    PyObject *descrs = PyTuple_New(v->ncols);
+    if (!descrs) goto fail;
+    self->descrs = descrs;
+    self->names = PyTuple_New(v->ncols);
+    if (!self->names) goto fail;
+    for (int64_t j = 0; j < v->ncols; j++) {
+        PyObject *nm = PyUnicode_FromString(idt_view_column(v, j)->name);
+        if (!nm) goto fail;
+        PyTuple_SET_ITEM(self->names, j, nm);
+    }
+    for (int64_t j = 0; j < v->ncols; j++) {
+        const idt_column *c = idt_view_column(v, j);
+        PyObject *d = Py_None;
+        if (c->kind == IDT_COL_FIXED) {
+            PyArray_Descr *descr = NULL;
+            PyObject *s = PyUnicode_FromString(c->dtype);
+            if (!s) goto fail;
+            int ok = PyArray_DescrConverter(s, &descr);
+            Py_DECREF(s);
+            /* the core let only its allow-list through (idt_dtype_allowed); this is a
+             * second line: never hand NumPy a dtype holding references */
+            if (!ok || !descr || PyDataType_ELSIZE(descr) != c->itemsize ||
+                PyDataType_HASFIELDS(descr) || PyDataType_HASSUBARRAY(descr) ||
+                PyDataType_REFCHK(descr) || !strchr("biufcmM", descr->kind)) {
+                Py_XDECREF(descr);
+                PyErr_Clear();
+                PyErr_Format(st->CorruptDataError, "column '%s': dtype '%s' does not match its itemsize %lld",
+                             c->name, c->dtype, (long long)c->itemsize);
+                goto fail;
+            }
+            d = (PyObject *)descr;
+        } else {
+            Py_INCREF(d);
+        }
+        PyTuple_SET_ITEM(descrs, j, d);
+    }
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+fail:
+    PyObject_GC_Track(self);
+    Py_DECREF(self);
+    return NULL;
+}
+
+static int idt_tv_traverse(PyObject *o, visitproc visit, void *arg) {
+    TableViewObject *self = (TableViewObject *)o;
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->descrs);
+    Py_VISIT(self->names);
+    return 0;
+}
+
+static void idt_tv_dealloc(PyObject *o) {
+    TableViewObject *self = (TableViewObject *)o;
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist) PyObject_ClearWeakRefs((PyObject *)self);
+    Py_CLEAR(self->descrs);
+    Py_CLEAR(self->names);
+    if (self->v) {
+        idt_view *v = self->v;
+        self->v = NULL;
+        Py_BEGIN_ALLOW_THREADS
+        idt_view_decref(v);
+        Py_END_ALLOW_THREADS
+    }
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static Py_ssize_t idt_tv_len(PyObject *self) { return (Py_ssize_t)idt_view_len(((TableViewObject *)self)->v); }
+
+
+/* ---- construction and reads ---- */
+
+static PyObject *idt_tv_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"columns", "progress", NULL};
+    PyObject *columns, *progress = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$O:TableView", kwlist, &columns, &progress))
+        return NULL;
+    idt_module_state *st = idt_py_state_of_type(type);
+    idt_store *store;
+    int64_t *order;
+    if (idt_py_build_store(st, columns, "TableView()", NULL, progress, &store, NULL, &order))
+        return NULL;
+    idt_view *v;
+    idt_error err;
+    int rc = idt_view_from_store(store, order, store->schema->ncols, &v, &err);
+    idt_store_decref(store);
+    PyMem_Free(order);
+    if (rc) return idt_py_raise(st, &err);
+    return idt_py_wrap_view(st, v);
+}
+static PyObject *idt_tv_getitem(PyObject *o, PyObject *key) {
+    TableViewObject *self = (TableViewObject *)o;
+    idt_key k;
+    if (idt_parse_key(key, idt_view_len(self->v), &k, 1)) return NULL;
+    PyObject *r;
+    if (k.kind == KEY_INT) {
+        r = idt_py_read(self, &k.sel, NULL, 0, 1);
+    } else if (k.kind == KEY_RANGE) {
+        npy_intp lead = (npy_intp)k.sel.count;
+        r = idt_py_read(self, &k.sel, &lead, 1, 0);
+    } else {
+        npy_intp lead[NPY_MAXDIMS];
+        int nlead = 1;
+        lead[0] = (npy_intp)k.sel.count;
+        if (k.shape_src) {
+            nlead = PyArray_NDIM((PyArrayObject *)k.shape_src);
+            for (int q = 0; q < nlead; q++) lead[q] = PyArray_DIM((PyArrayObject *)k.shape_src, q);
+        }
+        r = idt_py_read(self, &k.sel, lead, nlead, nlead == 0);
+    }
+    idt_key_clear(&k);
+    return r;
+}
+
+/* ---- methods that make views, and properties ---- */
 
 #define TV(o) ((TableViewObject *)(o))
 
@@ -523,7 +666,7 @@ static PyObject *tv_schema(PyObject *self, void *closure) {
     return d;
 }
 
-PyObject *idt_tv_repr(PyObject *self) {
+static PyObject *idt_tv_repr(PyObject *self) {
     idt_view *v = TV(self)->v;
     PyObject *parts = PyList_New(0);
     for (int64_t j = 0; parts && j < v->ncols; j++) {
@@ -557,14 +700,241 @@ PyObject *idt_tv_repr(PyObject *self) {
     return r;
 }
 
-/* Defined in batch.c and persist.c. */
-PyObject *idt_tv_batch_iter(PyObject *self, PyObject *args, PyObject *kwds);
-PyObject *idt_tv_batch_iter_concat(PyObject *cls, PyObject *args, PyObject *kwds);
-PyObject *idt_tv_save_to_disk(PyObject *self, PyObject *args, PyObject *kwds);
-PyObject *idt_tv_load_from_disk(PyObject *cls, PyObject *args, PyObject *kwds);
-PyObject *idt_tv_reduce(PyObject *self, PyObject *unused);
+/* ---- save, load, pickling ---- */
 
-PyMethodDef idt_tv_methods[] = {
+static PyObject *idt_tv_save_to_disk(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kw[] = {"dir", "name", "overwrite", "progress", NULL};
+    PyObject *dir = NULL, *name = NULL, *nameobj = Py_None, *progress = Py_None;
+    int overwrite = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|Op$O:save_to_disk", kw, PyUnicode_FSConverter, &dir,
+                                     &nameobj, &overwrite, &progress))
+        return NULL;
+    idt_view *v = ((TableViewObject *)self)->v;
+    /* no name: the view's uuid, as the original Infinidata names an unnamed save */
+    PyObject *shown = nameobj == Py_None ? PyUnicode_FromString(v->uuid) : Py_NewRef(nameobj);
+    if (!shown || !PyUnicode_FSConverter(shown, &name)) {
+        Py_XDECREF(shown);
+        Py_DECREF(dir);
+        return NULL;
+    }
+    idt_py_prog pp;
+    if (idt_py_prog_init(&pp, progress, -1, "save_to_disk (copied)", "B")) {
+        Py_DECREF(shown);
+        Py_DECREF(dir);
+        Py_DECREF(name);
+        return NULL;
+    }
+    idt_error err;
+    int rc;
+    const char *d = PyBytes_AS_STRING(dir), *n = PyBytes_AS_STRING(name);
+    Py_BEGIN_ALLOW_THREADS
+    idt_progress_begin(&pp.p);
+    rc = idt_view_save(v, d, n, overwrite, &err);
+    idt_progress_end();
+    Py_END_ALLOW_THREADS
+    idt_py_prog_close(&pp);
+    Py_DECREF(dir);
+    Py_DECREF(name);
+    if (rc) {
+        Py_DECREF(shown);
+        return idt_py_raise(idt_py_state_of(self), &err);
+    }
+    if (!PyUnicode_Check(shown)) { /* a bytes or path-like name: give back the str form */
+        PyObject *p = PyOS_FSPath(shown);
+        Py_DECREF(shown);
+        if (!p) return NULL;
+        shown = PyBytes_Check(p) ? PyUnicode_DecodeFSDefaultAndSize(PyBytes_AS_STRING(p),
+                                                                     PyBytes_GET_SIZE(p)) : p;
+        if (shown != p) Py_DECREF(p);
+    }
+    return shown;
+}
+
+static PyObject *idt_tv_load_from_disk(PyObject *cls, PyObject *args, PyObject *kwds) {
+    static char *kw[] = {"dir", "name", "verify", "progress", NULL};
+    PyObject *dir = NULL, *name = NULL, *progress = Py_None;
+    int verify = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&O&|p$O:load_from_disk", kw, PyUnicode_FSConverter, &dir,
+                                     PyUnicode_FSConverter, &name, &verify, &progress)) {
+        Py_XDECREF(dir);
+        return NULL;
+    }
+    idt_py_prog pp;
+    if (idt_py_prog_init(&pp, verify ? progress : Py_False, -1, "load_from_disk (verified)", "B")) {
+        Py_DECREF(dir);
+        Py_DECREF(name);
+        return NULL;
+    }
+    idt_module_state *st = idt_py_state_of_type((PyTypeObject *)cls);
+    idt_error err;
+    idt_view *v = NULL;
+    int rc;
+    const char *d = PyBytes_AS_STRING(dir), *n = PyBytes_AS_STRING(name);
+    Py_BEGIN_ALLOW_THREADS
+    idt_progress_begin(&pp.p);
+    rc = idt_view_load_ex(d, n, verify, &v, &err);
+    idt_progress_end();
+    Py_END_ALLOW_THREADS
+    idt_py_prog_close(&pp);
+    Py_DECREF(dir);
+    Py_DECREF(name);
+    if (rc) return idt_py_raise(st, &err);
+    return idt_py_wrap_view(st, v);
+}
+
+/* Pickling writes the view's description (schema, segments, the paths of the files it
+ * reads), never its rows: the unpickling process maps the same files, which this process
+ * keeps alive for as long as it holds the view. */
+static PyObject *idt_tv_reduce(PyObject *self, PyObject *unused) {
+    (void)unused;
+    char *buf;
+    size_t len;
+    idt_error err;
+    if (idt_view_describe(((TableViewObject *)self)->v, &buf, &len, &err))
+        return idt_py_raise(idt_py_state_of(self), &err);
+    PyObject *bytes = PyBytes_FromStringAndSize(buf, (Py_ssize_t)len);
+    idt_free(buf);
+    if (!bytes) return NULL;
+    PyObject *mod = PyImport_ImportModule("infinidata._infinidata");
+    PyObject *fn = mod ? PyObject_GetAttrString(mod, "_from_description") : NULL;
+    Py_XDECREF(mod);
+    PyObject *r = fn ? Py_BuildValue("(O(O))", fn, bytes) : NULL;
+    Py_XDECREF(fn);
+    Py_DECREF(bytes);
+    return r;
+}
+
+/* ---- buffers out (Arrow's layout) and the files a view reads ---- */
+
+/* tv._packed_strings(start, count, j) -> (offsets, data): the strings of string column j
+ * over rows [start, start+count), in Arrow's layout: int64 offsets (count * row_elems + 1,
+ * from 0) and uint8 data, as stored (UTF-8 or raw bytes). */
+static PyObject *idt_tv_packed_strings(PyObject *self, PyObject *args) {
+    long long start, count, j;
+    if (!PyArg_ParseTuple(args, "LLL:_packed_strings", &start, &count, &j)) return NULL;
+    const idt_view *v = ((TableViewObject *)self)->v;
+    int64_t len = idt_view_len(v);
+    if (j < 0 || j >= v->ncols || idt_view_column(v, j)->kind == IDT_COL_FIXED) {
+        PyErr_Format(PyExc_ValueError, "column %lld is not a string column", j);
+        return NULL;
+    }
+    if (start < 0 || count < 0 || start > len || count > len - start) {
+        PyErr_Format(PyExc_IndexError, "rows %lld..%lld out of range for %lld rows", start,
+                     start + count, (long long)len);
+        return NULL;
+    }
+    idt_rowsel sel = {start, 1, count, NULL};
+    int64_t per = idt_view_column(v, j)->row_elems, total;
+    Py_BEGIN_ALLOW_THREADS
+    total = idt_view_str_bytes(v, &sel, j);
+    Py_END_ALLOW_THREADS
+    npy_intp no = (npy_intp)(count * per + 1), nd = (npy_intp)total;
+    PyObject *offs = PyArray_SimpleNew(1, &no, NPY_INT64);
+    PyObject *data = offs ? PyArray_SimpleNew(1, &nd, NPY_UINT8) : NULL;
+    if (!data) {
+        Py_XDECREF(offs);
+        return NULL;
+    }
+    int64_t *po = PyArray_DATA((PyArrayObject *)offs);
+    char *pd = PyArray_DATA((PyArrayObject *)data);
+    Py_BEGIN_ALLOW_THREADS
+    idt_view_gather_packed(v, &sel, j, po, pd);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("(NN)", offs, data);
+}
+
+/* tv._files() -> list of (path, offset, size): the file ranges holding the rows this view
+ * reads (its stores and ref arrays, and the stores those ref arrays point into), each once,
+ * in first-use order. */
+static PyObject *idt_tv_files(PyObject *self, PyObject *unused) {
+    (void)unused;
+    const idt_view *v = ((TableViewObject *)self)->v;
+    PyObject *seen = PySet_New(NULL), *out = PyList_New(0);
+    if (!seen || !out) goto fail;
+    for (int64_t s = 0; s < v->nseg; s++) {
+        const idt_segment *g = &v->segs[s];
+        int64_t nb = g->kind == IDT_SEG_RUN ? 1 : 1 + g->refs->nstores;
+        for (int64_t k = 0; k < nb; k++) {
+            const idt_blob *b = g->kind == IDT_SEG_RUN ? g->store->blob
+                                : k == 0 ? g->refs->blob : g->refs->stores[k - 1]->blob;
+            PyObject *key = PyLong_FromVoidPtr((void *)b);
+            if (!key) goto fail;
+            int has = PySet_Contains(seen, key);
+            if (has == 0) has = PySet_Add(seen, key) < 0 ? -1 : 0;
+            else if (has == 1) {
+                Py_DECREF(key);
+                continue;
+            }
+            Py_DECREF(key);
+            if (has < 0) goto fail;
+            PyObject *t = Py_BuildValue("(NLK)", PyUnicode_DecodeFSDefault(b->path ? b->path : ""),
+                                        (long long)b->offset, (unsigned long long)b->size);
+            if (!t || PyList_Append(out, t) < 0) {
+                Py_XDECREF(t);
+                goto fail;
+            }
+            Py_DECREF(t);
+        }
+    }
+    Py_DECREF(seen);
+    return out;
+fail:
+    Py_XDECREF(seen);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+/* ---- batch iterators over views ---- */
+
+static char *iter_kw[] = {"batch_size", "drop_last_batch", "threads", "readahead", NULL};
+
+static PyObject *idt_tv_batch_iter(PyObject *self, PyObject *args, PyObject *kwds) {
+    long long bs, threads = 1, readahead = 0;
+    int drop = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "L|pLL:batch_iter", iter_kw, &bs, &drop, &threads,
+                                     &readahead))
+        return NULL;
+    TableViewObject *tv = (TableViewObject *)self;
+    return idt_py_batchiter_start(idt_py_state_of(self), tv->v, tv->descrs, bs, drop, threads, readahead);
+}
+
+static PyObject *idt_tv_batch_iter_concat(PyObject *cls, PyObject *args, PyObject *kwds) {
+    static char *kw[] = {"views", "batch_size", "drop_last_batch", "threads", "readahead", NULL};
+    PyObject *views;
+    long long bs, threads = 1, readahead = 0;
+    int drop = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OL|pLL:batch_iter_concat", kw, &views, &bs, &drop,
+                                     &threads, &readahead))
+        return NULL;
+    idt_module_state *st = idt_py_state_of_type((PyTypeObject *)cls);
+    PyObject *seq = PySequence_Fast(views, "batch_iter_concat() takes a list of TableView objects");
+    if (!seq) return NULL;
+    Py_ssize_t n;
+    idt_view **vs = idt_py_views_of(st->TableView_Type, seq, &n);
+    PyObject *res = NULL;
+    if (vs) {
+        idt_view *cat = NULL;
+        idt_error err;
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = idt_view_concat(vs, n, &cat, &err);
+        Py_END_ALLOW_THREADS
+        if (rc) {
+            idt_py_raise(st, &err);
+        } else {
+            PyObject *descrs = ((TableViewObject *)PySequence_Fast_GET_ITEM(seq, 0))->descrs;
+            res = idt_py_batchiter_start(st, cat, descrs, bs, drop, threads, readahead);
+            idt_view_decref(cat);
+        }
+        PyMem_Free(vs);
+    }
+    Py_DECREF(seq);
+    return res;
+}
+
+/* ---- the type ---- */
+
+static PyMethodDef idt_tv_methods[] = {
     {"uuid", tv_uuid, METH_NOARGS, "uuid($self, /)\n--\n\nuuid() -> str: a random UUID4 identifying this view."},
     {"new_view", tv_new_view, METH_O,
      "new_view($self, key, /)\n--\n\nnew_view(key) -> TableView: the rows tv[key] would read (slice, int array or list, bool "
@@ -626,8 +996,37 @@ PyMethodDef idt_tv_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-PyGetSetDef idt_tv_getset[] = {
+static PyGetSetDef idt_tv_getset[] = {
     {"column_names", tv_column_names, NULL, "The column names, in order.", NULL},
     {"schema", tv_schema, NULL, "dict of column name -> (dtype, row shape).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef tv_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(TableViewObject, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot tv_slots[] = {
+    {Py_tp_new, idt_tv_new},
+    {Py_tp_dealloc, idt_tv_dealloc},
+    {Py_tp_traverse, idt_tv_traverse},
+    {Py_tp_repr, idt_tv_repr},
+    {Py_mp_length, idt_tv_len},
+    {Py_sq_length, idt_tv_len},
+    {Py_mp_subscript, idt_tv_getitem},
+    {Py_tp_methods, idt_tv_methods},
+    {Py_tp_getset, idt_tv_getset},
+    {Py_tp_members, tv_members},
+    {Py_tp_doc,
+     "TableView(columns, *, progress=None)\n--\n\n"
+     "TableView(columns): a table of named columns stored in memory-mapped temp files.\n\n"
+     "`columns` is a dict of str -> NumPy array, all of the same length (the first axis is the "
+     "row axis; further axes are each row's shape). Reads (tv[key]) return a dict of arrays."},
+    {0, NULL},
+};
+
+PyType_Spec idt_tableview_spec = {
+    "infinidata.TableView", sizeof(TableViewObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE, tv_slots,
 };
