@@ -11,94 +11,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "ptrmap.h"
 #include "sys.h"
 #include "tmp.h"
 
-static const char VMAGIC[8] = {'I', 'D', 'T', 'V', 'I', 'E', 'W', 0};
-enum { VHDR = 32, MODE_SAVED = 0, MODE_DESCR = 1, OBJ_STORE = 0, OBJ_REFS = 1 };
-
-/* ---- growable byte buffer ---- */
-
-typedef struct wbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} wbuf;
-
-static void wput(wbuf *w, const void *src, size_t n) {
-    if (w->oom) return;
-    if (w->n + n > w->cap) {
-        size_t c = w->cap ? w->cap : 256;
-        while (c < w->n + n) c *= 2;
-        char *q = idt_realloc(w->p, c);
-        if (!q) {
-            w->oom = 1;
-            return;
-        }
-        w->p = q;
-        w->cap = c;
-    }
-    memcpy(w->p + w->n, src, n);
-    w->n += n;
-}
-static void w32(wbuf *w, uint32_t v) { wput(w, &v, 4); }
-static void w64(wbuf *w, uint64_t v) { wput(w, &v, 8); }
-static void wpad(wbuf *w) {
-    static const char z[8] = {0};
-    if (w->n % 8) wput(w, z, 8 - w->n % 8);
-}
-
-typedef struct rbuf {
-    const char *p, *end;
-    int bad;
-} rbuf;
-
-static void rget(rbuf *r, void *dst, size_t n) {
-    if (r->bad || (size_t)(r->end - r->p) < n) {
-        r->bad = 1;
-        memset(dst, 0, n);
-        return;
-    }
-    memcpy(dst, r->p, n);
-    r->p += n;
-}
-static uint32_t r32(rbuf *r) { uint32_t v; rget(r, &v, 4); return v; }
-static uint64_t r64(rbuf *r) { uint64_t v; rget(r, &v, 8); return v; }
-static void rpad(rbuf *r, const char *base) {
-    size_t off = (size_t)(r->p - base);
-    if (off % 8) {
-        size_t k = 8 - off % 8;
-        if ((size_t)(r->end - r->p) < k) r->bad = 1;
-        else r->p += k;
-    }
-}
-
-/* Standard UTF-8 as Python decodes it strictly (no overlongs, surrogates or values past
- * 0x10FFFF): names from a manifest end up in Python strings and in error messages. */
-static int valid_utf8(const char *str) {
-    const unsigned char *s = (const unsigned char *)str;
-    while (*s) {
-        unsigned c = *s;
-        int k = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
-        if (k < 0) return 0;
-        uint32_t cp = k == 0 ? c : k == 1 ? c & 0x1F : k == 2 ? c & 0x0F : c & 0x07;
-        for (int i = 1; i <= k; i++) {
-            if ((s[i] & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (s[i] & 0x3F);
-        }
-        static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
-        if (cp < min_cp[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-        s += k + 1;
-    }
-    return 1;
-}
-
-static int printable_ascii(const char *s) {
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7E) return 0;
-    return 1;
-}
+enum {
+    MODE_SAVED = IDT_MAN_SAVED,
+    MODE_DESCR = IDT_MAN_DESCR,
+    OBJ_STORE = IDT_MAN_OBJ_STORE,
+    OBJ_REFS = IDT_MAN_OBJ_REFS,
+};
 
 static void hex(const uint8_t *uid, char *out) {
     for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", uid[i]);
@@ -177,35 +100,25 @@ static void file_name(const objects *o, int64_t i, char out[64]) {
     snprintf(out, 64, "%c-%s.idt", o->kinds[i] == OBJ_STORE ? 's' : 'r', h);
 }
 
-/* ---- manifest ---- */
+/* ---- manifest (codec.h names the header fields; docs/format.md describes the body) ---- */
 
-static void put_column(wbuf *w, const idt_column *c) {
-    size_t start = w->n;
-    w32(w, (uint32_t)c->kind);
-    w32(w, (uint32_t)c->ndim);
-    w32(w, (uint32_t)strlen(c->name));
-    w32(w, (uint32_t)strlen(c->dtype));
-    w64(w, (uint64_t)c->itemsize);
-    for (int32_t d = 0; d < c->ndim; d++) w64(w, (uint64_t)c->shape[d]);
-    wput(w, c->name, strlen(c->name));
-    wput(w, c->dtype, strlen(c->dtype));
-    (void)start;
-    wpad(w);
-}
-
-/* Serialize v. mode SAVED names files by relative name; DESCR by absolute path + offset. */
-static int build_manifest(const idt_view *v, const objects *o, int mode, wbuf *w) {
-    memset(w, 0, sizeof *w);
-    wput(w, VMAGIC, 8);
-    w32(w, IDT_FORMAT_VERSION);
-    w32(w, (uint32_t)mode);
-    w64(w, 0); /* total length, set below */
-    w64(w, 0); /* checksum, set below */
-    w64(w, (uint64_t)v->schema->ncols);
-    for (int64_t i = 0; i < v->schema->ncols; i++) put_column(w, &v->schema->cols[i]);
-    w64(w, (uint64_t)v->ncols);
-    for (int64_t j = 0; j < v->ncols; j++) w64(w, (uint64_t)v->cols[j]);
-    w64(w, (uint64_t)o->n);
+/* Serialize v into w (a fresh heap writer). mode SAVED names files by relative name; DESCR by
+ * absolute path + offset. Returns -1 when out of memory (w's buffer is the caller's anyway). */
+static int build_manifest(const idt_view *v, const objects *o, int mode, idt_writer *w) {
+    idt_writer_init(w);
+    idt_put_bytes(w, IDT_MANIFEST_MAGIC, 8);
+    idt_put_u32(w, IDT_FORMAT_VERSION);
+    idt_put_u32(w, (uint32_t)mode);
+    idt_put_u64(w, 0); /* total length, patched below */
+    idt_put_u64(w, 0); /* checksum, patched below */
+    /* schema */
+    idt_put_u64(w, (uint64_t)v->schema->ncols);
+    for (int64_t i = 0; i < v->schema->ncols; i++) idt_col_desc_put(w, &v->schema->cols[i]);
+    /* selection */
+    idt_put_u64(w, (uint64_t)v->ncols);
+    for (int64_t j = 0; j < v->ncols; j++) idt_put_u64(w, (uint64_t)v->cols[j]);
+    /* files: stores and ref arrays */
+    idt_put_u64(w, (uint64_t)o->n);
     for (int64_t i = 0; i < o->n; i++) {
         const idt_blob *b = obj_blob(o, i);
         char name[64];
@@ -217,39 +130,61 @@ static int build_manifest(const idt_view *v, const objects *o, int mode, wbuf *w
             path = b->path;
             off = (uint64_t)b->offset;
         }
-        w32(w, (uint32_t)o->kinds[i]);
-        w32(w, (uint32_t)strlen(path));
-        w64(w, off);
-        w64(w, obj_size(o, i));
-        wput(w, obj_uid(o, i), 16);
-        wput(w, path, strlen(path));
-        wpad(w);
+        idt_put_u32(w, (uint32_t)o->kinds[i]);
+        idt_put_u32(w, (uint32_t)strlen(path));
+        idt_put_u64(w, off);
+        idt_put_u64(w, obj_size(o, i));
+        idt_put_bytes(w, obj_uid(o, i), 16);
+        idt_put_bytes(w, path, strlen(path));
+        idt_put_pad8(w);
         if (o->kinds[i] == OBJ_REFS) {
             const idt_refs *r = o->objs[i];
-            w64(w, (uint64_t)r->n);
-            w64(w, r->hash);
-            w64(w, (uint64_t)r->nstores);
+            idt_put_u64(w, (uint64_t)r->n);
+            idt_put_u64(w, r->hash);
+            idt_put_u64(w, (uint64_t)r->nstores);
             for (int64_t s = 0; s < r->nstores; s++)
-                w64(w, (uint64_t)ptrmap_get(&o->map, r->stores[s]));
+                idt_put_u64(w, (uint64_t)ptrmap_get(&o->map, r->stores[s]));
         }
     }
-    w64(w, (uint64_t)v->nseg);
+    /* segments */
+    idt_put_u64(w, (uint64_t)v->nseg);
     for (int64_t k = 0; k < v->nseg; k++) {
         const idt_segment *s = &v->segs[k];
-        w32(w, (uint32_t)s->kind);
-        w32(w, 0);
-        w64(w, (uint64_t)ptrmap_get(&o->map, s->kind == IDT_SEG_RUN ? (const void *)s->store
-                                                                      : (const void *)s->refs));
-        w64(w, (uint64_t)s->start);
-        w64(w, (uint64_t)s->step);
-        w64(w, (uint64_t)s->len);
+        idt_put_u32(w, (uint32_t)s->kind);
+        idt_put_u32(w, 0);
+        idt_put_u64(w, (uint64_t)ptrmap_get(&o->map, s->kind == IDT_SEG_RUN ? (const void *)s->store
+                                                                              : (const void *)s->refs));
+        idt_put_u64(w, (uint64_t)s->start);
+        idt_put_u64(w, (uint64_t)s->step);
+        idt_put_u64(w, (uint64_t)s->len);
     }
-    if (w->oom) return -1;
-    uint64_t total = w->n;
-    memcpy(w->p + 16, &total, 8);
-    uint64_t h = idt_hash64(w->p, w->n, 0);
-    memcpy(w->p + 24, &h, 8);
+    if (w->failed) return -1;
+    idt_writer_patch_u64(w, IDT_MAN_OFF_LENGTH, w->n);
+    idt_writer_patch_u64(w, IDT_MAN_OFF_CHECKSUM, idt_hash64_hole(w->p, w->n, IDT_MAN_OFF_CHECKSUM));
     return 0;
+}
+
+/* Step 1 of reading a manifest (buf, len), shared by loads and the sweep: magic, version,
+ * length, checksum; *mode gets the mode. Errors: IDT_ECORRUPT (in r). */
+static int read_manifest_header(idt_reader *r, size_t len, uint32_t *mode) {
+    uint32_t version;
+    uint64_t total, sum;
+    if (idt_reader_left(r) < IDT_MAN_FIXED || memcmp(r->p, IDT_MANIFEST_MAGIC, 8) != 0)
+        return idt_reader_fail(r, "not an infinidata view manifest");
+    idt_get_span(r, "magic", 8);
+    idt_get_u32(r, "version", &version);
+    idt_get_u32(r, "mode", mode);
+    idt_get_u64(r, "length", &total);
+    idt_get_u64(r, "checksum", &sum);
+    if (r->rc || idt_check_version(r, "manifest", version)) return r->rc;
+    if (total != len)
+        return idt_reader_fail(r, "length field says %llu bytes, the file holds %zu (truncated?)",
+                               (unsigned long long)total, len);
+    uint64_t got = idt_hash64_hole(r->base, len, IDT_MAN_OFF_CHECKSUM);
+    if (got != sum)
+        return idt_reader_fail(r, "checksum mismatch (damaged file): stored %016llx, computed %016llx",
+                               (unsigned long long)sum, (unsigned long long)got);
+    return idt_check_range(r, "mode", *mode, MODE_SAVED, MODE_DESCR);
 }
 
 /* ---- names the library generates in a saved directory ---- */
@@ -330,63 +265,45 @@ static void nameset_free(nameset *s) {
  * a saved manifest this build reads (what it references is then unknown), or -1 when out of
  * memory. Only the header, checksum and the file table are looked at. */
 static int manifest_refs(const char *buf, size_t len, nameset *set) {
-    uint32_t version, mode;
-    uint64_t total, sum;
-    if (len < VHDR || memcmp(buf, VMAGIC, 8) != 0) return 1;
-    memcpy(&version, buf + 8, 4);
-    memcpy(&mode, buf + 12, 4);
-    memcpy(&total, buf + 16, 8);
-    memcpy(&sum, buf + 24, 8);
-    if (version != IDT_FORMAT_VERSION || mode != MODE_SAVED || total != len) return 1;
-    char *tmp = idt_malloc(len);
-    if (!tmp) return -1;
-    memcpy(tmp, buf, len);
-    memset(tmp + 24, 0, 8);
-    uint64_t h = idt_hash64(tmp, len, 0);
-    idt_free(tmp);
-    if (h != sum) return 1;
-    rbuf r = {buf + VHDR, buf + len, 0};
-    uint64_t ncols = r64(&r);
-    for (uint64_t i = 0; i < ncols && !r.bad; i++) {
-        r32(&r);
-        uint32_t ndim = r32(&r), nl = r32(&r), dl = r32(&r);
-        r64(&r);
-        if (ndim >= IDT_MAXDIMS || nl > len || dl > len) return 1;
-        for (uint32_t d = 0; d < ndim; d++) r64(&r);
-        if (r.bad || (size_t)(r.end - r.p) < (size_t)nl + dl) return 1;
-        r.p += nl + dl;
-        rpad(&r, buf);
+    idt_reader r;
+    idt_reader_init(&r, buf, len, "manifest", NULL);
+    uint32_t mode;
+    uint64_t n;
+    if (read_manifest_header(&r, len, &mode) || mode != MODE_SAVED) return 1;
+    idt_get_u64(&r, "column count", &n);
+    for (uint64_t i = 0; i < n && !r.rc; i++) {
+        idt_column c;
+        int rc = idt_col_desc_get(&r, i, &c);
+        idt_col_desc_reset(&c);
+        if (rc == IDT_ENOMEM) return -1;
     }
-    uint64_t nsel = r64(&r);
-    if (r.bad || nsel > len / 8) return 1;
-    for (uint64_t j = 0; j < nsel; j++) r64(&r);
-    uint64_t nobj = r64(&r);
-    if (r.bad || nobj > len / 40) return 1;
-    for (uint64_t i = 0; i < nobj; i++) {
-        uint32_t kind = r32(&r), pl = r32(&r);
-        r64(&r);
-        r64(&r);
-        uint8_t uid[16];
-        rget(&r, uid, 16);
-        if (r.bad || pl != DATA_NAME_LEN || (size_t)(r.end - r.p) < pl) return 1;
+    idt_get_u64(&r, "selected column count", &n);
+    if (idt_check_range(&r, "selected column count", n, 0, idt_reader_left(&r) / 8)) return 1;
+    idt_get_span(&r, "selection", 8 * n);
+    idt_get_u64(&r, "file count", &n);
+    for (uint64_t i = 0; i < n && !r.rc; i++) {
+        uint32_t kind, pl;
+        uint64_t skip;
+        idt_get_u32(&r, "file kind", &kind);
+        idt_get_u32(&r, "path length", &pl);
+        idt_get_span(&r, "offset, size and identity", 32);
+        if (r.rc || pl != DATA_NAME_LEN) return 1;
         char name[DATA_NAME_LEN + 1];
-        memcpy(name, r.p, pl);
+        idt_get_bytes(&r, "path", name, pl);
         name[pl] = 0;
-        r.p += pl;
-        rpad(&r, buf);
-        if (!is_data_name(name)) return 1;
+        idt_get_pad8(&r, "path padding");
+        if (r.rc || !is_data_name(name)) return 1;
         if (nameset_add(set, name) != 0) return -1;
         if (kind == OBJ_REFS) {
-            r64(&r);
-            r64(&r);
-            uint64_t nslots = r64(&r);
-            if (r.bad || nslots > len / 8) return 1;
-            for (uint64_t k = 0; k < nslots; k++) r64(&r);
+            idt_get_span(&r, "ref count and checksum", 16);
+            idt_get_u64(&r, "store slot count", &skip);
+            if (idt_check_range(&r, "store slot count", skip, 0, idt_reader_left(&r) / 8)) return 1;
+            idt_get_span(&r, "store slots", 8 * skip);
         } else if (kind != OBJ_STORE) {
             return 1;
         }
     }
-    return r.bad ? 1 : 0;
+    return r.rc ? 1 : 0;
 }
 
 /* Add the data files the manifest file `path` names. Returns as manifest_refs, or -2 when
@@ -628,7 +545,8 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
     }
     objects o;
     created made = {NULL, 0, 0};
-    wbuf w = {NULL, 0, 0, 0};
+    idt_writer w;
+    idt_writer_init(&w);
     nameset old = {NULL, 0, 0, 0};
     created drop = {NULL, 0, 0}; /* data files to remove once the manifest is replaced */
     char *tmp = NULL, *mtmp = NULL;
@@ -791,304 +709,289 @@ done:
 
 /* ---- loading ---- */
 
+/* ---- loading ----
+ *
+ * The trust boundary for manifests, in named steps over one bounded reader: the header
+ * (read_manifest_header), the schema, the selection, the files (stores, then ref arrays,
+ * whose refs are checked against the stores), the segments. Each step fails with a message
+ * naming the manifest (or file), the value found and the bound it broke. */
+
 typedef struct loaded {
     int kind;
     idt_store *store;
     idt_refs *refs;
-    idt_blob *blob;      /* refs: the mapped blob before idt_refs_new takes it */
-    uint64_t n, nslots;
-    uint64_t *slots;
 } loaded;
 
-static int corrupt(idt_error *err, const char *what, const char *why) {
-    return idt_error_set(err, IDT_ECORRUPT, "%s: %s", what, why);
+/* A manifest being loaded: the reader and what the steps made so far. */
+typedef struct mload {
+    idt_reader r;
+    const char *dir;    /* the saved directory (SAVED mode), or NULL */
+    int verify;
+    const char *what;
+    idt_error *err;
+    idt_schema *schema;
+    int64_t *sel;
+    uint64_t nsel;
+    loaded *objs;
+    uint64_t nobj;
+    idt_segment *segs;
+    uint64_t nseg;
+} mload;
+
+static int oom(mload *m) { return idt_error_set(m->err, IDT_ENOMEM, "out of memory loading %s", m->what); }
+
+/* Prefix err's message (from a call the step made) with the manifest's name, as corrupt. */
+static int blame(mload *m, int rc, const char *how) {
+    if (rc == IDT_ENOMEM || !m->err) return rc;
+    char why[sizeof m->err->msg];
+    snprintf(why, sizeof why, "%s", m->err->msg);
+    return idt_error_set(m->err, IDT_ECORRUPT, "%s: %s%s", m->what, how, why);
+}
+
+/* Step 2: the schema, its columns in sorted order. */
+static int load_schema(mload *m) {
+    uint64_t n;
+    /* a description takes at least 32 bytes */
+    if (idt_get_u64(&m->r, "column count", &n) ||
+        idt_check_range(&m->r, "column count", n, 1, idt_reader_left(&m->r) / 32))
+        return m->r.rc;
+    idt_column *cols = idt_calloc(n, sizeof *cols);
+    if (!cols) return oom(m);
+    int rc = 0;
+    for (uint64_t i = 0; i < n && !rc; i++) rc = idt_col_desc_get(&m->r, i, &cols[i]);
+    if (!rc && (rc = idt_schema_new(cols, (int64_t)n, &m->schema, m->err))) rc = blame(m, rc, "bad schema: ");
+    for (uint64_t i = 0; !rc && i < n; i++) /* the schema sorts; a sorted manifest keeps indexes */
+        if (strcmp(m->schema->cols[i].name, cols[i].name))
+            rc = idt_reader_fail(&m->r, "columns out of order: column %llu is '%s', sorted it would be '%s'",
+                                 (unsigned long long)i, cols[i].name, m->schema->cols[i].name);
+    for (uint64_t i = 0; i < n; i++) idt_col_desc_reset(&cols[i]);
+    idt_free(cols);
+    return rc;
+}
+
+/* Step 3: the selected columns, each once. */
+static int load_selection(mload *m) {
+    uint64_t ncols = (uint64_t)m->schema->ncols;
+    if (idt_get_u64(&m->r, "selected column count", &m->nsel) ||
+        idt_check_range(&m->r, "selected column count", m->nsel, 1, ncols))
+        return m->r.rc;
+    m->sel = idt_malloc(m->nsel * 8);
+    char *seen = idt_calloc(ncols, 1);
+    int rc = m->sel && seen ? 0 : oom(m);
+    for (uint64_t j = 0; j < m->nsel && !rc; j++) {
+        uint64_t c;
+        char field[48];
+        snprintf(field, sizeof field, "selected column %llu", (unsigned long long)j);
+        if ((rc = idt_get_u64(&m->r, field, &c)) || (rc = idt_check_range(&m->r, field, c, 0, ncols - 1)))
+            break;
+        m->sel[j] = (int64_t)c;
+        if (seen[c]++) /* a view selects each column once (idt_view_select) */
+            rc = idt_reader_fail(&m->r, "column '%s' selected twice", m->schema->cols[c].name);
+    }
+    idt_free(seen);
+    return rc;
+}
+
+/* A file table entry as read. */
+typedef struct file_entry {
+    uint32_t kind;
+    uint64_t off, size;
+    uint8_t uid[16];
+    char path[IDT_MAN_PATH_MAX + 1];
+    char *full;         /* the path to open */
+} file_entry;
+
+/* Step 4a: file entry i's fields, its name checked (SAVED: the name its kind and identity
+ * give; DESCR: an absolute path, offset 8-aligned), and the file mapped into *b. */
+static int read_file_entry(mload *m, uint64_t i, file_entry *f, idt_blob **b) {
+    idt_reader *r = &m->r;
+    uint32_t pl;
+    idt_get_u32(r, "file kind", &f->kind);
+    if (idt_check_range(r, "file kind", f->kind, OBJ_STORE, OBJ_REFS)) return r->rc;
+    idt_get_u32(r, "path length", &pl);
+    if (idt_check_range(r, "path length", pl, 1, IDT_MAN_PATH_MAX)) return r->rc;
+    idt_get_u64(r, "file offset", &f->off);
+    idt_get_u64(r, "file size", &f->size);
+    idt_get_bytes(r, "file identity", f->uid, 16);
+    idt_get_bytes(r, "path", f->path, pl);
+    f->path[pl] = 0;
+    if (idt_get_pad8(r, "path padding")) return r->rc;
+    if (strlen(f->path) != pl) return idt_reader_fail(r, "file %llu path holds a NUL", (unsigned long long)i);
+    if (m->dir) { /* a saved directory's files are named by their kind and identity */
+        char want[64], h[33];
+        hex(f->uid, h);
+        snprintf(want, sizeof want, "%c-%s.idt", f->kind == OBJ_STORE ? 's' : 'r', h);
+        if (strcmp(f->path, want))
+            return idt_reader_fail(r, "bad file name in manifest: file %llu should be named '%s'",
+                                   (unsigned long long)i, want);
+    } else if (f->off % 8) { /* blobs start 64-byte aligned: offsets and refs are read as uint64 */
+        return idt_reader_fail(r, "file %llu offset %llu is not a multiple of 8", (unsigned long long)i,
+                               (unsigned long long)f->off);
+    }
+    f->full = m->dir ? idt_path_join(m->dir, f->path) : idt_strdup(f->path);
+    if (!f->full) return oom(m);
+    int rc = m->dir ? idt_blob_map_file(f->full, b, m->err) : idt_blob_map_range(f->full, f->off, f->size, b, m->err);
+    if (!rc && (*b)->size < f->size) {
+        rc = idt_error_set(m->err, IDT_ECORRUPT, "%s: holds %zu bytes, %llu expected (truncated?)", f->full,
+                           (*b)->size, (unsigned long long)f->size);
+        idt_blob_decref(*b);
+    }
+    return rc;
+}
+
+/* Step 4b: a store file, opened (idt_store_open_blob validates it) and matched to its entry.
+ * Takes b in every case. */
+static int load_store(mload *m, const file_entry *f, idt_blob *b, loaded *L) {
+    int rc = idt_store_open_blob(b, f->full, &L->store, m->err);
+    if (rc) {
+        idt_blob_decref(b);
+        return rc;
+    }
+    if (memcmp(L->store->uid, f->uid, 16))
+        return idt_reader_fail(&m->r, "a store file does not match its entry (%s has another identity)", f->full);
+    return m->verify ? idt_store_verify(L->store, f->full, m->err) : 0;
+}
+
+/* Step 4c: a ref array file: its entry's count, checksum and store table (each slot an
+ * earlier store file), then every ref against the rows of its slot's store. Takes b in
+ * every case. */
+static int load_refs(mload *m, uint64_t i, const file_entry *f, idt_blob *b, loaded *L) {
+    idt_reader *r = &m->r;
+    uint64_t n, hash, nslots;
+    idt_get_u64(r, "ref count", &n);
+    idt_get_u64(r, "ref array checksum", &hash);
+    idt_get_u64(r, "store slot count", &nslots);
+    if (idt_check_range(r, "ref count", n, 0, f->size / 8) ||
+        idt_check_range(r, "store slot count", nslots, 0,
+                        m->nobj < (uint64_t)IDT_MAX_SLOTS ? m->nobj : (uint64_t)IDT_MAX_SLOTS)) {
+        idt_blob_decref(b);
+        return r->rc;
+    }
+    int rc = 0;
+    uint64_t got = hash;
+    if (m->verify) rc = idt_hash_fast_progress(b->data, (size_t)n * 8, 0, &got, m->err);
+    if (!rc && got != hash)
+        rc = idt_error_set(m->err, IDT_ECORRUPT, "%s: ref array checksum mismatch (damaged file): "
+                           "stored %016llx, computed %016llx", f->full, (unsigned long long)hash,
+                           (unsigned long long)got);
+    idt_store **t = rc ? NULL : idt_malloc((nslots ? nslots : 1) * sizeof *t);
+    if (!rc && !t) rc = oom(m);
+    for (uint64_t s = 0; !rc && s < nslots; s++) {
+        uint64_t slot;
+        if ((rc = idt_get_u64(r, "store slot", &slot))) break;
+        if (slot >= i || m->objs[slot].kind != OBJ_STORE)
+            rc = idt_reader_fail(r, "bad ref array store table: slot %llu of file %llu names file %llu, "
+                                 "not an earlier store file", (unsigned long long)s, (unsigned long long)i,
+                                 (unsigned long long)slot);
+        else
+            t[s] = m->objs[slot].store;
+    }
+    /* every ref must name a slot and a row of that slot's store */
+    const uint64_t *ref = (const uint64_t *)b->data;
+    for (uint64_t k = 0; !rc && k < n; k++) {
+        uint64_t slot = ref[k] >> IDT_REF_ROW_BITS, row = ref[k] & IDT_REF_ROW_MASK;
+        if (slot >= nslots || (int64_t)row >= t[slot]->nrows)
+            rc = idt_error_set(m->err, IDT_ECORRUPT, "%s: ref %llu is out of range (slot %llu of %llu, row %llu of %lld)",
+                               f->full, (unsigned long long)k, (unsigned long long)slot,
+                               (unsigned long long)nslots, (unsigned long long)row,
+                               slot < nslots ? (long long)t[slot]->nrows : 0LL);
+    }
+    if (!rc) rc = idt_refs_new(b, (int64_t)n, t, (int64_t)nslots, f->uid, &L->refs, m->err);
+    if (!rc) L->refs->hash = hash;
+    else idt_blob_decref(b); /* idt_refs_new takes b on success only */
+    idt_free(t);
+    return rc;
+}
+
+/* Step 4: the file table. */
+static int load_files(mload *m) {
+    if (idt_get_u64(&m->r, "file count", &m->nobj) ||
+        idt_check_range(&m->r, "file count", m->nobj, 0, idt_reader_left(&m->r) / 40))
+        return m->r.rc;
+    m->objs = idt_calloc(m->nobj ? m->nobj : 1, sizeof *m->objs);
+    if (!m->objs) return oom(m);
+    file_entry *f = idt_malloc(sizeof *f);
+    int rc = f ? 0 : oom(m);
+    for (uint64_t i = 0; i < m->nobj && !rc; i++) {
+        idt_blob *b = NULL;
+        f->full = NULL;
+        rc = read_file_entry(m, i, f, &b);
+        m->objs[i].kind = (int)f->kind;
+        if (!rc) rc = f->kind == OBJ_STORE ? load_store(m, f, b, &m->objs[i]) : load_refs(m, i, f, b, &m->objs[i]);
+        idt_free(f->full);
+    }
+    idt_free(f);
+    return rc;
+}
+
+/* Step 5: the segments, each naming a file of its kind, and nothing after them. */
+static int load_segments(mload *m) {
+    idt_reader *r = &m->r;
+    if (idt_get_u64(r, "segment count", &m->nseg) ||
+        idt_check_range(r, "segment count", m->nseg, 0, idt_reader_left(r) / 40))
+        return r->rc;
+    m->segs = idt_calloc(m->nseg ? m->nseg : 1, sizeof *m->segs);
+    if (!m->segs) return oom(m);
+    for (uint64_t k = 0; k < m->nseg; k++) {
+        idt_segment *s = &m->segs[k];
+        uint32_t kind, pad;
+        uint64_t obj, start, step, len;
+        idt_get_u32(r, "segment kind", &kind);
+        idt_get_u32(r, "segment padding", &pad);
+        idt_get_u64(r, "segment file", &obj);
+        idt_get_u64(r, "segment start", &start);
+        idt_get_u64(r, "segment step", &step);
+        idt_get_u64(r, "segment length", &len);
+        if (idt_check_range(r, "segment kind", kind, IDT_SEG_RUN, IDT_SEG_REFS) ||
+            idt_check_range(r, "segment file", obj, 0, m->nobj ? m->nobj - 1 : 0) ||
+            (!m->nobj && idt_reader_fail(r, "bad segment %llu: the manifest names no file", (unsigned long long)k)))
+            return r->rc;
+        int want = kind == IDT_SEG_RUN ? OBJ_STORE : OBJ_REFS;
+        if (m->objs[obj].kind != want)
+            return idt_reader_fail(r, "bad segment %llu: a %s segment names file %llu, a %s file",
+                                   (unsigned long long)k, kind == IDT_SEG_RUN ? "run" : "refs",
+                                   (unsigned long long)obj, want == OBJ_STORE ? "ref array" : "store");
+        s->kind = (idt_seg_kind)kind;
+        s->start = (int64_t)start;
+        s->step = (int64_t)step;
+        s->len = (int64_t)len;
+        s->store = kind == IDT_SEG_RUN ? m->objs[obj].store : NULL;
+        s->refs = kind == IDT_SEG_REFS ? m->objs[obj].refs : NULL;
+    }
+    if (idt_reader_left(r))
+        return idt_reader_fail(r, "%zu trailing bytes after the segments", idt_reader_left(r));
+    return 0;
 }
 
 /* Parse and load a manifest held in buf. dir is the saved directory (SAVED mode), or NULL. */
 static int load_manifest(const char *buf, size_t len, const char *dir, int verify, const char *what,
                          idt_view **out, idt_error *err) {
-    if (len < VHDR || memcmp(buf, VMAGIC, 8) != 0) return corrupt(err, what, "not an infinidata view manifest");
-    uint32_t version, mode;
-    uint64_t total, sum;
-    memcpy(&version, buf + 8, 4);
-    memcpy(&mode, buf + 12, 4);
-    memcpy(&total, buf + 16, 8);
-    memcpy(&sum, buf + 24, 8);
-    if (version != IDT_FORMAT_VERSION)
-        return idt_error_set(err, IDT_ECORRUPT,
-                             "%s: written by format version %u; this build of infinidata reads version %d",
-                             what, version, IDT_FORMAT_VERSION);
-    if (total != len) return corrupt(err, what, "length does not match its header (truncated?)");
-    {
-        char *tmp = idt_malloc(len);
-        if (!tmp) return idt_error_set(err, IDT_ENOMEM, "out of memory");
-        memcpy(tmp, buf, len);
-        memset(tmp + 24, 0, 8);
-        uint64_t h = idt_hash64(tmp, len, 0);
-        idt_free(tmp);
-        if (h != sum) return corrupt(err, what, "checksum mismatch (damaged file)");
+    mload m;
+    memset(&m, 0, sizeof m);
+    idt_reader_init(&m.r, buf, len, what, err);
+    m.dir = dir;
+    m.verify = verify;
+    m.what = what;
+    m.err = err;
+    uint32_t mode;
+    int rc = read_manifest_header(&m.r, len, &mode);
+    if (!rc && (mode == MODE_SAVED) != (dir != NULL))
+        rc = idt_reader_fail(&m.r, "wrong kind of manifest: mode %u where %s is expected", mode,
+                             dir ? "a saved view (0)" : "a view description (1)");
+    if (!rc) rc = load_schema(&m);
+    if (!rc) rc = load_selection(&m);
+    if (!rc) rc = load_files(&m);
+    if (!rc) rc = load_segments(&m);
+    if (!rc && (rc = idt_view_assemble(m.schema, m.sel, (int64_t)m.nsel, m.segs, (int64_t)m.nseg, out, err)))
+        rc = blame(&m, rc, "");
+    for (uint64_t i = 0; m.objs && i < m.nobj; i++) {
+        idt_store_decref(m.objs[i].store);
+        idt_refs_decref(m.objs[i].refs);
     }
-    if ((mode == MODE_SAVED) != (dir != NULL)) return corrupt(err, what, "wrong kind of manifest");
-    rbuf r = {buf + VHDR, buf + len, 0};
-    int rc = 0;
-    idt_schema *schema = NULL;
-    idt_column *cols = NULL;
-    int64_t *sel = NULL;
-    char *seen = NULL;
-    loaded *objs = NULL;
-    idt_segment *segs = NULL;
-    uint64_t nschema = r64(&r), nobj = 0, nseg = 0, nsel = 0;
-    if (r.bad || nschema < 1 || nschema > len / 24) {
-        rc = corrupt(err, what, "bad column count");
-        goto done;
-    }
-    cols = idt_calloc(nschema, sizeof *cols);
-    if (!cols) goto oom;
-    for (uint64_t i = 0; i < nschema; i++) {
-        idt_column *c = &cols[i];
-        c->kind = (idt_col_kind)r32(&r);
-        c->ndim = (int32_t)r32(&r);
-        uint32_t nl = r32(&r), dl = r32(&r);
-        c->itemsize = (int64_t)r64(&r);
-        if (r.bad || c->ndim < 0 || c->ndim >= IDT_MAXDIMS || dl >= IDT_DTYPE_MAX || nl > len) {
-            rc = corrupt(err, what, "bad column description");
-            goto done;
-        }
-        if (c->ndim) {
-            c->shape = idt_malloc((size_t)c->ndim * 8);
-            if (!c->shape) goto oom;
-            for (int32_t d = 0; d < c->ndim; d++) c->shape[d] = (int64_t)r64(&r);
-        }
-        c->name = idt_malloc(nl + 1);
-        if (!c->name) goto oom;
-        rget(&r, c->name, nl);
-        c->name[nl] = 0;
-        rget(&r, c->dtype, dl);
-        c->dtype[dl] = 0;
-        rpad(&r, buf);
-        if (r.bad || strlen(c->name) != nl || strlen(c->dtype) != dl || !valid_utf8(c->name) ||
-            !printable_ascii(c->dtype)) {
-            rc = corrupt(err, what, "bad column description");
-            goto done;
-        }
-    }
-    rc = idt_schema_new(cols, (int64_t)nschema, &schema, err);
-    if (rc) {
-        if (rc != IDT_ENOMEM) { /* the reason is err->msg itself: copy it before rewriting */
-            char why[sizeof err->msg];
-            snprintf(why, sizeof why, "%s", err ? err->msg : "");
-            rc = idt_error_set(err, IDT_ECORRUPT, "%s: bad schema (%s)", what, why);
-        }
-        goto done;
-    }
-    for (uint64_t i = 0; i < nschema; i++) /* the schema sorts; a sorted manifest keeps indexes */
-        if (strcmp(schema->cols[i].name, cols[i].name)) {
-            rc = corrupt(err, what, "columns out of order");
-            goto done;
-        }
-    nsel = r64(&r);
-    if (r.bad || nsel < 1 || nsel > nschema) {
-        rc = corrupt(err, what, "bad column selection");
-        goto done;
-    }
-    sel = idt_malloc(nsel * 8);
-    seen = idt_calloc(nschema, 1);
-    if (!sel || !seen) goto oom;
-    for (uint64_t j = 0; j < nsel; j++) {
-        sel[j] = (int64_t)r64(&r);
-        if (r.bad || sel[j] < 0 || (uint64_t)sel[j] >= nschema) {
-            rc = corrupt(err, what, "bad column selection");
-            goto done;
-        }
-        if (seen[sel[j]]++) { /* a view selects each column once (idt_view_select) */
-            rc = idt_error_set(err, IDT_ECORRUPT, "%s: column '%s' selected twice", what,
-                               schema->cols[sel[j]].name);
-            goto done;
-        }
-    }
-    nobj = r64(&r);
-    if (r.bad || nobj > len / 40) {
-        rc = corrupt(err, what, "bad object count");
-        goto done;
-    }
-    objs = idt_calloc(nobj ? nobj : 1, sizeof *objs);
-    if (!objs) goto oom;
-    for (uint64_t i = 0; i < nobj; i++) {
-        loaded *L = &objs[i];
-        L->kind = (int)r32(&r);
-        uint32_t pl = r32(&r);
-        uint64_t off = r64(&r), size = r64(&r);
-        uint8_t uid[16];
-        rget(&r, uid, 16);
-        if (r.bad || pl == 0 || pl > 4096 || (size_t)(r.end - r.p) < pl ||
-            (L->kind != OBJ_STORE && L->kind != OBJ_REFS) ||
-            (!dir && off % 8)) { /* blobs start 64-byte aligned: offsets and refs are read as uint64 */
-            rc = corrupt(err, what, "bad file entry");
-            goto done;
-        }
-        char path[4097];
-        memcpy(path, r.p, pl);
-        path[pl] = 0;
-        r.p += pl;
-        rpad(&r, buf);
-        char want[64] = "";
-        if (dir) { /* a saved directory's files are named by their kind and identity */
-            char h[33];
-            hex(uid, h);
-            snprintf(want, sizeof want, "%c-%s.idt", L->kind == OBJ_STORE ? 's' : 'r', h);
-        }
-        if (strlen(path) != pl || (dir && strcmp(path, want))) {
-            rc = corrupt(err, what, "bad file name in manifest");
-            goto done;
-        }
-        char *full = dir ? idt_path_join(dir, path) : idt_strdup(path);
-        if (!full) goto oom;
-        idt_blob *b = NULL;
-        rc = dir ? idt_blob_map_file(full, &b, err) : idt_blob_map_range(full, off, size, &b, err);
-        if (!rc && b->size < size) {
-            rc = idt_error_set(err, IDT_ECORRUPT, "%s: holds %zu bytes, %llu expected (truncated?)", full,
-                               b->size, (unsigned long long)size);
-            idt_blob_decref(b);
-        }
-        if (rc) {
-            idt_free(full);
-            goto done;
-        }
-        if (L->kind == OBJ_STORE) {
-            rc = idt_store_open_blob(b, full, &L->store, err);
-            if (rc) {
-                idt_blob_decref(b);
-                idt_free(full);
-                goto done;
-            }
-            if (memcmp(L->store->uid, uid, 16)) {
-                idt_free(full);
-                rc = corrupt(err, what, "a store file does not match its entry");
-                goto done;
-            }
-            if (verify && (rc = idt_store_verify(L->store, full, err))) {
-                idt_free(full);
-                goto done;
-            }
-        } else {
-            L->blob = b;
-            L->n = r64(&r);
-            uint64_t hash = r64(&r);
-            L->nslots = r64(&r);
-            if (r.bad || L->n > size / 8 || L->nslots > nobj || L->nslots > (uint64_t)IDT_MAX_SLOTS) {
-                idt_free(full);
-                rc = corrupt(err, what, "bad ref array entry");
-                goto done;
-            }
-            uint64_t got = hash;
-            if (verify && (rc = idt_hash_fast_progress(b->data, (size_t)L->n * 8, 0, &got, err))) {
-                idt_free(full);
-                goto done;
-            }
-            if (got != hash) {
-                rc = idt_error_set(err, IDT_ECORRUPT, "%s: ref array checksum mismatch (damaged file)", full);
-                idt_free(full);
-                goto done;
-            }
-            L->slots = idt_malloc((L->nslots ? L->nslots : 1) * 8);
-            if (!L->slots) {
-                idt_free(full);
-                goto oom;
-            }
-            for (uint64_t s = 0; s < L->nslots; s++) {
-                L->slots[s] = r64(&r);
-                if (r.bad || L->slots[s] >= i || objs[L->slots[s]].kind != OBJ_STORE) {
-                    idt_free(full);
-                    rc = corrupt(err, what, "bad ref array store table");
-                    goto done;
-                }
-            }
-            /* every ref must name a slot and a row of that slot's store */
-            const uint64_t *ref = (const uint64_t *)b->data;
-            for (uint64_t k = 0; k < L->n; k++) {
-                uint64_t slot = ref[k] >> IDT_REF_ROW_BITS, row = ref[k] & IDT_REF_ROW_MASK;
-                if (slot >= L->nslots || (int64_t)row >= objs[L->slots[slot]].store->nrows) {
-                    rc = idt_error_set(err, IDT_ECORRUPT, "%s: ref %llu is out of range", full,
-                                       (unsigned long long)k);
-                    break;
-                }
-            }
-            if (!rc) {
-                idt_store **t = idt_malloc((L->nslots ? L->nslots : 1) * sizeof *t);
-                if (!t) {
-                    idt_free(full);
-                    goto oom;
-                }
-                for (uint64_t s = 0; s < L->nslots; s++) t[s] = objs[L->slots[s]].store;
-                rc = idt_refs_new(b, (int64_t)L->n, t, (int64_t)L->nslots, uid, &L->refs, err);
-                idt_free(t);
-                if (!rc) {
-                    L->blob = NULL; /* the refs own it */
-                    L->refs->hash = hash;
-                }
-            }
-            if (rc) {
-                idt_free(full);
-                goto done;
-            }
-        }
-        idt_free(full);
-    }
-    nseg = r64(&r);
-    if (r.bad || nseg > len / 40) {
-        rc = corrupt(err, what, "bad segment count");
-        goto done;
-    }
-    segs = idt_calloc(nseg ? nseg : 1, sizeof *segs);
-    if (!segs) goto oom;
-    for (uint64_t k = 0; k < nseg; k++) {
-        uint32_t kind = r32(&r);
-        r32(&r);
-        uint64_t obj = r64(&r);
-        segs[k].start = (int64_t)r64(&r);
-        segs[k].step = (int64_t)r64(&r);
-        segs[k].len = (int64_t)r64(&r);
-        if (r.bad || obj >= nobj || (kind == IDT_SEG_RUN && objs[obj].kind != OBJ_STORE) ||
-            (kind == IDT_SEG_REFS && objs[obj].kind != OBJ_REFS) || kind > IDT_SEG_REFS) {
-            rc = corrupt(err, what, "bad segment");
-            goto done;
-        }
-        segs[k].kind = (idt_seg_kind)kind;
-        segs[k].store = kind == IDT_SEG_RUN ? objs[obj].store : NULL;
-        segs[k].refs = kind == IDT_SEG_REFS ? objs[obj].refs : NULL;
-    }
-    if (r.p != r.end) {
-        rc = corrupt(err, what, "trailing bytes");
-        goto done;
-    }
-    rc = idt_view_assemble(schema, sel, (int64_t)nsel, segs, (int64_t)nseg, out, err);
-    if (rc && rc != IDT_ENOMEM && err) {
-        char m[sizeof err->msg];
-        snprintf(m, sizeof m, "%s", err->msg);
-        rc = idt_error_set(err, IDT_ECORRUPT, "%s: %s", what, m);
-    }
-    goto done;
-oom:
-    rc = idt_error_set(err, IDT_ENOMEM, "out of memory loading %s", what);
-done:
-    if (objs)
-        for (uint64_t i = 0; i < nobj; i++) {
-            idt_store_decref(objs[i].store);
-            idt_refs_decref(objs[i].refs);
-            idt_blob_decref(objs[i].blob);
-            idt_free(objs[i].slots);
-        }
-    idt_free(objs);
-    idt_free(segs);
-    idt_free(sel);
-    idt_free(seen);
-    if (cols)
-        for (uint64_t i = 0; i < nschema; i++) {
-            idt_free(cols[i].name);
-            idt_free(cols[i].shape);
-        }
-    idt_free(cols);
-    idt_schema_decref(schema);
+    idt_free(m.objs);
+    idt_free(m.segs);
+    idt_free(m.sel);
+    idt_schema_decref(m.schema);
     return rc;
 }
 
@@ -1118,7 +1021,8 @@ int idt_view_load_ex(const char *dir, const char *name, int verify, idt_view **o
 
 int idt_view_describe(const idt_view *v, char **out, size_t *len, idt_error *err) {
     objects o;
-    wbuf w = {NULL, 0, 0, 0};
+    idt_writer w;
+    idt_writer_init(&w);
     int rc = 0;
     if (collect(v, &o) != 0 || build_manifest(v, &o, MODE_DESCR, &w) != 0) {
         idt_free(w.p);

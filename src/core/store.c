@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "progress.h"
 #include "sys.h"
 #include "utf8.h"
 
-static const char MAGIC[8] = {'I', 'D', 'T', 'S', 'T', 'O', 'R', 0};
-enum { HDR_FIXED = 64, BUF_ALIGN = 64, IDT_PAGE = 4096 };
+enum { BUF_ALIGN = 64, IDT_PAGE = 4096 };
 /* Fixed columns of at least this many bytes are page aligned in their store. */
 #define IDT_PAGE_ALIGN_MIN ((uint64_t)1 << 20)
 static _Atomic int64_t store_serial;
@@ -115,24 +115,24 @@ int idt_hash_fast_progress(const void *p, size_t n, uint64_t seed, uint64_t *out
     return 0;
 }
 
-uint64_t idt_hash64(const void *p, size_t n, uint64_t seed) {
-    const unsigned char *s = p;
+/* FNV-1a over p[0..n), bytes [hole, hole + 8) read as zeros. */
+static uint64_t fnv_hole(const unsigned char *s, size_t n, size_t hole, uint64_t seed) {
     uint64_t h = 0xcbf29ce484222325u ^ seed;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3u;
+    size_t a = hole < n ? hole : n, z = a + 8 < n ? a + 8 : n;
+    for (size_t i = 0; i < a; i++) h = (h ^ s[i]) * 0x100000001b3u;
+    for (size_t i = a; i < z; i++) h = h * 0x100000001b3u;
+    for (size_t i = z; i < n; i++) h = (h ^ s[i]) * 0x100000001b3u;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdu;
     h ^= h >> 33;
     return h;
 }
 
-/* ---- schema ---- */
+uint64_t idt_hash64(const void *p, size_t n, uint64_t seed) { return fnv_hole(p, n, SIZE_MAX, seed); }
 
-static void column_reset(idt_column *c) {
-    idt_free(c->name);
-    idt_free(c->shape);
-    c->name = NULL;
-    c->shape = NULL;
-}
+uint64_t idt_hash64_hole(const void *p, size_t n, size_t hole) { return fnv_hole(p, n, hole, 0); }
+
+/* ---- schema ---- */
 
 /* A datetime64/timedelta64 unit suffix as NumPy writes it in dtype.str: "" (generic), or
  * "[<unit>]" or "[<multiplier><unit>]" with a multiplier of 2..2^31-1 written without leading
@@ -233,7 +233,7 @@ static int column_copy(idt_column *dst, const idt_column *src, idt_error *err) {
         if (dst->shape) memcpy(dst->shape, src->shape, (size_t)src->ndim * sizeof(int64_t));
     }
     if (!dst->name || (src->ndim && !dst->shape)) {
-        column_reset(dst);
+        idt_col_desc_reset(dst);
         return idt_error_set(err, IDT_ENOMEM, "out of memory");
     }
     return 0;
@@ -279,7 +279,7 @@ void idt_schema_incref(idt_schema *s) { atomic_fetch_add_explicit(&s->refs, 1, m
 
 void idt_schema_decref(idt_schema *s) {
     if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1) return;
-    for (int64_t i = 0; i < s->ncols; i++) column_reset(&s->cols[i]);
+    for (int64_t i = 0; i < s->ncols; i++) idt_col_desc_reset(&s->cols[i]);
     idt_free(s->cols);
     idt_free(s);
 }
@@ -304,63 +304,41 @@ int idt_column_same(const idt_column *a, const idt_column *b) {
     return 1;
 }
 
-/* ---- store image layout ---- */
+/* ---- store image layout (codec.h names every offset; docs/format.md describes them) ---- */
 
 typedef struct col_layout {
     uint64_t buf_off, buf_len, off_off, off_len;
 } col_layout;
 
-static size_t col_hdr_size(const idt_column *c) {
-    size_t s = 24 + 8 * (size_t)c->ndim + strlen(c->name) + strlen(c->dtype);
-    s = (s + 7) & ~(size_t)7;
-    return s + 40;
-}
+static size_t col_hdr_size(const idt_column *c) { return idt_col_desc_size(c) + IDT_STORE_COL_TAIL; }
 
 static uint64_t align64(uint64_t x) { return (x + BUF_ALIGN - 1) & ~(uint64_t)(BUF_ALIGN - 1); }
-
-static void put32(char **p, uint32_t v) { memcpy(*p, &v, 4); *p += 4; }
-static void put64(char **p, uint64_t v) { memcpy(*p, &v, 8); *p += 8; }
 
 /* Write the header for `s` into `dst` (hdr_size bytes), checksum included. */
 static void write_header(char *dst, size_t hdr_size, const idt_schema *s, int64_t nrows,
                          const col_layout *lay, const int *ascii, const uint8_t *uid,
                          uint64_t data_hash) {
     memset(dst, 0, hdr_size);
-    char *p = dst;
-    memcpy(p, MAGIC, 8);
-    p += 8;
-    put32(&p, IDT_FORMAT_VERSION);
-    put32(&p, (uint32_t)hdr_size);
-    put64(&p, (uint64_t)nrows);
-    put64(&p, (uint64_t)s->ncols);
-    put64(&p, 0); /* checksum, filled below */
-    memcpy(p, uid, 16);
-    p += 16;
-    put64(&p, data_hash);
+    idt_writer w;
+    idt_writer_init_fixed(&w, dst, hdr_size);
+    idt_put_bytes(&w, IDT_STORE_MAGIC, 8);
+    idt_put_u32(&w, IDT_FORMAT_VERSION);
+    idt_put_u32(&w, (uint32_t)hdr_size);
+    idt_put_u64(&w, (uint64_t)nrows);
+    idt_put_u64(&w, (uint64_t)s->ncols);
+    idt_put_u64(&w, 0); /* the checksum, patched below */
+    idt_put_bytes(&w, uid, 16);
+    idt_put_u64(&w, data_hash);
     for (int64_t i = 0; i < s->ncols; i++) {
-        const idt_column *c = &s->cols[i];
-        char *start = p;
-        size_t nl = strlen(c->name), dl = strlen(c->dtype);
-        put32(&p, (uint32_t)c->kind);
-        put32(&p, (uint32_t)c->ndim);
-        put32(&p, (uint32_t)nl);
-        put32(&p, (uint32_t)dl);
-        put64(&p, (uint64_t)c->itemsize);
-        for (int32_t d = 0; d < c->ndim; d++) put64(&p, (uint64_t)c->shape[d]);
-        memcpy(p, c->name, nl);
-        p += nl;
-        memcpy(p, c->dtype, dl);
-        p += dl;
-        p = start + (((size_t)(p - start) + 7) & ~(size_t)7);
-        put64(&p, lay[i].buf_off);
-        put64(&p, lay[i].buf_len);
-        put64(&p, lay[i].off_off);
-        put64(&p, lay[i].off_len);
-        put32(&p, (uint32_t)(ascii ? ascii[i] : 0));
-        put32(&p, 0);
+        idt_col_desc_put(&w, &s->cols[i]);
+        idt_put_u64(&w, lay[i].buf_off);
+        idt_put_u64(&w, lay[i].buf_len);
+        idt_put_u64(&w, lay[i].off_off);
+        idt_put_u64(&w, lay[i].off_len);
+        idt_put_u32(&w, (uint32_t)(ascii ? ascii[i] : 0));
+        idt_put_u32(&w, 0);
     }
-    uint64_t h = idt_hash64(dst, hdr_size, 0);
-    memcpy(dst + 32, &h, 8);
+    idt_writer_patch_u64(&w, IDT_STORE_OFF_CHECKSUM, idt_hash64_hole(dst, hdr_size, IDT_STORE_OFF_CHECKSUM));
 }
 
 /* ---- builder ---- */
@@ -468,7 +446,7 @@ int idt_store_builder_new(idt_schema *schema, int64_t nrows, const int64_t *str_
         idt_store_builder_free(b);
         return idt_error_set(err, IDT_ENOMEM, "out of memory");
     }
-    size_t hdr = HDR_FIXED;
+    size_t hdr = IDT_STORE_FIXED;
     for (int64_t i = 0; i < nc; i++) hdr += col_hdr_size(&schema->cols[i]);
     b->hdr_size = hdr;
     uint64_t pos = align64(hdr);
@@ -892,180 +870,199 @@ int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *e
     return rc;
 }
 
-/* ---- opening and validating a store image ---- */
+/* ---- opening and validating a store image ----
+ *
+ * The trust boundary for stores, in three named steps: the header (open_header), the column
+ * descriptions and their buffer layout (open_columns), and each column's buffers against the
+ * image (check_fixed, check_strings). Every message names the image, the value found and the
+ * bound it broke. */
 
-typedef struct reader {
-    const char *p, *end;
-} reader;
+typedef struct store_hdr {
+    uint32_t hdr_size;
+    uint64_t nrows, ncols, data_hash;
+    uint8_t uid[16];
+} store_hdr;
 
-static int get32(reader *r, uint32_t *v) {
-    if (r->end - r->p < 4) return -1;
-    memcpy(v, r->p, 4);
-    r->p += 4;
+/* Fewest bytes a column entry takes: a description with a one-byte name, and the tail. */
+enum { COL_ENTRY_MIN = 32 + IDT_STORE_COL_TAIL };
+
+/* Step 1: magic, version, header size against the image, header checksum, counts. */
+static int open_header(const char *base, size_t size, const char *what, store_hdr *h, idt_error *err) {
+    if (size < IDT_STORE_FIXED || memcmp(base, IDT_STORE_MAGIC, 8) != 0)
+        return idt_error_set(err, IDT_ECORRUPT, "%s: not an infinidata store (bad magic)", what);
+    idt_reader r;
+    idt_reader_init(&r, base, IDT_STORE_FIXED, what, err);
+    uint32_t version;
+    uint64_t sum;
+    idt_get_span(&r, "magic", 8);
+    idt_get_u32(&r, "version", &version);
+    idt_get_u32(&r, "header size", &h->hdr_size);
+    idt_get_u64(&r, "row count", &h->nrows);
+    idt_get_u64(&r, "column count", &h->ncols);
+    idt_get_u64(&r, "header checksum", &sum);
+    idt_get_bytes(&r, "identity", h->uid, 16);
+    idt_get_u64(&r, "data checksum", &h->data_hash);
+    if (r.rc || idt_check_version(&r, "store", version)) return r.rc;
+    uint64_t hmax = size < IDT_STORE_HDR_MAX ? size : IDT_STORE_HDR_MAX;
+    if (idt_check_range(&r, "header size", h->hdr_size, IDT_STORE_FIXED, hmax)) return r.rc;
+    uint64_t got = idt_hash64_hole(base, h->hdr_size, IDT_STORE_OFF_CHECKSUM);
+    if (got != sum)
+        return idt_reader_fail(&r, "header checksum mismatch (stored %016llx, computed %016llx)",
+                               (unsigned long long)sum, (unsigned long long)got);
+    idt_check_range(&r, "column count", h->ncols, 1, (h->hdr_size - IDT_STORE_FIXED) / COL_ENTRY_MIN);
+    idt_check_range(&r, "row count", h->nrows, 0, (uint64_t)1 << 62);
+    return r.rc;
+}
+
+/* Step 2: the column entries of the header (descriptions sorted by name, then buffer layout
+ * and ascii flag), into cols, lay and ascii (ncols entries each, zeroed by the caller). */
+static int open_columns(const char *base, const store_hdr *h, const char *what, idt_column *cols,
+                        col_layout *lay, int *ascii, idt_error *err) {
+    idt_reader r;
+    idt_reader_init(&r, base, h->hdr_size, what, err);
+    idt_get_span(&r, "fixed header", IDT_STORE_FIXED);
+    for (uint64_t i = 0; i < h->ncols; i++) {
+        int rc = idt_col_desc_get(&r, i, &cols[i]);
+        if (rc) return rc;
+        uint32_t a, pad;
+        idt_get_u64(&r, "buffer offset", &lay[i].buf_off);
+        idt_get_u64(&r, "buffer length", &lay[i].buf_len);
+        idt_get_u64(&r, "offsets offset", &lay[i].off_off);
+        idt_get_u64(&r, "offsets length", &lay[i].off_len);
+        idt_get_u32(&r, "ascii flag", &a);
+        idt_get_u32(&r, "entry padding", &pad);
+        if (r.rc) return r.rc;
+        ascii[i] = a != 0;
+        if (i > 0 && strcmp(cols[i - 1].name, cols[i].name) >= 0)
+            return idt_reader_fail(&r, "column %llu '%s' does not sort after column %llu '%s'",
+                                   (unsigned long long)i, cols[i].name,
+                                   (unsigned long long)i - 1, cols[i - 1].name);
+    }
     return 0;
 }
-static int get64(reader *r, uint64_t *v) {
-    if (r->end - r->p < 8) return -1;
-    memcpy(v, r->p, 8);
-    r->p += 8;
+
+/* Whether [off, off + len) lies in the image's buffers [hdr_size, size), 8-byte aligned. */
+static int span_ok(uint64_t off, uint64_t len, uint64_t hdr_size, uint64_t size) {
+    return off >= hdr_size && off <= size && len <= size - off && off % 8 == 0;
+}
+
+#define BAD_BUF(fmt, ...)                                                                          \
+    idt_error_set(err, IDT_ECORRUPT, "%s: buffers of column '%s' are out of bounds: " fmt, what,   \
+                  c->name, __VA_ARGS__)
+
+/* Step 3 for a fixed column: its rows exactly fill its buffer. */
+static int check_fixed(const idt_column *c, const col_layout *l, uint64_t nrows, const char *what,
+                       idt_error *err) {
+    if (c->row_bytes && nrows > UINT64_MAX / (uint64_t)c->row_bytes)
+        return BAD_BUF("%llu rows of %lld bytes overflow", (unsigned long long)nrows, (long long)c->row_bytes);
+    if (l->buf_len != nrows * (uint64_t)c->row_bytes)
+        return BAD_BUF("data length %llu, expected %llu (%llu rows of %lld bytes)",
+                       (unsigned long long)l->buf_len, (unsigned long long)(nrows * (uint64_t)c->row_bytes),
+                       (unsigned long long)nrows, (long long)c->row_bytes);
     return 0;
 }
+
+/* Step 3 for a string column: n + 1 offsets in the image, from 0 to the data length; with
+ * deep (a file we did not write), ascending and every string valid in its encoding. */
+static int check_strings(const char *base, uint64_t size, uint64_t hdr_size, const idt_column *c,
+                         const col_layout *l, int ascii, uint64_t nrows, int deep, const char *what,
+                         idt_error *err) {
+    if (c->row_elems && nrows > ((uint64_t)1 << 60) / (uint64_t)c->row_elems)
+        return BAD_BUF("%llu rows of %lld strings overflow", (unsigned long long)nrows, (long long)c->row_elems);
+    uint64_t nstr = nrows * (uint64_t)c->row_elems;
+    if (l->off_len != (nstr + 1) * 8)
+        return BAD_BUF("offsets length %llu, expected %llu (%llu strings + 1, 8 bytes each)",
+                       (unsigned long long)l->off_len, (unsigned long long)(nstr + 1) * 8,
+                       (unsigned long long)nstr);
+    if (!span_ok(l->off_off, l->off_len, hdr_size, size))
+        return BAD_BUF("offsets at %llu (%llu bytes) outside [%llu, %llu] or not 8-aligned",
+                       (unsigned long long)l->off_off, (unsigned long long)l->off_len,
+                       (unsigned long long)hdr_size, (unsigned long long)size);
+    const uint64_t *off = (const uint64_t *)(base + l->off_off);
+    if (off[0] != 0 || off[nstr] != l->buf_len)
+        return BAD_BUF("offsets run from %llu to %llu, expected 0 to the data length %llu",
+                       (unsigned long long)off[0], (unsigned long long)off[nstr],
+                       (unsigned long long)l->buf_len);
+    if (!deep) return 0;
+    for (uint64_t k = 0; k < nstr; k++)
+        if (off[k] > off[k + 1])
+            return BAD_BUF("offset %llu is %llu, above offset %llu (%llu)", (unsigned long long)k,
+                           (unsigned long long)off[k], (unsigned long long)k + 1,
+                           (unsigned long long)off[k + 1]);
+    /* every read path must see the same strings: check the encoding too */
+    if (c->kind == IDT_COL_UTF8)
+        for (uint64_t k = 0; k < nstr; k++)
+            if (!idt_utf8_valid(base + l->buf_off + off[k], (size_t)(off[k + 1] - off[k]), ascii))
+                return BAD_BUF("string %llu is not %s", (unsigned long long)k,
+                               ascii ? "ASCII (the column is marked ASCII)" : "valid UTF-8");
+    return 0;
+}
+
+/* Step 3: every column's buffers against the image; fills sc. */
+static int check_buffers(const char *base, size_t size, const store_hdr *h, const idt_schema *schema,
+                         const col_layout *lay, const int *ascii, int deep, idt_store_col *sc,
+                         const char *what, idt_error *err) {
+    for (int64_t i = 0; i < schema->ncols; i++) {
+        const idt_column *c = &schema->cols[i];
+        const col_layout *l = &lay[i];
+        if (!span_ok(l->buf_off, l->buf_len, h->hdr_size, size))
+            return BAD_BUF("data at %llu (%llu bytes) outside [%llu, %llu] or not 8-aligned",
+                           (unsigned long long)l->buf_off, (unsigned long long)l->buf_len,
+                           (unsigned long long)h->hdr_size, (unsigned long long)size);
+        sc[i].data = base + l->buf_off;
+        int rc = c->kind == IDT_COL_FIXED
+                     ? check_fixed(c, l, h->nrows, what, err)
+                     : check_strings(base, size, h->hdr_size, c, l, ascii[i], h->nrows, deep, what, err);
+        if (rc) return rc;
+        if (c->kind != IDT_COL_FIXED) {
+            sc[i].offsets = (const uint64_t *)(base + l->off_off);
+            sc[i].ascii = ascii[i];
+        }
+    }
+    return 0;
+}
+#undef BAD_BUF
 
 int idt_store_open_blob(idt_blob *blob, const char *what, idt_store **out, idt_error *err) {
     const char *base = blob->data;
     size_t size = blob->size;
-    int deep = blob->kind == IDT_BLOB_LOADED; /* data we did not write is checked fully */
-    if (size < HDR_FIXED || memcmp(base, MAGIC, 8) != 0)
-        return idt_error_set(err, IDT_ECORRUPT, "%s: not an infinidata store (bad magic)", what);
-    uint32_t version, hdr_size;
-    uint64_t nrows, ncols, sum;
-    memcpy(&version, base + 8, 4);
-    memcpy(&hdr_size, base + 12, 4);
-    memcpy(&nrows, base + 16, 8);
-    memcpy(&ncols, base + 24, 8);
-    memcpy(&sum, base + 32, 8);
-    if (version != IDT_FORMAT_VERSION)
-        return idt_error_set(err, IDT_ECORRUPT,
-                             "%s: written by store format version %u; this build reads version %d",
-                             what, version, IDT_FORMAT_VERSION);
-    if (hdr_size < HDR_FIXED || hdr_size > size || hdr_size > (1u << 30))
-        return idt_error_set(err, IDT_ECORRUPT, "%s: header size %u out of bounds", what, hdr_size);
-    {
-        char *tmp = idt_malloc(hdr_size);
-        if (!tmp) return idt_error_set(err, IDT_ENOMEM, "out of memory");
-        memcpy(tmp, base, hdr_size);
-        memset(tmp + 32, 0, 8);
-        uint64_t h = idt_hash64(tmp, hdr_size, 0);
-        idt_free(tmp);
-        if (h != sum) return idt_error_set(err, IDT_ECORRUPT, "%s: header checksum mismatch", what);
-    }
-    if (ncols < 1 || ncols > hdr_size / 40 || nrows > ((uint64_t)1 << 62))
-        return idt_error_set(err, IDT_ECORRUPT, "%s: bad row or column count", what);
-    idt_column *cols = idt_calloc(ncols, sizeof *cols);
-    col_layout *lay = idt_calloc(ncols, sizeof *lay);
-    int *ascii = idt_calloc(ncols, sizeof *ascii);
+    store_hdr h;
+    int rc = open_header(base, size, what, &h, err);
+    if (rc) return rc;
+    idt_column *cols = idt_calloc(h.ncols, sizeof *cols);
+    col_layout *lay = idt_calloc(h.ncols, sizeof *lay);
+    int *ascii = idt_calloc(h.ncols, sizeof *ascii);
     idt_store *st = idt_calloc(1, sizeof *st);
-    idt_store_col *sc = idt_calloc(ncols, sizeof *sc);
-    int rc = 0;
-    if (!cols || !lay || !ascii || !st || !sc) {
-        rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
-        goto done;
+    idt_store_col *sc = idt_calloc(h.ncols, sizeof *sc);
+    if (!cols || !lay || !ascii || !st || !sc) rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+    if (!rc) rc = open_columns(base, &h, what, cols, lay, ascii, err);
+    if (!rc && (rc = idt_schema_new(cols, (int64_t)h.ncols, &st->schema, err)) && rc != IDT_ENOMEM) {
+        char why[sizeof err->msg]; /* the reason is err->msg itself: copy it before rewriting */
+        snprintf(why, sizeof why, "%s", err ? err->msg : "");
+        rc = idt_error_set(err, IDT_ECORRUPT, "%s: bad column description (%s)", what, why);
     }
-    reader r = {base + HDR_FIXED, base + hdr_size};
-    for (uint64_t i = 0; i < ncols; i++) {
-        uint32_t kind, ndim, nl, dl, a, pad;
-        uint64_t itemsize;
-        const char *start = r.p;
-        if (get32(&r, &kind) || get32(&r, &ndim) || get32(&r, &nl) || get32(&r, &dl) ||
-            get64(&r, &itemsize) || ndim > IDT_MAXDIMS - 1 || kind > IDT_COL_BYTES ||
-            dl >= IDT_DTYPE_MAX || nl == 0 || nl > hdr_size ||
-            (size_t)(r.end - r.p) < 8 * (size_t)ndim + nl + dl || itemsize > ((uint64_t)1 << 40))
-            goto bad_col;
-        cols[i].kind = (idt_col_kind)kind;
-        cols[i].ndim = (int32_t)ndim;
-        cols[i].itemsize = (int64_t)itemsize;
-        cols[i].shape = ndim ? idt_malloc(8 * (size_t)ndim) : NULL;
-        cols[i].name = idt_malloc(nl + 1);
-        if ((ndim && !cols[i].shape) || !cols[i].name) {
-            rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
-            goto done;
-        }
-        for (uint32_t d = 0; d < ndim; d++) {
-            uint64_t v = 0;
-            if (get64(&r, &v)) goto bad_col;
-            if (v > ((uint64_t)1 << 40)) goto bad_col;
-            cols[i].shape[d] = (int64_t)v;
-        }
-        memcpy(cols[i].name, r.p, nl);
-        cols[i].name[nl] = 0;
-        r.p += nl;
-        memcpy(cols[i].dtype, r.p, dl);
-        cols[i].dtype[dl] = 0;
-        r.p += dl;
-        r.p = start + (((size_t)(r.p - start) + 7) & ~(size_t)7);
-        if (r.p > r.end || get64(&r, &lay[i].buf_off) || get64(&r, &lay[i].buf_len) ||
-            get64(&r, &lay[i].off_off) || get64(&r, &lay[i].off_len) || get32(&r, &a) ||
-            get32(&r, &pad))
-            goto bad_col;
-        ascii[i] = a != 0;
-        if (strlen(cols[i].name) != nl || (i > 0 && strcmp(cols[i - 1].name, cols[i].name) >= 0))
-            goto bad_col;
-        continue;
-    bad_col:
-        rc = idt_error_set(err, IDT_ECORRUPT, "%s: column %llu description is malformed", what,
-                           (unsigned long long)i);
-        goto done;
+    /* data we did not write is checked fully */
+    if (!rc) rc = check_buffers(base, size, &h, st->schema, lay, ascii, blob->kind == IDT_BLOB_LOADED, sc, what, err);
+    if (!rc) {
+        atomic_store(&st->refs, 1);
+        st->nrows = (int64_t)h.nrows;
+        st->cols = sc;
+        st->blob = blob;
+        st->id = atomic_fetch_add(&store_serial, 1);
+        memcpy(st->uid, h.uid, 16);
+        st->data_hash = h.data_hash;
+        st->data_off = (size_t)align64(h.hdr_size);
+        *out = st;
+        sc = NULL;
+        st = NULL;
     }
-    idt_schema *schema;
-    rc = idt_schema_new(cols, (int64_t)ncols, &schema, err);
-    if (rc) {
-        if (rc != IDT_ENOMEM) { /* the reason is err->msg itself: copy it before rewriting */
-            char why[sizeof err->msg];
-            snprintf(why, sizeof why, "%s", err ? err->msg : "");
-            rc = idt_error_set(err, IDT_ECORRUPT, "%s: bad column description (%s)", what, why);
-        }
-        goto done;
-    }
-    st->schema = schema;
-    for (uint64_t i = 0; i < ncols; i++) {
-        const idt_column *c = &schema->cols[i];
-        const col_layout *l = &lay[i];
-        if (l->buf_off < hdr_size || l->buf_off > size || l->buf_len > size - l->buf_off ||
-            l->buf_off % 8)
-            goto bad_buf;
-        sc[i].data = base + l->buf_off;
-        if (c->kind == IDT_COL_FIXED) {
-            if (c->row_bytes && nrows > UINT64_MAX / (uint64_t)c->row_bytes) goto bad_buf;
-            if (l->buf_len != nrows * (uint64_t)c->row_bytes) goto bad_buf;
-            if (c->ndim > 0 && c->row_elems == 0 && l->buf_len) goto bad_buf;
-        } else {
-            if (c->row_elems && nrows > ((uint64_t)1 << 60) / (uint64_t)c->row_elems) goto bad_buf;
-            uint64_t nstr = nrows * (uint64_t)c->row_elems;
-            if (l->off_off < hdr_size || l->off_off > size || l->off_off % 8 || l->off_len != (nstr + 1) * 8 ||
-                l->off_len > size - l->off_off)
-                goto bad_buf;
-            const uint64_t *off = (const uint64_t *)(base + l->off_off);
-            sc[i].offsets = off;
-            sc[i].ascii = ascii[i];
-            if (off[0] != 0 || off[nstr] != l->buf_len) goto bad_buf;
-            if (deep) {
-                for (uint64_t k = 0; k < nstr; k++)
-                    if (off[k] > off[k + 1]) goto bad_buf;
-                /* every read path must see the same strings: check the encoding too */
-                if (c->kind == IDT_COL_UTF8) {
-                    const char *data = base + l->buf_off;
-                    for (uint64_t k = 0; k < nstr; k++)
-                        if (!idt_utf8_valid(data + off[k], (size_t)(off[k + 1] - off[k]), ascii[i]))
-                            goto bad_buf;
-                }
-            }
-        }
-        continue;
-    bad_buf:
-        rc = idt_error_set(err, IDT_ECORRUPT, "%s: buffers of column '%s' are out of bounds", what,
-                           c->name);
-        goto done;
-    }
-    atomic_store(&st->refs, 1);
-    st->nrows = (int64_t)nrows;
-    st->cols = sc;
-    st->blob = blob;
-    st->id = atomic_fetch_add(&store_serial, 1);
-    memcpy(st->uid, base + 40, 16);
-    memcpy(&st->data_hash, base + 56, 8);
-    st->data_off = (size_t)align64(hdr_size);
-    *out = st;
-    sc = NULL;
-    st = NULL;
-done:
-    if (cols)
-        for (uint64_t i = 0; i < ncols; i++) column_reset(&cols[i]);
+    for (uint64_t i = 0; cols && i < h.ncols; i++) idt_col_desc_reset(&cols[i]);
     idt_free(cols);
     idt_free(lay);
     idt_free(ascii);
     idt_free(sc);
     if (st) {
-        if (st->schema) idt_schema_decref(st->schema);
+        idt_schema_decref(st->schema);
         idt_free(st);
     }
     return rc;

@@ -28,7 +28,9 @@
 #define IDT_MAXDIMS 64
 #define IDT_DTYPE_MAX 32
 
-typedef enum { IDT_COL_FIXED = 0, IDT_COL_UTF8 = 1, IDT_COL_BYTES = 2 } idt_col_kind;
+/* Column kinds, as stored in a column description (codec.h): a new kind takes the next code
+ * and moves IDT_COL_NKINDS up. */
+typedef enum { IDT_COL_FIXED = 0, IDT_COL_UTF8 = 1, IDT_COL_BYTES = 2, IDT_COL_NKINDS } idt_col_kind;
 
 typedef struct idt_column {
     char *name;                  /* UTF-8, NUL-terminated */
@@ -153,6 +155,9 @@ int idt_store_open_blob(idt_blob *blob, const char *what, idt_store **out, idt_e
 
 /* FNV-1a style 64-bit hash used for header checksums. */
 uint64_t idt_hash64(const void *p, size_t n, uint64_t seed);
+/* idt_hash64 (seed 0) of p[0..n) with the 8 bytes at `hole` read as zeros: the checksum of a
+ * header or manifest that holds it at `hole` (hole + 8 <= n). */
+uint64_t idt_hash64_hole(const void *p, size_t n, size_t hole);
 /* A fast 64-bit hash (four 64-bit lanes, xxHash64 style) for content checksums of row data
  * and ref arrays: several GB/s, so a load can afford to check every byte. */
 uint64_t idt_hash_fast(const void *p, size_t n, uint64_t seed);

@@ -24,6 +24,11 @@ size_t idt_utf8_encode(const uint32_t *src, size_t n, char *dst);
  * continuation bytes; with ascii set, every byte < 0x80), else 0. */
 int idt_utf8_valid(const char *src, size_t n, int ascii);
 
+/* 1 when the NUL-terminated `s` is standard UTF-8 as Python decodes it strictly (no
+ * overlongs, surrogates or values past 0x10FFFF): names read from a file end up in Python
+ * strings and in error messages. */
+int idt_utf8_strict(const char *s);
+
 /* Number of code points in `n` bytes (bytes that are not continuation bytes). */
 int64_t idt_utf8_count(const char *src, size_t n);
 

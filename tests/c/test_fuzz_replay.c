@@ -183,7 +183,7 @@ static void test_description_offset_alignment(void) {
         describe_at(v, path, off, &desc, &len);
         idt_view *u = NULL;
         if (desc && off % 8) {
-            CHECK_ERR(idt_view_from_description(desc, len, &u, &err), IDT_ECORRUPT, err, "bad file entry");
+            CHECK_ERR(idt_view_from_description(desc, len, &u, &err), IDT_ECORRUPT, err, "view description: file 0 offset 4 is not a multiple of 8");
         } else if (desc && !CHECK_OK(idt_view_from_description(desc, len, &u, &err), err)) {
             CHECK_EQ(idt_view_len(u), 3);
             CHECK(fz_gather(u, &(idt_rowsel){0, 1, 3, NULL}) > 0);

@@ -630,9 +630,13 @@ static void test_open_corrupt(void) {
     FRESH(); wr32(c + 8, 2); fix_sum(c, n);
     EXPECT_CORRUPT(c, n, "version 2");
     FRESH(); wr32(c + 12, (uint32_t)n + 1);
-    EXPECT_CORRUPT(c, n, "header size");
+    {
+        char want[80];
+        snprintf(want, sizeof want, "image: header size is %zu, outside [64, %zu]", n + 1, n);
+        EXPECT_CORRUPT(c, n, want);
+    }
     FRESH(); wr32(c + 12, 12);
-    EXPECT_CORRUPT(c, n, "header size");
+    EXPECT_CORRUPT(c, n, "header size is 12, outside [64, ");
     EXPECT_CORRUPT(img, rd32(img + 12) - 1, "header size"); /* cut inside the header */
     FRESH(); c[ds + 24] ^= 0x20; /* the name "s" -> "S", checksum not updated */
     EXPECT_CORRUPT(c, n, "checksum");
@@ -643,36 +647,39 @@ static void test_open_corrupt(void) {
         if (CHECK_OK(open_image(c, n, &st, &err), err) == 0) idt_store_decref(st);
     }
     FRESH(); wr64(c + 24, 0); fix_sum(c, n);
-    EXPECT_CORRUPT(c, n, "column count");
+    EXPECT_CORRUPT(c, n, "image: column count is 0, outside [1, ");
     FRESH(); wr64(c + 24, 1000); fix_sum(c, n);
-    EXPECT_CORRUPT(c, n, "column count");
+    EXPECT_CORRUPT(c, n, "image: column count is 1000, outside [1, ");
     FRESH(); wr64(c + 16, (uint64_t)1 << 63); fix_sum(c, n);
-    EXPECT_CORRUPT(c, n, "row or column count");
+    EXPECT_CORRUPT(c, n, "image: row count is 9223372036854775808, outside [0, 4611686018427387904]");
     FRESH(); wr64(c + 16, 6); fix_sum(c, n); /* one row more than the buffers hold */
-    EXPECT_CORRUPT(c, n, "out of bounds");
+    EXPECT_CORRUPT(c, n, "image: buffers of column 'a' are out of bounds: data length 20, expected 24 "
+                         "(6 rows of 4 bytes)");
     FRESH(); wr64(c + 16, 4); fix_sum(c, n);
     EXPECT_CORRUPT(c, n, "out of bounds");
-    /* column descriptions */
+    /* column descriptions: each message names the field, the value and the bound */
     FRESH(); wr32(c + ds, 7); fix_sum(c, n);          /* kind */
-    EXPECT_CORRUPT(c, n, "column 1");
+    EXPECT_CORRUPT(c, n, "image: column 1 kind is 7, outside [0, ");
     FRESH(); wr32(c + ds + 4, 100); fix_sum(c, n);    /* ndim */
-    EXPECT_CORRUPT(c, n, "column 1");
+    EXPECT_CORRUPT(c, n, "image: column 1 ndim is 100, outside [0, 63]");
     FRESH(); wr32(c + ds + 8, 0); fix_sum(c, n);      /* empty name */
-    EXPECT_CORRUPT(c, n, "column 1");
+    EXPECT_CORRUPT(c, n, "image: column 1 name length is 0, outside [1, ");
     FRESH(); wr32(c + ds + 8, 0x7FFFFFFF); fix_sum(c, n); /* name past the header */
-    EXPECT_CORRUPT(c, n, "column 1");
+    EXPECT_CORRUPT(c, n, "image: column 1 name length is 2147483647, outside [1, ");
     FRESH(); wr32(c + ds + 12, 40); fix_sum(c, n);    /* dtype too long */
-    EXPECT_CORRUPT(c, n, "column 1");
+    EXPECT_CORRUPT(c, n, "image: column 1 dtype length is 40, outside [0, 31]");
     FRESH(); wr64(c + ds + 16, (uint64_t)1 << 50); fix_sum(c, n); /* itemsize */
-    EXPECT_CORRUPT(c, n, "column 1");
+    EXPECT_CORRUPT(c, n, "image: column 1 itemsize is 1125899906842624, outside [0, 1099511627776]");
     FRESH(); c[ds + 24] = 'a'; fix_sum(c, n);         /* "a", "a", "t": not sorted */
-    EXPECT_CORRUPT(c, n, "column 1");
+    EXPECT_CORRUPT(c, n, "image: column 1 'a' does not sort after column 0 'a'");
     FRESH(); c[ds + 24] = 0; fix_sum(c, n);           /* NUL inside the name */
-    EXPECT_CORRUPT(c, n, "column 1");
+    EXPECT_CORRUPT(c, n, "image: column 1 name is not UTF-8 text without NUL");
+    FRESH(); c[ds + 24] = (char)0xC3; fix_sum(c, n);  /* a cut UTF-8 sequence */
+    EXPECT_CORRUPT(c, n, "image: column 1 name is not UTF-8 text without NUL");
     {
         size_t dt = col_desc(img, 2);
         FRESH(); wr64(c + dt + 24, (uint64_t)1 << 41); fix_sum(c, n); /* shape of "t" */
-        EXPECT_CORRUPT(c, n, "column 2");
+        EXPECT_CORRUPT(c, n, "image: column 2 dimension 0 is 2199023255552, outside [0, 1099511627776]");
     }
     /* a description the schema rejects: itemsize 0 of fixed column "a" */
     FRESH(); wr64(c + col_desc(img, 0) + 16, 0); fix_sum(c, n);
