@@ -17,12 +17,15 @@ typedef struct pack_src {
     int64_t j;
 } pack_src;
 
-static const char *src_doc(const pack_src *s, int64_t d) {
+/* Where document d's tokens start, or NULL when the view's stored length of row d is not
+ * `len` (a cum array that does not belong to the view: refused, never read past a row). */
+static const char *src_doc(const pack_src *s, int64_t d, int64_t len) {
     if (!s->v) return s->values + (size_t)s->offsets[d] * (size_t)s->itemsize;
     idt_store *st;
     int64_t row;
     idt_view_locate(s->v, d, &st, &row);
     const idt_store_col *sc = &st->cols[idt_view_store_col(s->v, st, s->j)];
+    if ((int64_t)(sc->offsets[row + 1] - sc->offsets[row]) != len) return NULL;
     return sc->data + (size_t)sc->offsets[row] * (size_t)s->itemsize;
 }
 
@@ -71,14 +74,20 @@ static int pack_rows(const pack_src *s, idt_pack_cursor *cur, int64_t rows, int6
                 take = seq_len - filled;
                 fill_pad(tok + (base + filled) * isz, pad, isz, take);
             } else {
-                int64_t rem = s->offsets[d + 1] - s->offsets[d] - off;
+                int64_t len = s->offsets[d + 1] - s->offsets[d], rem = len - off;
                 if (rem <= 0) { /* an empty document (or one used up): no segment */
                     d++;
                     off = 0;
                     continue;
                 }
                 take = rem < seq_len - filled ? rem : seq_len - filled;
-                memcpy(tok + (base + filled) * isz, src_doc(s, d) + off * isz, (size_t)(take * isz));
+                const char *p = src_doc(s, d, len);
+                if (!p)
+                    return idt_error_set(err, IDT_EVALUE,
+                                         "cumulative lengths do not match the view: document %lld "
+                                         "has not %lld tokens (use idt_pack_cumlen's)",
+                                         (long long)d, (long long)len);
+                memcpy(tok + (base + filled) * isz, p + off * isz, (size_t)(take * isz));
                 taken += take;
                 if (take == rem) { /* document finished */
                     d++;

@@ -79,8 +79,11 @@ int idt_pack_cumlen(const idt_view *v, int64_t j, int64_t *cum, idt_error *err);
  * document d; cum from idt_pack_cumlen over the same view): `rows` packed rows starting at
  * global packed row `row0`, each document's tokens copied from its store, never gathered
  * whole (a document longer than a batch costs only the part the batch takes). A string
- * column packs its bytes as 1-byte tokens. Errors: those of idt_pack_fill and
- * idt_pack_cumlen, IDT_EVALUE (row0 < 0, pad_size not the value itemsize). */
+ * column packs its bytes as 1-byte tokens. cum must hold len(v) + 1 entries (the caller
+ * vouches for that much); a document whose length in cum is not its row's is refused, so a
+ * wrong cum can never make the copy read outside a row. Errors: those of idt_pack_fill and
+ * idt_pack_cumlen, IDT_EVALUE (row0 < 0, pad_size not the value itemsize, cum not matching
+ * the view). */
 int idt_pack_view(const idt_view *v, int64_t j, const int64_t *cum, int64_t row0, int64_t rows,
                   int64_t seq_len, const void *pad, int64_t pad_size, idt_pack_out *out,
                   idt_error *err);

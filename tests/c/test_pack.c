@@ -392,6 +392,10 @@ static void test_view_packing_errors(void) {
     REQUIRE(CHECK_OK(idt_pack_view(v, 2, cum, 0, 1, 4, &pad, 1, &o, &err), err) == 0);
     CHECK(!memcmp(o.tokens, "abc\0", 4));
     CHECK_EQ(o.ncu, 4); /* "ab", "c", padding */
+    /* cumulative lengths that are not the view's: refused, never a read past a row */
+    int64_t lying[3] = {0, 7, 8};
+    CHECK_ERR(idt_pack_view(v, 2, lying, 0, 1, 4, &pad, 1, &o, &err), IDT_EVALUE, err,
+              "document 0 has not 7 tokens");
     /* a row far past the end: all padding, never a read out of range */
     REQUIRE(CHECK_OK(idt_pack_view(v, 2, cum, INT64_MAX / 2, 1, 4, &pad, 1, &o, &err), err) == 0);
     CHECK_EQ(o.ntokens, 0);
