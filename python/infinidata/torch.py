@@ -21,7 +21,9 @@ iterator on worker threads, and every batch becomes tensors without a copy
 Importing `infinidata` never imports torch; importing this module does.
 """
 
+import collections
 import collections.abc
+import concurrent.futures
 import hashlib
 import operator
 import os
@@ -33,7 +35,7 @@ import torch.utils.data as _tud
 from . import TableView
 
 __all__ = ["TableDataset", "TableLoader", "collate", "view_fingerprint", "default_threads",
-           "default_readahead"]
+           "default_readahead", "python_pack"]
 
 _STATE_VERSION = 1
 _FP_SAMPLES = 64  # rows read to fingerprint a view
@@ -98,6 +100,11 @@ def _select(view, columns):
 
 
 def _hash_array(h, a):
+    if hasattr(a, "offsets") and hasattr(a, "values"):  # a Ragged (list column)
+        h.update(b"ragged")
+        _hash_array(h, a.offsets)
+        _hash_array(h, a.values)
+        return
     a = np.asarray(a)
     h.update(repr((a.dtype.kind, a.shape)).encode())
     if a.dtype.kind in "UOT":
@@ -124,7 +131,8 @@ def view_fingerprint(view):
     h.update(b"infinidata-view-fingerprint-1")
     h.update(n.to_bytes(8, "little"))
     for name, (dtype, shape) in view.schema.items():
-        h.update(repr((name, np.dtype(dtype).str, tuple(shape))).encode())
+        shape = shape if isinstance(shape, str) else tuple(shape)  # "list" for a list column
+        h.update(repr((name, np.dtype(dtype).str, shape)).encode())
     if n:
         k = min(n, _FP_SAMPLES)
         pos = (np.arange(k, dtype=np.int64) * n) // k
@@ -193,6 +201,91 @@ def _env_int(name):
         return int(raw)
     except ValueError:
         raise ValueError(f"environment variable {name}={raw!r} is not an integer") from None
+
+
+class _PackSpec:
+    """pack= checked against the view: the column (its index after selection), seq_len, the
+    pad id as the token dtype's bytes."""
+
+    __slots__ = ("column", "seq_len", "pad_id", "pad", "dtype")
+
+    def __init__(self, pack, view):
+        if not isinstance(pack, collections.abc.Mapping):
+            raise TypeError(f"pack must be a dict such as {{'column': 'tokens', 'seq_len': 2048}}, "
+                            f"not {type(pack).__name__}")
+        unknown = sorted(set(pack) - {"column", "seq_len", "pad_id"}, key=str)
+        if unknown:
+            raise ValueError(f"pack has unknown keys {unknown}: it takes 'column', 'seq_len' and "
+                             f"'pad_id'")
+        for key in ("column", "seq_len"):
+            if key not in pack:
+                raise ValueError(f"pack needs {key!r} (e.g. {{'column': 'tokens', 'seq_len': 2048}})")
+        column = pack["column"]
+        if not isinstance(column, str):
+            raise TypeError(f"pack['column'] must be a column name (str), not {type(column).__name__}")
+        schema = view.schema
+        if column not in schema:
+            raise KeyError(f"pack['column'] {column!r} is not a column of the view; its columns are "
+                           f"{list(view.column_names)}")
+        dtype, shape = schema[column]
+        dtype = np.dtype(dtype)
+        if shape == "list" and dtype.kind in "iu":
+            self.dtype = dtype
+        elif dtype.kind == "S" and shape == ():
+            self.dtype = np.dtype(np.uint8)  # a bytes column packs its bytes (byte-level models)
+        else:
+            kind = "a list column of " + str(dtype) if shape == "list" else f"{dtype} with row shape {shape}"
+            raise TypeError(f"pack['column'] {column!r} must be a list column of integer token ids "
+                            f"(or a bytes column, packed byte by byte); it is {kind}")
+        self.column = column
+        self.seq_len = _check_int("pack['seq_len']", pack["seq_len"], 1, 2**31 - 1)
+        pad_id = pack.get("pad_id", 0)
+        if isinstance(pad_id, bool) or not isinstance(pad_id, (int, np.integer)):
+            raise TypeError(f"pack['pad_id'] must be an int, not {type(pad_id).__name__}")
+        info = np.iinfo(self.dtype)
+        if not info.min <= int(pad_id) <= info.max:
+            raise ValueError(f"pack['pad_id'] {int(pad_id)} does not fit the tokens' dtype "
+                             f"{self.dtype} ({info.min}..{info.max})")
+        self.pad_id = int(pad_id)
+        self.pad = np.array(self.pad_id, dtype=self.dtype).tobytes()
+
+
+def python_pack(docs, seq_len, pad_id=0):
+    """The plain Python packer sequence packing is checked and measured against: `docs` (an
+    iterable of 1-D integer arrays, in order) concatenated and cut into rows of `seq_len`,
+    the last row padded with `pad_id`. Returns (tokens (rows, seq_len), position_ids int64,
+    cu_seqlens int32) as TableLoader(pack=...) defines them for one batch of every row."""
+    tokens, positions, cu = [], [], [0]
+    row, pos, dtype = [], [], None
+    for doc in docs:
+        doc = np.asarray(doc)
+        dtype = doc.dtype if dtype is None else dtype
+        i = 0
+        while i < len(doc):
+            take = min(len(doc) - i, seq_len - len(row))
+            row.extend(doc[i:i + take].tolist())
+            pos.extend(range(take))
+            cu.append(len(tokens) * seq_len + len(row))
+            i += take
+            if len(row) == seq_len:
+                tokens.append(row)
+                positions.append(pos)
+                row, pos = [], []
+    if row:
+        k = seq_len - len(row)
+        row.extend([pad_id] * k)
+        pos.extend(range(k))
+        tokens.append(row)
+        positions.append(pos)
+        cu.append(len(tokens) * seq_len)
+    dtype = np.int64 if dtype is None else dtype
+    return (np.array(tokens, dtype=dtype).reshape(-1, seq_len),
+            np.array(positions, dtype=np.int64).reshape(-1, seq_len), np.array(cu, dtype=np.int32))
+
+
+def _packed_rows(total_tokens, seq_len, drop_last):
+    """Packed rows of an epoch: the last one partial (padded) unless drop_last drops it."""
+    return total_tokens // seq_len if drop_last else -(-total_tokens // seq_len)
 
 
 # ---- the map-style dataset ----
@@ -292,7 +385,17 @@ class TableLoader(_tud.IterableDataset):
     of tensors), its result yielded. rank / world_size: None: from torch.distributed when
     initialised, else the RANK / WORLD_SIZE environment variables, else 0 / 1.
     pin_memory: copy each tensor to pinned memory (needs an accelerator).
-    pad / pack: need list columns, which this version does not support (NotImplementedError).
+    pad: {list column: (pad_value, length)}: those list columns come as (batch, length)
+    tensors plus "<name>_lengths" (int64), as `batch_iter(pad=...)` gives them; other list
+    columns come as `Ragged`.
+    pack: {"column": name, "seq_len": L, "pad_id": 0}: sequence packing. The column's
+    documents (a list column of integer token ids; a bytes column packs its bytes) are
+    concatenated in epoch order and cut into packed rows of L tokens; a batch is batch_size
+    consecutive packed rows, as {"tokens": (batch, L), "position_ids": int64 (batch, L),
+    restarting at every document and every row, "cu_seqlens": int32, the segment boundaries
+    over the flattened batch for variable-length attention}. Only the epoch's last row is
+    padded (pad_id), and with drop_last it is dropped. Ranks, workers, len() and resume
+    count packed rows instead of table rows; the copying runs in C on `threads` threads.
 
     Numeric columns become tensors sharing the gathered buffers (`torch.from_numpy`); string
     and datetime columns stay NumPy arrays."""
@@ -302,12 +405,14 @@ class TableLoader(_tud.IterableDataset):
                  pin_memory=False, pad=None, pack=None):
         super().__init__()
         _check_view(view)
+        self._pack = None
         if pack is not None:
-            raise NotImplementedError("pack= (sequence packing) needs list columns, which this "
-                                      "version of infinidata does not support yet")
-        if pad is not None:
-            raise NotImplementedError("pad= applies to list columns, which this version of "
-                                      "infinidata does not support yet")
+            if columns is not None or pad is not None:
+                raise ValueError("pack= yields only the packed tokens, position_ids and cu_seqlens: "
+                                 "columns= and pad= cannot be combined with it")
+            self._pack = _PackSpec(pack, view)
+            columns = [self._pack.column]
+        self.pad = self._check_pad(pad, _select(view, columns))
         self.batch_size = _check_int("batch_size", batch_size, 1)
         self.seed = _check_int("seed", seed, 0, 2**64 - 1)
         self.shuffle = bool(shuffle)
@@ -332,7 +437,8 @@ class TableLoader(_tud.IterableDataset):
         self._pending = None    # global row at which the next pass starts (load_state_dict)
         self._consumed = 0      # global rows of the current epoch consumed so far
         self._epoch_start = 0   # global row at which the current epoch's pass started
-        self._cache = None      # (epoch, the epoch-ordered view)
+        self._cache = None      # (epoch, the epoch-ordered view, its cumulative token counts)
+        self._total_tokens = None  # pack: tokens of the whole view (the same every epoch)
 
     # -- epochs and ranks --
 
@@ -353,13 +459,50 @@ class TableLoader(_tud.IterableDataset):
             self._epoch_start = 0
         self._epoch_view()
 
+    @staticmethod
+    def _check_pad(pad, view):
+        if pad is None:
+            return None
+        if not isinstance(pad, collections.abc.Mapping):
+            raise TypeError(f"pad must be a dict {{list column: (pad_value, length)}}, not "
+                            f"{type(pad).__name__}")
+        schema = view.schema
+        for name in pad:
+            if name not in schema:
+                raise KeyError(f"pad names {name!r}, which is not a column of the view; its columns "
+                               f"are {list(view.column_names)}")
+            if schema[name][1] != "list":
+                raise TypeError(f"pad names {name!r}, which is not a list column ({schema[name][0]} "
+                                f"with row shape {schema[name][1]})")
+        return dict(pad)
+
     def _epoch_view(self):
         if self._cache is not None and self._cache[0] == self._epoch:
             return self._cache[1]
         self._cache = None  # release the previous epoch's order first
         v = self._view.shuffle(seed=_epoch_seed(self.seed, self._epoch)) if self.shuffle else self._view
-        self._cache = (self._epoch, v)
+        self._cache = (self._epoch, v, None)
+        if self._pack is not None:
+            self._epoch_cum()
         return v
+
+    def _epoch_cum(self):
+        """pack: the cumulative token counts of the epoch's documents in epoch order (computed
+        in C, once per epoch and process: O(documents), reading only offsets)."""
+        ev = self._epoch_view()
+        if self._cache[2] is None:
+            cum = ev._pack_cumlen(0)
+            self._cache = (self._epoch, ev, cum)
+            self._total_tokens = int(cum[-1])
+        return self._cache[2]
+
+    def _units(self):
+        """What an epoch counts: table rows, or packed rows with pack=."""
+        if self._pack is None:
+            return len(self._view)
+        if self._total_tokens is None:
+            self._epoch_cum()
+        return _packed_rows(self._total_tokens, self._pack.seq_len, self.drop_last)
 
     def _rank_world(self):
         rank, world = self.rank, self.world_size
@@ -383,7 +526,7 @@ class TableLoader(_tud.IterableDataset):
     def __len__(self):
         """Batches this rank yields in the next pass (all workers together)."""
         _, world = self._rank_world()
-        blocks, _ = _rank_plan(len(self._view), self._start(), self.batch_size, 0, world,
+        blocks, _ = _rank_plan(self._units(), self._start(), self.batch_size, 0, world,
                                self.drop_last)
         return len(blocks)
 
@@ -392,7 +535,7 @@ class TableLoader(_tud.IterableDataset):
     def __iter__(self):
         rank, world = self._rank_world()
         ev = self._epoch_view()
-        n = len(ev)
+        n = self._units()
         start = self._start()
         self._pending = None
         self._consumed = start
@@ -404,6 +547,9 @@ class TableLoader(_tud.IterableDataset):
             mine = range(info.id, len(blocks), info.num_workers)
         threads = self.threads if self.threads is not None else default_threads(info is not None)
         readahead = self.readahead if self.readahead is not None else default_readahead(threads)
+        if self._pack is not None:
+            return self._run_pack(ev, self._epoch_cum(), blocks, after, list(mine), threads,
+                                  readahead, n)
         return self._run(ev, blocks, after, list(mine), threads, readahead, n)
 
     def _run(self, ev, blocks, after, mine, threads, readahead, n):
@@ -416,18 +562,68 @@ class TableLoader(_tud.IterableDataset):
             part = ev.new_view(slice(s, e))
         else:
             part = _blocks(ev, [blocks[k] for k in nonempty])
-        it = part.batch_iter(self.batch_size, threads=threads, readahead=readahead)
+        kw = {} if self.pad is None else {"pad": self.pad}
+        it = part.batch_iter(self.batch_size, threads=threads, readahead=readahead, **kw)
         try:
             for k, batch in zip(nonempty, it):
                 out = self._finish(batch)
                 self._consumed = after[k]
                 yield out
             if empty_last:
-                out = self._finish(ev[0:0])
+                out = self._finish(self._empty_batch(ev))
                 self._consumed = after[mine[-1]]
                 yield out
         finally:
             it.close()
+        self._consumed = n
+
+    def _empty_batch(self, ev):
+        """A batch of no rows, padded list columns in their padded shape."""
+        batch = ev[0:0]
+        for name, (_, length) in (self.pad or {}).items():
+            batch[name] = np.empty((0, length), dtype=np.dtype(ev.schema[name][0]))
+            batch[name + "_lengths"] = np.empty(0, dtype=np.int64)
+        return batch
+
+    def _run_pack(self, ev, cum, blocks, after, mine, threads, readahead, n):
+        """Packed batches: block k is packed rows [s, s + m) of the epoch, packed in C
+        (ev._pack, the GIL released) on `threads` threads, `readahead` batches ahead."""
+        spec = self._pack
+        pack = ev._pack
+
+        def make(k):
+            s, m = blocks[k]
+            return pack(0, cum, s, m, spec.seq_len, spec.pad)
+
+        ahead = max(1, readahead)
+        pool = concurrent.futures.ThreadPoolExecutor(threads) if threads > 1 else None
+        pending = collections.deque()
+        todo = iter(mine)
+        try:
+            while True:
+                while pool is not None and len(pending) < ahead:
+                    k = next(todo, None)
+                    if k is None:
+                        break
+                    pending.append((k, pool.submit(make, k)))
+                if pool is None:
+                    k = next(todo, None)
+                    if k is None:
+                        break
+                    tokens, pos, cu = make(k)
+                elif pending:
+                    k, fut = pending.popleft()
+                    tokens, pos, cu = fut.result()
+                else:
+                    break
+                out = self._finish({"tokens": tokens, "position_ids": pos, "cu_seqlens": cu})
+                self._consumed = after[k]
+                yield out
+        finally:
+            if pool is not None:
+                for _, fut in pending:
+                    fut.cancel()
+                pool.shutdown(wait=True)
         self._consumed = n
 
     def _finish(self, batch):
@@ -451,9 +647,10 @@ class TableLoader(_tud.IterableDataset):
 
     def state_dict(self, batches=None):
         """The position to resume from: {"version", "seed", "shuffle", "epoch",
-        "rows_consumed", "fingerprint", "batch_size", "world_size"}. rows_consumed counts
-        the epoch's rows consumed by all ranks together (global steps taken x world_size x
-        batch_size; the epoch's length once it is over).
+        "rows_consumed", "fingerprint", "batch_size", "world_size", "seq_len"}. rows_consumed
+        counts the epoch's rows consumed by all ranks together (global steps taken x
+        world_size x batch_size; the epoch's length once it is over); with pack= they are
+        packed rows, and seq_len is pack's (None without packing).
 
         In-process iteration (no DataLoader workers) keeps it exact after every batch the
         loop received. With DataLoader workers the iteration happens in copies of the loader
@@ -465,17 +662,20 @@ class TableLoader(_tud.IterableDataset):
             rows = self._pending if self._pending is not None else self._consumed
         else:
             batches = _check_int("batches", batches, 0)
-            rows = _rows_after(len(self._view), self._epoch_start, self.batch_size, world,
+            rows = _rows_after(self._units(), self._epoch_start, self.batch_size, world,
                                self.drop_last, batches)
         return {"version": _STATE_VERSION, "seed": self.seed, "shuffle": self.shuffle,
                 "epoch": self._epoch, "rows_consumed": int(rows), "fingerprint": self.fingerprint(),
-                "batch_size": self.batch_size, "world_size": world}
+                "batch_size": self.batch_size, "world_size": world, "seq_len": self._seq_len()}
+
+    def _seq_len(self):
+        return None if self._pack is None else self._pack.seq_len
 
     def load_state_dict(self, state):
         """Resume from a state_dict(): the next pass iterates epoch state["epoch"] from its
         next unseen row, with this loader's batch size and world size (they may differ from
         the saved ones). A state taken over another view (fingerprint), with another shuffle
-        setting, or malformed raises ValueError."""
+        setting, another packing seq_len, or malformed raises ValueError."""
         if not isinstance(state, collections.abc.Mapping):
             raise TypeError(f"state must be a dict from state_dict(), not {type(state).__name__}")
         for key in ("version", "seed", "shuffle", "epoch", "rows_consumed", "fingerprint"):
@@ -486,7 +686,14 @@ class TableLoader(_tud.IterableDataset):
                              f"{_STATE_VERSION})")
         seed = _check_int("state['seed']", state["seed"], 0, 2**64 - 1)
         epoch = _check_int("state['epoch']", state["epoch"], 0)
-        n = len(self._view)
+        if state.get("seq_len") != self._seq_len():
+            saved = state.get("seq_len")
+            raise ValueError(f"state was saved " + ("without packing" if saved is None else
+                             f"packing seq_len={saved!r}") + ", this loader " +
+                             ("does not pack" if self._pack is None else
+                              f"packs seq_len={self._pack.seq_len}") +
+                             ": rows_consumed would count other rows")
+        n = self._units()
         rows = _check_int("state['rows_consumed']", state["rows_consumed"], 0, n)
         if state["fingerprint"] != self.fingerprint():
             raise ValueError(f"state was saved for another view (fingerprint {state['fingerprint']!r}, "
@@ -509,9 +716,10 @@ class TableLoader(_tud.IterableDataset):
         state = self.__dict__.copy()
         # resolved here, in the parent, where torch.distributed is initialised
         state["rank"], state["world_size"] = self._rank_world()
-        # the epoch order travels as a description of the parent's files: no worker reshuffles
+        # the epoch order travels as a description of the parent's files: no worker reshuffles;
+        # packing's cumulative counts (8 bytes a document) are recomputed by each worker
         self._epoch_view()
-        state["_cache"] = self._cache
+        state["_cache"] = self._cache[:2] + (None,)
         return state
 
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../core/batch.h"
+#include "../core/pack.h"
 #include "../core/persist.h"
 #include "../core/sort.h"
 #include "../core/store.h"
@@ -934,6 +935,105 @@ static PyObject *idt_tv_batch_iter_concat(PyObject *cls, PyObject *args, PyObjec
 
 /* ---- the type ---- */
 
+/* ---- sequence packing (core: pack.c); infinidata/torch.py plans the batches ---- */
+
+/* The view column j, or NULL with IndexError. */
+static const idt_column *pack_column(const idt_view *v, long long j) {
+    if (j < 0 || j >= v->ncols) {
+        PyErr_Format(PyExc_IndexError, "column %lld out of range for %lld columns", j, (long long)v->ncols);
+        return NULL;
+    }
+    return idt_view_column(v, j);
+}
+
+/* tv._pack_cumlen(j) -> int64 array of len(tv) + 1: the cumulative lengths of list column j
+ * in view order (idt_pack_cumlen). */
+static PyObject *idt_tv_pack_cumlen(PyObject *self, PyObject *args) {
+    long long j;
+    if (!PyArg_ParseTuple(args, "L:_pack_cumlen", &j)) return NULL;
+    const idt_view *v = ((TableViewObject *)self)->v;
+    if (!pack_column(v, j)) return NULL;
+    npy_intp n = (npy_intp)idt_view_len(v) + 1;
+    PyObject *cum = PyArray_SimpleNew(1, &n, NPY_INT64);
+    if (!cum) return NULL;
+    idt_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_pack_cumlen(v, j, PyArray_DATA((PyArrayObject *)cum), &err);
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        Py_DECREF(cum);
+        return idt_py_raise(idt_py_state_of(self), &err);
+    }
+    return cum;
+}
+
+/* tv._pack(j, cum, row0, rows, seq_len, pad) -> (tokens, position_ids, cu_seqlens): packed
+ * rows [row0, row0 + rows) of list column j (idt_pack_view): tokens (rows, seq_len) of the
+ * column's value dtype, position_ids int64 (rows, seq_len), cu_seqlens int32 (segments + 1,).
+ * cum is _pack_cumlen(j)'s array; pad the pad value's bytes in the value dtype. */
+static PyObject *idt_tv_pack(PyObject *self, PyObject *args) {
+    long long j, row0, rows, seq_len;
+    PyObject *cumobj;
+    Py_buffer pad;
+    if (!PyArg_ParseTuple(args, "LOLLLy*:_pack", &j, &cumobj, &row0, &rows, &seq_len, &pad))
+        return NULL;
+    PyObject *res = NULL, *tok = NULL, *pos = NULL, *cu = NULL;
+    const idt_view *v = ((TableViewObject *)self)->v;
+    const idt_column *c = pack_column(v, j);
+    if (!c) goto done;
+    PyArrayObject *cum = (PyArrayObject *)cumobj;
+    int64_t n = idt_view_len(v);
+    if (!PyArray_Check(cumobj) || PyArray_TYPE(cum) != NPY_INT64 || PyArray_NDIM(cum) != 1 ||
+        !PyArray_IS_C_CONTIGUOUS(cum) || PyArray_DIM(cum, 0) != n + 1) {
+        PyErr_Format(PyExc_ValueError, "cum must be a contiguous int64 array of %lld entries "
+                     "(from _pack_cumlen)", (long long)n + 1);
+        goto done;
+    }
+    if (rows < 0 || seq_len < 1 || rows > INT32_MAX / seq_len) {
+        PyErr_Format(PyExc_ValueError, "a batch of %lld rows x seq_len %lld is not a valid shape "
+                     "(rows >= 0, seq_len >= 1, at most %d tokens)", rows, seq_len, INT32_MAX);
+        goto done;
+    }
+    /* the tokens' dtype: the list column's value dtype (bytes of a string column: uint8) */
+    PyObject *descr = PyTuple_GET_ITEM(((TableViewObject *)self)->descrs, j);
+    PyArray_Descr *dt;
+    if (descr != Py_None) {
+        dt = (PyArray_Descr *)descr;
+        Py_INCREF(dt);
+    } else {
+        dt = PyArray_DescrFromType(NPY_UINT8);
+    }
+    npy_intp shape[2] = {(npy_intp)rows, (npy_intp)seq_len};
+    const int64_t *cump = PyArray_DATA(cum);
+    npy_intp ncap = (npy_intp)idt_pack_cu_bound(cump, n, row0, rows, seq_len);
+    tok = PyArray_NewFromDescr(&PyArray_Type, dt, 2, shape, NULL, NULL, 0, NULL);
+    pos = tok ? PyArray_SimpleNew(2, shape, NPY_INT64) : NULL;
+    cu = pos ? PyArray_SimpleNew(1, &ncap, NPY_INT32) : NULL;
+    if (!cu) goto done;
+    idt_pack_out out = {PyArray_DATA((PyArrayObject *)tok), PyArray_DATA((PyArrayObject *)pos),
+                        PyArray_DATA((PyArrayObject *)cu), (int64_t)ncap, 0, 0};
+    idt_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = idt_pack_view(v, j, cump, row0, rows, seq_len, pad.buf, (int64_t)pad.len, &out, &err);
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        idt_py_raise(idt_py_state_of(self), &err);
+        goto done;
+    }
+    /* cu_seqlens as long as the segments: a slice of the bound-sized buffer */
+    PyObject *used = PySequence_GetSlice(cu, 0, (Py_ssize_t)out.ncu);
+    if (!used) goto done;
+    res = Py_BuildValue("(OON)", tok, pos, used);
+done:
+    Py_XDECREF(tok);
+    Py_XDECREF(pos);
+    Py_XDECREF(cu);
+    PyBuffer_Release(&pad);
+    return res;
+}
+
 static PyMethodDef idt_tv_methods[] = {
     {"uuid", tv_uuid, METH_NOARGS, "uuid($self, /)\n--\n\nuuid() -> str: a random UUID4 identifying this view."},
     {"new_view", tv_new_view, METH_O,
@@ -991,6 +1091,10 @@ static PyMethodDef idt_tv_methods[] = {
     {"__reduce__", idt_tv_reduce, METH_NOARGS, "__reduce__($self, /)\n--\n\nPickle as a description of the files (never the rows)."},
     {"_packed_strings", idt_tv_packed_strings, METH_VARARGS,
      "_packed_strings($self, start, count, j, /)\n--\n\n_packed_strings(start, count, j) -> (offsets, data): string column j in Arrow's layout."},
+    {"_pack_cumlen", idt_tv_pack_cumlen, METH_VARARGS,
+     "_pack_cumlen($self, j, /)\n--\n\n_pack_cumlen(j) -> int64 array: cumulative lengths of list column j (sequence packing)."},
+    {"_pack", idt_tv_pack, METH_VARARGS,
+     "_pack($self, j, cum, row0, rows, seq_len, pad, /)\n--\n\n_pack(j, cum, row0, rows, seq_len, pad) -> (tokens, position_ids, cu_seqlens): packed rows of list column j."},
     {"_files", idt_tv_files, METH_NOARGS,
      "_files($self, /)\n--\n\n_files() -> list of (path, offset, size): the file ranges this view reads."},
     {NULL, NULL, 0, NULL},
