@@ -324,10 +324,8 @@ def test_loader_argument_errors(table, monkeypatch):
         TableLoader(tv, 8, transform="no")
     with pytest.raises(KeyError):
         TableLoader(tv, 8, columns=["nope"])
-    with pytest.raises(NotImplementedError, match="list columns"):
+    with pytest.raises(TypeError, match="must be a list column"):
         TableLoader(tv, 8, pack={"column": "s", "seq_len": 16})
-    with pytest.raises(NotImplementedError, match="list columns"):
-        TableLoader(tv, 8, pad=0)
     if not itorch._accelerator_available():
         with pytest.raises(ValueError, match="pin_memory"):
             TableLoader(tv, 8, pin_memory=True)
