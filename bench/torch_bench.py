@@ -18,6 +18,12 @@ DataLoader workers it asks for), each case in a fresh process:
 | memmap_w2 | (a) a map-style Dataset over np.memmap (one row per __getitem__) + DataLoader(shuffle=True, num_workers=2) |
 | hf_w2 | (b) Hugging Face datasets Dataset.with_format("torch") + DataLoader(shuffle=True, num_workers=2) (bench venv datasets-torch) |
 | mds_w2 | (c) MosaicML streaming StreamingDataset(local=MDS shards, shuffle=True) + DataLoader(num_workers=2) (bench venv mosaicml-streaming) |
+| pack | sequence packing: TableLoader(docs, 8, pack={"column": "tokens", "seq_len": 2048}), in-process, default threads: tokens/s |
+| pack_python | the same epoch (same shuffled documents, same batches) packed by a plain Python packer over batch_iter's Ragged batches (a NumPy slice copy per document piece): tokens/s |
+
+The packing cases read their own data: --pack-docs documents (default 200,000) of int32
+token ids, lengths drawn log-normally around 300 tokens (some empty, a few over 10,000),
+as a list column; their rate is tokens packed per second over one epoch.
 
 Time counts from making the iterator (so DataLoader worker start-up is in) to the last batch
 of one epoch, or to --max-seconds for the slow cases (their rate is then samples read /
@@ -42,7 +48,11 @@ from run import loadavg  # noqa: E402  (bench/run.py: the 1-minute load average)
 
 DIM = 128
 BATCH = 256
-CASES = ["tableloader", "batch_iter", "tabledataset", "tabledataset_w2", "memmap_w2", "hf_w2", "mds_w2"]
+CASES = ["tableloader", "batch_iter", "tabledataset", "tabledataset_w2", "memmap_w2", "hf_w2", "mds_w2",
+         "pack", "pack_python"]
+PACK_CASES = ("pack", "pack_python")
+SEQ_LEN = 2048
+PACK_BATCH = 8
 VENV_OF = {"hf_w2": "datasets-torch", "mds_w2": "mosaicml-streaming"}
 
 
@@ -67,6 +77,107 @@ def generate(d, rows, chunk=65536):
     x.flush()
     y.flush()
     del x, y
+
+
+def generate_docs(d, docs):
+    """Documents for the packing cases: lengths.npy (int64) and values.npy (int32 ids)."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    lens = np.minimum(rng.lognormal(5.4, 1.0, docs), 20_000).astype(np.int64)
+    lens[rng.random(docs) < 0.01] = 0
+    np.save(os.path.join(d, "doc_lengths.npy"), lens)
+    total = int(lens.sum())
+    v = np.lib.format.open_memmap(os.path.join(d, "doc_values.npy"), "w+", np.int32, (total,))
+    for i in range(0, total, 1 << 24):
+        n = min(1 << 24, total - i)
+        v[i:i + n] = (np.arange(i, i + n) % 50_000).astype(np.int32)
+    v.flush()
+    del v
+
+
+def python_packer(view, seq_len, batch, threads, readahead, pad_id=0):
+    """A plain Python packer: the documents of `view` (in its order, read by batch_iter) laid
+    into (batch, seq_len) rows one piece at a time with NumPy slice copies; the same outputs
+    as TableLoader(pack=...) (tokens, position_ids, cu_seqlens as tensors)."""
+    import numpy as np
+    import torch
+
+    ar = np.arange(seq_len, dtype=np.int64)
+
+    def fresh():
+        return (np.full((batch, seq_len), pad_id, np.int32), np.zeros((batch, seq_len), np.int64), [0])
+
+    tok, pos, cu = fresh()
+    r = c = 0
+    for b in view.batch_iter(1024, threads=threads, readahead=readahead):
+        rag = b["tokens"]
+        vals, offs = rag.values, rag.offsets
+        for i in range(len(offs) - 1):
+            a, z = int(offs[i]), int(offs[i + 1])
+            while a < z:
+                take = min(z - a, seq_len - c)
+                tok[r, c:c + take] = vals[a:a + take]
+                pos[r, c:c + take] = ar[:take]
+                a += take
+                c += take
+                cu.append(r * seq_len + c)
+                if c == seq_len:
+                    r, c = r + 1, 0
+                    if r == batch:
+                        yield {"tokens": torch.from_numpy(tok), "position_ids": torch.from_numpy(pos),
+                               "cu_seqlens": torch.from_numpy(np.array(cu, np.int32))}
+                        tok, pos, cu = fresh()
+                        r = 0
+    if r or c:
+        if c:
+            pos[r, c:] = ar[:seq_len - c]
+            cu.append((r + 1) * seq_len)
+            r += 1
+        yield {"tokens": torch.from_numpy(tok[:r]), "position_ids": torch.from_numpy(pos[:r]),
+               "cu_seqlens": torch.from_numpy(np.array(cu, np.int32))}
+
+
+def pack_worker(case, d, args):
+    """The packing cases: tokens/s over one epoch (best of --repeat)."""
+    import numpy as np
+    import torch
+    import infinidata
+    from infinidata import torch as itorch
+
+    lens = np.load(os.path.join(d, "doc_lengths.npy"))
+    values = np.load(os.path.join(d, "doc_values.npy"), mmap_mode="r")
+    offsets = np.zeros(len(lens) + 1, np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    tv = infinidata.TableView({"tokens": infinidata.Ragged(values, offsets)})
+    total = int(offsets[-1])
+    threads = args.threads
+    info = {"torch": torch.__version__, "documents": len(lens), "tokens": total}
+    pack = {"column": "tokens", "seq_len": SEQ_LEN, "pad_id": 0}
+    best = None
+    for epoch in range(max(1, args.repeat)):
+        t0 = time.perf_counter()
+        if case == "pack":
+            ld = itorch.TableLoader(tv, PACK_BATCH, seed=0, threads=threads, readahead=2 * threads,
+                                    pack=pack)
+            ld.set_epoch(epoch)          # the shuffle and the cumulative lengths are timed
+            it = iter(ld)
+        else:
+            ev = tv.shuffle(seed=itorch._epoch_seed(0, epoch))
+            it = python_packer(ev, SEQ_LEN, PACK_BATCH, threads, 2 * threads)
+        rows = 0
+        for b in it:
+            rows += len(b["tokens"])
+            if time.perf_counter() - t0 > args.max_seconds:
+                break
+        dt = time.perf_counter() - t0
+        done = min(rows * SEQ_LEN, total)
+        if best is None or done / dt > best[0] / best[1]:
+            best = (done, dt, rows * SEQ_LEN >= total)
+    done, dt, full = best
+    info.update(samples=done, seconds=round(dt, 3), samples_per_s=round(done / dt), full_epoch=full,
+                ok=full or dt > args.max_seconds)
+    print("RESULT " + json.dumps(info), flush=True)
 
 
 def load(d):
@@ -98,6 +209,9 @@ def _timed_epoch(make_iter, total, max_seconds, check):
 
 def worker(case, d, args):
     import numpy as np
+
+    if case in PACK_CASES:
+        return pack_worker(case, d, args)
 
     x_mm, y_mm = load(d)
     rows = len(y_mm)
@@ -262,7 +376,7 @@ def report(res, args):
              f"{2 * args.threads}; slow cases stop after {args.max_seconds} s.", "",
              "| case | samples/s | samples | seconds | load before/after | note |", "|---|---|---|---|---|---|"]
     for c in CASES:
-        if c not in res:
+        if c not in res or c in PACK_CASES:
             continue
         r = res[c]
         load = "/".join(f"{x:.1f}" for x in r.get("load", []) if x is not None)
@@ -291,6 +405,24 @@ def report(res, args):
         x = tl / raw
         lines.append(f"- goal TableLoader within 20 % of raw batch_iter: {x:.2f} of it "
                      f"({'PASS' if x >= 0.8 else 'MISS'})")
+    if any(c in res for c in PACK_CASES):
+        lines += ["", f"## Sequence packing: tokens/s, {args.pack_docs:,} documents, seq_len {SEQ_LEN}, "
+                  f"batch {PACK_BATCH}, shuffled", "",
+                  "| case | tokens/s | tokens | seconds | load before/after | note |",
+                  "|---|---|---|---|---|---|"]
+        for c in PACK_CASES:
+            if c not in res:
+                continue
+            r = res[c]
+            load = "/".join(f"{x:.1f}" for x in r.get("load", []) if x is not None)
+            if "error" in r:
+                lines.append(f"| {c} | - | - | - | {load} | {r['error'][:300]} |")
+                continue
+            note = "" if r.get("full_epoch") else "partial epoch (time cap)"
+            lines.append(f"| {c} | {r['samples_per_s']:,} | {r['samples']:,} | {r['seconds']} | {load} | {note} |")
+        pk, pp = rate("pack"), rate("pack_python")
+        if pk and pp:
+            lines += ["", f"- TableLoader(pack=...) packs {pk / pp:.1f}x the tokens/s of the Python packer"]
     return "\n".join(lines) + "\n"
 
 
@@ -303,6 +435,7 @@ def main():
     ap.add_argument("--max-seconds", type=float, default=20.0)
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--pack-docs", type=int, default=200_000, help="documents of the packing cases")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--tmp", default=None, help="where the data goes (default: a temp dir)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -326,7 +459,10 @@ def main():
     res = {}
     try:
         log(f"[torch-bench] writing {args.rows:,} rows to {d} ...")
-        generate(d, args.rows)
+        if any(c not in PACK_CASES for c in cases):
+            generate(d, args.rows)
+        if any(c in PACK_CASES for c in cases):
+            generate_docs(d, args.pack_docs)
         for c in cases:
             log(f"[torch-bench] {c} ...")
             res[c] = run_case(c, d, args)
@@ -338,7 +474,7 @@ def main():
     with open(os.path.join(args.out, "torch.md"), "w") as f:
         f.write(md)
     with open(os.path.join(args.out, "torch.json"), "w") as f:
-        json.dump({"rows": args.rows, "batch": BATCH, "threads": args.threads, "results": res}, f, indent=1)
+        json.dump({"rows": args.rows, "batch": BATCH, "pack_docs": args.pack_docs, "threads": args.threads, "results": res}, f, indent=1)
     print(md)
 
 
