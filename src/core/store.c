@@ -1,10 +1,12 @@
 /* store.c: schemas, the store image (header + buffers), the builder and validation. */
 #include "store.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "progress.h"
@@ -585,14 +587,96 @@ static int stage_offset(idt_store_builder *b, int64_t c, idt_error *err) {
     return 0;
 }
 
-/* Length of a NumPy unicode element without trailing NULs; *ascii cleared when any code
- * point is >= 0x80. The OR over the element vectorizes. */
-static inline int64_t ucs4_strip(const uint32_t *s, int64_t w, int *ascii) {
+/* ---- NumPy unicode (UCS4) to UTF-8: word-at-a-time scans, threads for large inputs ---- */
+
+/* Code points of a NumPy unicode element of `w` code points without its trailing NULs; the
+ * OR of all its code points goes into *any (>= 0x80: not ASCII). Four lanes, so the OR
+ * vectorizes; the trailing NULs are skipped four at a time. */
+static inline int64_t ucs4_scan(const uint32_t *s, int64_t w, uint32_t *any) {
+    uint32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int64_t k = 0;
+    for (; k + 4 <= w; k += 4) {
+        a0 |= s[k];
+        a1 |= s[k + 1];
+        a2 |= s[k + 2];
+        a3 |= s[k + 3];
+    }
+    for (; k < w; k++) a0 |= s[k];
+    *any = a0 | a1 | a2 | a3;
+    while (w >= 4 && !(s[w - 1] | s[w - 2] | s[w - 3] | s[w - 4])) w -= 4;
     while (w > 0 && s[w - 1] == 0) w--;
-    uint32_t any = 0;
-    for (int64_t k = 0; k < w; k++) any |= s[k];
-    if (any >= 0x80) *ascii = 0;
     return w;
+}
+
+/* UTF-8 bytes of an element of `len` code points (after ucs4_scan) whose OR is `any`. */
+static inline int64_t ucs4_bytes(const uint32_t *s, int64_t len, uint32_t any) {
+    if (any < 0x80) return len;
+    int64_t need = 0;
+    for (int64_t k = 0; k < len; k++) need += idt_utf8_cp_len(s[k]);
+    return need;
+}
+
+/* Encode element s (len code points, `bytes` UTF-8 bytes) at dst: a narrowing copy when
+ * ASCII (bytes == len), else the general encoder. */
+static inline void ucs4_put(const uint32_t *s, int64_t len, int64_t bytes, char *dst) {
+    if (bytes == len)
+        for (int64_t k = 0; k < len; k++) dst[k] = (char)s[k];
+    else
+        idt_utf8_encode(s, (size_t)len, dst);
+}
+
+enum {
+    UCS4_PAR_MIN = 8 << 20,  /* input bytes from which measuring and encoding use threads */
+    UCS4_PART = 4 << 20,     /* input bytes per thread and round */
+    UCS4_SUB = 256 << 10,    /* input bytes measured then encoded while in cache */
+    UCS4_MAX_THREADS = 8
+};
+
+/* Threads worth using for n elements of `width` code points: one below UCS4_PAR_MIN bytes,
+ * else up to the CPU count (at most UCS4_MAX_THREADS), at least UCS4_PART bytes each. */
+static int ucs4_threads(int64_t n, int64_t width) {
+    int64_t bytes = n * width * 4;
+    if (bytes < UCS4_PAR_MIN) return 1;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int64_t t = cpus > 1 ? cpus : 1;
+    if (t > UCS4_MAX_THREADS) t = UCS4_MAX_THREADS;
+    if (t > bytes / UCS4_PART) t = bytes / UCS4_PART;
+    return t < 1 ? 1 : (int)t;
+}
+
+/* Run fn on parts[0..t) (each `size` bytes apart), parts 1.. on new threads and part 0 on
+ * this one; a part whose thread cannot be started runs here too. */
+static void ucs4_run(void *(*fn)(void *), char *parts, size_t size, int t) {
+    pthread_t th[UCS4_MAX_THREADS];
+    int started[UCS4_MAX_THREADS] = {0};
+    for (int i = 1; i < t; i++) started[i] = pthread_create(&th[i], NULL, fn, parts + (size_t)i * size) == 0;
+    fn(parts);
+    for (int i = 1; i < t; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        else fn(parts + (size_t)i * size);
+    }
+}
+
+typedef struct ucs4_len_part {
+    const uint32_t *src;
+    int64_t n, width, total;
+    int ascii;
+} ucs4_len_part;
+
+static void *ucs4_len_main(void *arg) {
+    ucs4_len_part *p = arg;
+    int64_t total = 0;
+    int ascii = 1;
+    for (int64_t i = 0; i < p->n; i++) {
+        const uint32_t *s = p->src + i * p->width;
+        uint32_t any;
+        int64_t len = ucs4_scan(s, p->width, &any);
+        if (any >= 0x80) ascii = 0;
+        total += ucs4_bytes(s, len, any);
+    }
+    p->total = total;
+    p->ascii = ascii;
+    return NULL;
 }
 
 static int too_many_bytes(idt_store_builder *b, int64_t c, idt_error *err) {
@@ -601,27 +685,137 @@ static int too_many_bytes(idt_store_builder *b, int64_t c, idt_error *err) {
                          "(more bytes than measured)", b->schema->cols[c].name);
 }
 
+/* One thread's share of an append: elements src[0..n) measured (lens) and encoded into buf,
+ * UCS4_SUB bytes of input at a time, so each piece is read from memory once and encoded
+ * from cache. */
+#define UCS4_NON_ASCII ((uint64_t)1 << 63) /* flag on an element's length while encoding */
+
+typedef struct ucs4_enc_part {
+    const uint32_t *src;
+    int64_t n, width;
+    uint64_t *lens;   /* UTF-8 bytes of each element (room for n), UCS4_NON_ASCII marking
+                         those to encode in general while encoding */
+    char *buf;        /* their encoding, len bytes (capacity cap) */
+    size_t len, cap;
+    int ascii, oom;
+} ucs4_enc_part;
+
+static void *ucs4_enc_main(void *arg) {
+    ucs4_enc_part *p = arg;
+    int64_t w = p->width, step = UCS4_SUB / (w * 4) > 0 ? UCS4_SUB / (w * 4) : 1;
+    p->len = 0;
+    p->ascii = 1;
+    p->oom = 0;
+    for (int64_t a = 0; a < p->n; a += step) {
+        int64_t m = p->n - a < step ? p->n - a : step;
+        size_t need = 0;
+        for (int64_t i = a; i < a + m; i++) {
+            const uint32_t *s = p->src + i * w;
+            uint32_t any;
+            int64_t len = ucs4_scan(s, w, &any);
+            uint64_t bytes = (uint64_t)ucs4_bytes(s, len, any);
+            need += bytes;
+            p->lens[i] = bytes | (any >= 0x80 ? UCS4_NON_ASCII : 0);
+        }
+        if (p->len + need > p->cap) {
+            size_t cap = p->cap ? p->cap : 1 << 20;
+            while (cap < p->len + need) cap *= 2;
+            char *nb = idt_realloc(p->buf, cap);
+            if (!nb) {
+                p->oom = 1;
+                return NULL;
+            }
+            p->buf = nb;
+            p->cap = cap;
+        }
+        char *out = p->buf + p->len; /* locals: a char store may alias p's fields */
+        uint64_t *lens = p->lens;
+        for (int64_t i = a; i < a + m; i++) {
+            const uint32_t *s = p->src + i * w;
+            uint64_t bytes = lens[i] & ~UCS4_NON_ASCII;
+            if (lens[i] & UCS4_NON_ASCII) {
+                uint32_t any;
+                p->ascii = 0;
+                idt_utf8_encode(s, (size_t)ucs4_scan(s, w, &any), out); /* from cache */
+                lens[i] = bytes;
+            } else {
+                for (uint64_t k = 0; k < bytes; k++) out[k] = (char)s[k];
+            }
+            out += bytes;
+        }
+        p->len = (size_t)(out - p->buf);
+    }
+    return NULL;
+}
+
+/* Append n elements on t threads, in rounds of t * UCS4_PART input bytes: each thread
+ * measures and encodes its share into its own buffer, then this thread writes the shares in
+ * order (the data straight to the file, the offsets through the stage). */
+static int append_ucs4_threads(idt_store_builder *b, int64_t c, int64_t n, const uint32_t *src,
+                               int64_t width, int t, idt_error *err) {
+    build_col *bc = &b->bc[c];
+    ucs4_enc_part parts[UCS4_MAX_THREADS];
+    memset(parts, 0, sizeof parts);
+    int64_t per = UCS4_PART / (width * 4) > 0 ? UCS4_PART / (width * 4) : 1;
+    int rc = 0;
+    for (int i = 0; i < t && !rc; i++)
+        if (!(parts[i].lens = idt_malloc((size_t)per * sizeof *parts[i].lens)))
+            rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+    if (!rc && (!stage_room(b, c, 0, err) || flush_col(b, c, err))) rc = err ? err->code : IDT_EIO;
+    for (int64_t a = 0; a < n && !rc;) {
+        int k = 0;
+        for (; k < t && a < n; k++) {
+            int64_t m = n - a < per ? n - a : per;
+            parts[k].src = src + a * width;
+            parts[k].n = m;
+            parts[k].width = width;
+            a += m;
+        }
+        ucs4_run(ucs4_enc_main, (char *)parts, sizeof parts[0], k);
+        uint64_t total = 0;
+        for (int i = 0; i < k; i++) {
+            if (parts[i].oom) rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+            total += parts[i].len;
+        }
+        if (rc) break;
+        if (total > (uint64_t)(bc->bytes_max - bc->bytes)) {
+            rc = too_many_bytes(b, c, err);
+            break;
+        }
+        for (int i = 0; i < k && !rc; i++) {
+            if (!parts[i].ascii) bc->ascii = 0;
+            rc = idt_blob_write(b->blob, b->lay[c].buf_off + (uint64_t)bc->bytes, parts[i].buf,
+                                parts[i].len, err);
+            bc->flushed += (int64_t)parts[i].len;
+            for (int64_t j = 0; j < parts[i].n && !rc; j++) {
+                bc->bytes += (int64_t)parts[i].lens[j];
+                if (stage_offset(b, c, err)) rc = err ? err->code : IDT_EIO;
+            }
+        }
+    }
+    for (int i = 0; i < t; i++) {
+        idt_free(parts[i].lens);
+        idt_free(parts[i].buf);
+    }
+    return rc;
+}
+
 int idt_store_builder_append_ucs4(idt_store_builder *b, int64_t c, int64_t n,
                                   const uint32_t *src, int64_t width, idt_error *err) {
     int rc = check_append(b, c, n, err);
     if (rc) return rc;
+    int t = width >= 16 ? ucs4_threads(n, width) : 1; /* narrow ones: a length per 64 bytes */
+    if (t > 1) return append_ucs4_threads(b, c, n, src, width, t, err);
     build_col *bc = &b->bc[c];
     for (int64_t i = 0; i < n; i++) {
         const uint32_t *s = src + i * width;
-        int asc = 1;
-        int64_t len = ucs4_strip(s, width, &asc), need = len;
-        if (!asc) {
-            bc->ascii = 0;
-            need = 0;
-            for (int64_t k = 0; k < len; k++) need += idt_utf8_cp_len(s[k]);
-        }
+        uint32_t any;
+        int64_t len = ucs4_scan(s, width, &any), need = ucs4_bytes(s, len, any);
+        if (any >= 0x80) bc->ascii = 0;
         if (need > bc->bytes_max - bc->bytes) return too_many_bytes(b, c, err);
         char *dst = stage_room(b, c, need, err);
         if (!dst) return err ? err->code : IDT_ENOMEM;
-        if (asc)
-            for (int64_t k = 0; k < len; k++) dst[k] = (char)s[k];
-        else
-            idt_utf8_encode(s, (size_t)len, dst);
+        ucs4_put(s, len, need, dst);
         bc->bytes += need;
         if (stage_offset(b, c, err)) return err ? err->code : IDT_EIO;
     }
@@ -1079,17 +1273,17 @@ void idt_store_decref(idt_store *s) {
 }
 
 int64_t idt_ucs4_utf8_len(const uint32_t *src, int64_t n, int64_t width, int *ascii) {
+    ucs4_len_part parts[UCS4_MAX_THREADS];
+    int t = ucs4_threads(n, width);
+    for (int i = 0; i < t; i++) {
+        int64_t lo = n * i / t, hi = n * (i + 1) / t;
+        parts[i] = (ucs4_len_part){src + lo * width, hi - lo, width, 0, 1};
+    }
+    ucs4_run(ucs4_len_main, (char *)parts, sizeof parts[0], t);
     int64_t total = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const uint32_t *s = src + i * width;
-        int asc = 1;
-        int64_t len = ucs4_strip(s, width, &asc);
-        if (asc) {
-            total += len;
-            continue;
-        }
-        if (ascii) *ascii = 0;
-        for (int64_t k = 0; k < len; k++) total += idt_utf8_cp_len(s[k]);
+    for (int i = 0; i < t; i++) {
+        total += parts[i].total;
+        if (!parts[i].ascii && ascii) *ascii = 0;
     }
     return total;
 }

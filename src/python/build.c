@@ -92,8 +92,12 @@ static int measure_strings(srccol *sc, int64_t nrows, const char *colname) {
         if (!ch) return -1;
         int64_t n = (b - a) * sc->row_elems;
         if (sc->source == 'U') {
-            int64_t w = PyArray_ITEMSIZE(ch) / 4;
-            total += idt_ucs4_utf8_len((const uint32_t *)PyArray_DATA(ch), n, w, NULL);
+            int64_t w = PyArray_ITEMSIZE(ch) / 4, len;
+            const uint32_t *src = PyArray_DATA(ch);
+            Py_BEGIN_ALLOW_THREADS
+            len = idt_ucs4_utf8_len(src, n, w, NULL); /* on threads when large */
+            Py_END_ALLOW_THREADS
+            total += len;
         } else if (sc->source == 'S') {
             total += idt_fixed_bytes_len(PyArray_DATA(ch), n, PyArray_ITEMSIZE(ch));
         } else {

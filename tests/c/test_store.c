@@ -312,6 +312,66 @@ static void test_builder_ucs4(void) {
     idt_store_decref(st);
 }
 
+/* Large NumPy unicode inputs are measured and encoded on threads (in shares of ~4 MB, each
+ * measured then encoded from cache): the same bytes, offsets and ASCII flag as the element
+ * by element encoding, whatever mix of ASCII, multi-byte code points, trailing and inner
+ * NULs and empty elements, and whether the column is appended in one call or several. */
+static void test_builder_ucs4_large_on_threads(void) {
+    enum { W = 40, N = 90000 }; /* 14 MB of UCS4: several shares */
+    uint32_t *u = malloc((size_t)N * W * 4);
+    char *want = malloc((size_t)N * W * 7);
+    uint64_t *off = malloc((N + 1) * sizeof *off);
+    REQUIRE(u && want && off);
+    for (int all_ascii = 0; all_ascii < 2; all_ascii++) {
+        h_seed(11 + all_ascii);
+        off[0] = 0;
+        for (int64_t i = 0; i < N; i++) {
+            uint32_t *e = u + i * W;
+            int64_t len = h_range(0, W);
+            for (int64_t k = 0; k < W; k++) e[k] = k < len ? (uint32_t)h_range('a', 'z') : 0;
+            if (len > 3 && i % 7 == 0) e[len / 2] = 0; /* an inner NUL is kept */
+            if (!all_ascii && len > 0 && i % 97 == 0) e[0] = 0xE9;
+            if (!all_ascii && len > 1 && i % 1001 == 0) e[len - 1] = 0x1F600;
+            int64_t keep = W;
+            while (keep > 0 && e[keep - 1] == 0) keep--;
+            off[i + 1] = off[i] + idt_utf8_encode(e, (size_t)keep, want + off[i]);
+        }
+        int ascii = 1;
+        CHECK_EQ(idt_ucs4_utf8_len(u, N, W, &ascii), (int64_t)off[N]);
+        CHECK_EQ(ascii, all_ascii);
+        idt_column cd = {"s", IDT_COL_UTF8, "U", 0, 0, NULL, 1, 0};
+        idt_schema *sc;
+        idt_error err;
+        REQUIRE(CHECK_OK(idt_schema_new(&cd, 1, &sc, &err), err) == 0);
+        for (int calls = 1; calls <= 3; calls += 2) {
+            idt_store_builder *b;
+            int64_t total = (int64_t)off[N];
+            REQUIRE(CHECK_OK(idt_store_builder_new(sc, N, &total, &b, &err), err) == 0);
+            for (int q = 0; q < calls; q++) {
+                int64_t lo = N * q / calls, hi = N * (q + 1) / calls;
+                CHECK_OK(idt_store_builder_append_ucs4(b, 0, hi - lo, u + lo * W, W, &err), err);
+            }
+            idt_store *st;
+            REQUIRE(CHECK_OK(idt_store_builder_finish(b, &st, &err), err) == 0);
+            CHECK(!memcmp(st->cols[0].offsets, off, (N + 1) * sizeof *off));
+            CHECK(!memcmp(st->cols[0].data, want, off[N]));
+            CHECK_EQ(st->cols[0].ascii, all_ascii);
+            CHECK_OK(idt_store_verify(st, "built", &err), err);
+            idt_store_decref(st);
+        }
+        /* fewer bytes announced than the strings hold: refused before anything is written */
+        idt_store_builder *b;
+        int64_t fewer = (int64_t)off[N] - 1;
+        REQUIRE(CHECK_OK(idt_store_builder_new(sc, N, &fewer, &b, &err), err) == 0);
+        CHECK_ERR(idt_store_builder_append_ucs4(b, 0, N, u, W, &err), IDT_EVALUE, err, "more bytes");
+        idt_store_builder_free(b);
+        idt_schema_decref(sc);
+    }
+    free(u);
+    free(want);
+    free(off);
+}
+
 static void test_builder_fixed_bytes(void) {
     const char s[4][4] = {{'a', 'b', 0, 0}, {0, 0, 0, 0}, {'x', 0, 'y', 0}, {'\xff', 'w', 'x', 'y'}};
     CHECK_EQ(idt_fixed_bytes_len(&s[0][0], 4, 4), 2 + 0 + 3 + 4);
@@ -934,6 +994,7 @@ int main(int argc, char **argv) {
         H_TEST(test_builder_fixed),
         H_TEST(test_builder_errors),
         H_TEST(test_builder_ucs4),
+        H_TEST(test_builder_ucs4_large_on_threads),
         H_TEST(test_builder_fixed_bytes),
         H_TEST(test_builder_pieces),
         H_TEST(test_builder_string_shapes),

@@ -106,6 +106,25 @@ def test_unicode_beyond_bmp_and_empty_strings():
         assert tv[0:1]["w"].dtype == np.dtype("U1")
 
 
+def test_large_unicode_column_measured_and_encoded_on_threads():
+    # Over 8 MB of NumPy unicode is measured and encoded on threads, in shares: the strings
+    # read back are NumPy's, for ASCII columns and for mixed ones, several 32 MB chunks long.
+    rng = np.random.default_rng(5)
+    n, width = 300_000, 40  # 48 MB of UCS4: two construction chunks, many shares
+    lens = rng.integers(0, width + 1, n)
+    base = np.array(["".join(chr(97 + (i * 7 + k) % 26) for k in range(width)) for i in range(64)])
+    for mixed in (False, True):
+        arr = base[np.arange(n) % 64].astype(f"U{width}")
+        arr = np.array([a[:k] for a, k in zip(arr.tolist(), lens.tolist())], dtype=f"U{width}")
+        if mixed:
+            arr[::97] = np.char.add("é", arr[::97])[:].astype(f"U{width}")
+            arr[5::1001] = "😀" * (width // 2)
+        tv = TableView({"t": arr})
+        got = tv[:]["t"]
+        want = arr.astype(f"U{max(1, int(np.char.str_len(arr).max()))}")
+        np.testing.assert_array_equal(got, want, strict=True)
+
+
 def test_trailing_nul_padding_is_not_part_of_a_string():
     # NumPy treats trailing NULs as padding; they are not stored.
     u = np.array(["ab", "c", ""], dtype="U6")
