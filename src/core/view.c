@@ -394,17 +394,31 @@ int idt_view_take_fill(idt_view *v, int64_t n, int (*fill)(void *ctx, int64_t *d
     return view_from_index(v, &x, n, out, err);
 }
 
-int idt_view_filter(idt_view *v, const uint8_t *mask, int64_t n, idt_view **out, idt_error *err) {
-    if (n != idt_view_len(v))
+int idt_mask_count(const uint8_t *mask, int64_t n, int64_t len, int64_t *count, idt_error *err) {
+    if (n != len)
         return idt_error_set(err, IDT_EINDEX, "boolean mask of length %lld does not match %lld rows",
-                             (long long)n, (long long)idt_view_len(v));
+                             (long long)n, (long long)len);
     int64_t kept = 0;
     for (int64_t i = 0; i < n; i++) kept += mask[i] != 0;
-    ixbuf x;
-    int rc = ixbuf_new(kept, &x, err);
-    if (rc) return rc;
+    *count = kept;
+    return 0;
+}
+
+void idt_mask_rows(const uint8_t *mask, int64_t n, int64_t *rows) {
     for (int64_t i = 0, o = 0; i < n; i++)
-        if (mask[i]) x.p[o++] = (uint64_t)i;
+        if (mask[i]) rows[o++] = i;
+}
+
+int idt_view_filter(idt_view *v, const uint8_t *mask, int64_t n, idt_view **out, idt_error *err) {
+    int64_t len = idt_view_len(v), kept;
+    if (n != len)
+        return idt_error_set(err, IDT_EVALUE, "filter mask has %lld entries for %lld rows; it needs "
+                             "one per row", (long long)n, (long long)len);
+    int rc = idt_mask_count(mask, n, len, &kept, err);
+    ixbuf x;
+    if (!rc) rc = ixbuf_new(kept, &x, err);
+    if (rc) return rc;
+    idt_mask_rows(mask, n, (int64_t *)x.p);
     return view_from_index(v, &x, kept, out, err);
 }
 
@@ -500,6 +514,12 @@ int idt_view_no_column(const idt_view *v, const char *name, idt_error *err) {
         k += (size_t)w;
     }
     return idt_error_set(err, IDT_EKEY, "no column named '%.80s'; the columns are %s", name, list);
+}
+
+int64_t idt_view_find_column(const idt_view *v, const char *name, idt_error *err) {
+    for (int64_t j = 0; j < v->ncols; j++)
+        if (!strcmp(idt_view_column(v, j)->name, name)) return j;
+    return idt_view_no_column(v, name, err);
 }
 
 int idt_view_select(idt_view *v, const char *const *names, int64_t n, idt_view **out,

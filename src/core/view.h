@@ -116,7 +116,15 @@ int idt_view_take(idt_view *v, const int64_t *idx, int64_t n, idt_view **out, id
  * Errors: fill's, IDT_ENOMEM, IDT_EIO. */
 int idt_view_take_fill(idt_view *v, int64_t n, int (*fill)(void *ctx, int64_t *dst, idt_error *err),
                        void *ctx, idt_view **out, idt_error *err);
-/* Rows where mask[i] != 0; n must equal the view's length. Errors: IDT_EINDEX on length. */
+/* A bool mask used as a row index (tv[mask]): *count is how many of mask[0..n) are nonzero.
+ * n must equal len, the rows it indexes. Errors: IDT_EINDEX naming both lengths (NumPy's
+ * IndexError for a mask of the wrong length). */
+int idt_mask_count(const uint8_t *mask, int64_t n, int64_t len, int64_t *count, idt_error *err);
+/* The rows i with mask[i] != 0, in order, into rows[0..count) (count from idt_mask_count). */
+void idt_mask_rows(const uint8_t *mask, int64_t n, int64_t *rows);
+/* Rows where mask[i] != 0; n must equal the view's length. Errors: IDT_EVALUE on length (the
+ * mask is an argument here, as filter(mask) takes it; as an index it is idt_mask_count's
+ * IDT_EINDEX), IDT_ENOMEM. */
 int idt_view_filter(idt_view *v, const uint8_t *mask, int64_t n, idt_view **out, idt_error *err);
 /* A uniformly random permutation of the rows, determined by `seed` (see shuffle.c). */
 int idt_view_shuffle(idt_view *v, uint64_t seed, idt_view **out, idt_error *err);
@@ -130,6 +138,9 @@ int idt_view_select(idt_view *v, const char *const *names, int64_t n, idt_view *
 /* Set err to IDT_EKEY for an unknown column `name`, listing the view's columns (as many as
  * fit in the message). Returns IDT_EKEY. */
 int idt_view_no_column(const idt_view *v, const char *name, idt_error *err);
+/* The position (0 <= j < ncols) of the view's shown column named `name`, or IDT_EKEY from
+ * idt_view_no_column. */
+int64_t idt_view_find_column(const idt_view *v, const char *name, idt_error *err);
 /* Drop rows whose value in string column `name` equals one of strs[0..n) (UTF-8 for UTF8
  * columns, raw bytes for BYTES; trailing NULs ignored). A column with a row shape drops a row
  * when any of its strings matches. Errors: IDT_EKEY, IDT_ETYPE (not a string column). */

@@ -27,7 +27,7 @@ typedef struct partcol {
 
 /* Parse chunk list `chunks` of column pc: checks every piece (types, layouts, offsets) and
  * counts its rows. */
-static int parse_chunks(partcol *pc, const char *name, int64_t nrows) {
+static int parse_chunks(idt_module_state *st, partcol *pc, const char *name, int64_t nrows) {
     Py_ssize_t nch = PySequence_Fast_GET_SIZE(pc->chunks);
     int64_t rows = 0, per = pc->cd.row_elems;
     if (pc->kind != 'F') {
@@ -84,7 +84,7 @@ static int parse_chunks(partcol *pc, const char *name, int64_t nrows) {
         }
         idt_error err;
         if (idt_packed_check(sp->offsets, sp->off64, sp->n, dlen, &err)) {
-            PyErr_Format(PyExc_ValueError, "column '%s': chunk %zd: %s", name, i, err.msg);
+            idt_py_raise_in(st, &err, "column '%s': chunk %zd: ", name, i);
             return -1;
         }
         if (per == 0 ? sp->n != 0 : sp->n % per) {
@@ -214,7 +214,7 @@ PyObject *idt_py_from_parts(PyObject *m, PyObject *args) {
         pc->chunks = PySequence_Fast(chunks, "chunks must be a list");
         if (!pc->chunks) goto done;
         if (pc->kind == 'F') nfixed += PySequence_Fast_GET_SIZE(pc->chunks);
-        if (parse_chunks(pc, pc->cd.name, nrows)) goto done;
+        if (parse_chunks(st, pc, pc->cd.name, nrows)) goto done;
     }
     fixed = PyMem_Calloc((size_t)(nfixed ? nfixed : 1), sizeof *fixed);
     if (!fixed) {

@@ -93,6 +93,18 @@ static PyObject *m_gc(PyObject *m, PyObject *args, PyObject *kwds) {
                          "bytes", (long long)rep.bytes);
 }
 
+static PyObject *m_error_rules(PyObject *m, PyObject *unused) {
+    (void)unused;
+    return idt_py_error_rules(PyModule_GetState(m));
+}
+
+static PyObject *m_raise_error(PyObject *m, PyObject *args) {
+    int code, sys_errno;
+    const char *msg;
+    if (!PyArg_ParseTuple(args, "iis:_raise_error", &code, &sys_errno, &msg)) return NULL;
+    return idt_py_raise_code(PyModule_GetState(m), code, sys_errno, msg);
+}
+
 static PyObject *m_stop_iterators(PyObject *m, PyObject *unused) {
     (void)m;
     (void)unused;
@@ -259,6 +271,12 @@ static PyMethodDef module_methods[] = {
      "What the library holds now in this process, as a dict: 'files' (temp files), "
      "'bytes_on_disk' (their allocated blocks), 'mappings', 'descriptors' and 'threads' "
      "(batch iterator workers)."},
+    {"_error_rules", m_error_rules, METH_NOARGS,
+     "_error_rules($module, /)\n--\n\n_error_rules() -> dict: test only: the rule mapping core error codes to "
+     "exceptions, {'IDT_E...': (code, exception class)}."},
+    {"_raise_error", m_raise_error, METH_VARARGS,
+     "_raise_error($module, code, errno, message, /)\n--\n\n_raise_error(code, errno, message): test only: "
+     "raise what a core failure with this code, errno and message raises."},
     {"_stop_iterators", m_stop_iterators, METH_NOARGS, "_stop_iterators($module, /)\n--\n\nStop and join every batch iterator's workers."},
     {"_shutdown", m_shutdown, METH_NOARGS, "_shutdown($module, /)\n--\n\nStop iterators and remove this process's temp files."},
     {NULL, NULL, 0, NULL},

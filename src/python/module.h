@@ -75,17 +75,26 @@ void idt_py_state_set_def(PyModuleDef *def);
 idt_module_state *idt_py_state_of(PyObject *self);
 idt_module_state *idt_py_state_of_type(PyTypeObject *tp);
 
-/* ---- errors.c ---- */
-/* Raise the Python exception for core error `e`; returns NULL. */
+/* ---- errors.c: the one IDT_E* -> exception rule ---- */
+/* Raise the Python exception the rule gives for core error `e` (message: e->msg); returns
+ * NULL. IDT_ECANCELLED keeps an exception already set (Ctrl-C, a failing bar). */
 PyObject *idt_py_raise(idt_module_state *st, const idt_error *e);
+/* The same, with the message prefixed by the printf-style (PyUnicode_FromFormat) context. */
+PyObject *idt_py_raise_in(idt_module_state *st, const idt_error *e, const char *fmt, ...);
+/* Test hooks: the rule as a dict {"IDT_E...": (code, exception class)}, and raising for a
+ * code as the core would (NULL, with the exception set). */
+PyObject *idt_py_error_rules(idt_module_state *st);
+PyObject *idt_py_raise_code(idt_module_state *st, int code, int sys_errno, const char *msg);
 
 /* ---- read.c: keys, names, reads ---- */
 /* The UTF-8 of column name `name` (a str), or NULL with ValueError when it holds a NUL (the
  * core's names are C strings: "a\0b" would silently become "a"). */
 const char *idt_py_name_utf8(PyObject *name);
 /* Parse a row key (int, slice, int array or list, bool mask) against a view of `len` rows
- * into `k` (release with idt_key_clear). 0, or -1 with an exception set. */
-int idt_parse_key(PyObject *key, int64_t len, idt_key *k, int allow_int);
+ * into `k` (release with idt_key_clear). Which rows a mask or index list selects, and whether
+ * it fits the view, is the core's decision (idt_mask_count, idt_index_normalize: IndexError
+ * through the one rule). 0, or -1 with an exception set. */
+int idt_parse_key(idt_module_state *st, PyObject *key, int64_t len, idt_key *k, int allow_int);
 void idt_key_clear(idt_key *k);
 /* Read the selected rows of `self` into a new dict of arrays; lead/nlead give the leading
  * output dims (their product is sel->count); scalarize: 0-d results become NumPy scalars. */

@@ -28,7 +28,7 @@ void idt_key_clear(idt_key *k) {
 }
 
 /* Parse a row key against a view of `len` rows. */
-int idt_parse_key(PyObject *key, int64_t len, idt_key *k, int allow_int) {
+int idt_parse_key(idt_module_state *st, PyObject *key, int64_t len, idt_key *k, int allow_int) {
     memset(k, 0, sizeof *k);
     if (PyBool_Check(key) || PyArray_IsScalar(key, Bool)) {
         PyErr_SetString(PyExc_TypeError, "a bool is not a row index; use a bool array as a mask");
@@ -75,13 +75,9 @@ int idt_parse_key(PyObject *key, int64_t len, idt_key *k, int allow_int) {
     int tn = PyArray_TYPE(a);
     if (PyList_Check(key) && PyArray_SIZE(a) == 0) tn = NPY_INTP; /* [] is an empty index list */
     if (tn == NPY_BOOL) {
-        if (PyArray_NDIM(a) != 1 || PyArray_DIM(a, 0) != len) {
-            if (PyArray_NDIM(a) != 1)
-                PyErr_Format(PyExc_IndexError, "boolean mask must be 1-dimensional, not %d-dimensional",
-                             PyArray_NDIM(a));
-            else
-                PyErr_Format(PyExc_IndexError, "boolean mask of length %lld does not match %lld rows",
-                             (long long)PyArray_DIM(a, 0), (long long)len);
+        if (PyArray_NDIM(a) != 1) {
+            PyErr_Format(PyExc_IndexError, "boolean mask must be 1-dimensional, not %d-dimensional",
+                         PyArray_NDIM(a));
             Py_DECREF(a);
             return -1;
         }
@@ -89,17 +85,21 @@ int idt_parse_key(PyObject *key, int64_t len, idt_key *k, int allow_int) {
                                                             1, 1, NPY_ARRAY_C_CONTIGUOUS, NULL);
         Py_DECREF(a);
         if (!c) return -1;
-        const npy_bool *m = PyArray_DATA(c);
-        int64_t cnt = 0;
-        for (int64_t i = 0; i < len; i++) cnt += m[i] != 0;
+        const uint8_t *m = PyArray_DATA(c);
+        int64_t cnt, n = PyArray_DIM(c, 0);
+        idt_error err;
+        if (idt_mask_count(m, n, len, &cnt, &err)) { /* the core decides: IDT_EINDEX on length */
+            Py_DECREF(c);
+            idt_py_raise(st, &err);
+            return -1;
+        }
         k->owned = PyMem_Malloc((size_t)(cnt ? cnt : 1) * sizeof(int64_t));
         if (!k->owned) {
             Py_DECREF(c);
             PyErr_NoMemory();
             return -1;
         }
-        for (int64_t i = 0, o = 0; i < len; i++)
-            if (m[i]) k->owned[o++] = i;
+        idt_mask_rows(m, n, k->owned);
         Py_DECREF(c);
         k->kind = KEY_INDEX;
         k->idx = k->owned;
@@ -153,7 +153,7 @@ int idt_parse_key(PyObject *key, int64_t len, idt_key *k, int allow_int) {
     }
     idt_error err;
     if (idt_index_normalize(PyArray_DATA(c), k->owned, n, len, &err)) {
-        PyErr_SetString(PyExc_IndexError, err.msg);
+        idt_py_raise(st, &err);
         Py_DECREF(a);
         Py_DECREF(c);
         PyMem_Free(k->owned);

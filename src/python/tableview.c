@@ -127,7 +127,7 @@ static PyObject *idt_tv_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
 static PyObject *idt_tv_getitem(PyObject *o, PyObject *key) {
     TableViewObject *self = (TableViewObject *)o;
     idt_key k;
-    if (idt_parse_key(key, idt_view_len(self->v), &k, 1)) return NULL;
+    if (idt_parse_key(idt_py_state_of(o), key, idt_view_len(self->v), &k, 1)) return NULL;
     PyObject *r;
     if (k.kind == KEY_INT) {
         r = idt_py_read(self, &k.sel, NULL, 0, 1);
@@ -166,7 +166,7 @@ static PyObject *tv_uuid(PyObject *self, PyObject *unused) {
 static PyObject *tv_new_view(PyObject *self, PyObject *key) {
     idt_view *v = TV(self)->v, *out = NULL;
     idt_key k;
-    if (idt_parse_key(key, idt_view_len(v), &k, 1)) return NULL;
+    if (idt_parse_key(idt_py_state_of(self), key, idt_view_len(v), &k, 1)) return NULL;
     idt_error err;
     int rc;
     idt_py_prog pp;
@@ -411,10 +411,9 @@ static PyObject *tv_filter(PyObject *self, PyObject *maskobj) {
         Py_DECREF(a);
         return NULL;
     }
-    if (PyArray_NDIM(a) != 1 || PyArray_DIM(a, 0) != idt_view_len(v)) {
-        PyErr_Format(PyExc_ValueError, "filter() mask has shape of %d dims and %lld elements; "
-                     "it must be 1-dimensional with %lld elements (one per row)", PyArray_NDIM(a),
-                     (long long)PyArray_SIZE(a), (long long)idt_view_len(v));
+    if (PyArray_NDIM(a) != 1) { /* its length is the core's to judge (IDT_EVALUE) */
+        PyErr_Format(PyExc_ValueError, "filter() mask must be 1-dimensional (one bool per row), "
+                     "not %d-dimensional with %lld elements", PyArray_NDIM(a), (long long)PyArray_SIZE(a));
         Py_DECREF(a);
         return NULL;
     }
@@ -437,19 +436,15 @@ static PyObject *tv_filter(PyObject *self, PyObject *maskobj) {
     return finish(self, rc, out, &err);
 }
 
-/* Index of the shown column named by str `name`, or -1 with KeyError listing the columns. */
+/* Index of the shown column named by str `name`, or -1 with the core's KeyError listing the
+ * columns (ValueError for a name holding a NUL). */
 static int64_t shown_col(PyObject *self, PyObject *name) {
-    idt_view *v = TV(self)->v;
-    const char *s = PyUnicode_AsUTF8(name);
+    const char *s = idt_py_name_utf8(name);
     if (!s) return -1;
-    for (int64_t j = 0; j < v->ncols; j++)
-        if (!strcmp(idt_view_column(v, j)->name, s)) return j;
-    PyObject *names = PyObject_GetAttrString(self, "column_names");
-    if (names) {
-        PyErr_Format(PyExc_KeyError, "no column named %R; the columns are %R", name, names);
-        Py_DECREF(names);
-    }
-    return -1;
+    idt_error err;
+    int64_t j = idt_view_find_column(TV(self)->v, s, &err);
+    if (j < 0) idt_py_raise(idt_py_state_of(self), &err);
+    return j < 0 ? -1 : j;
 }
 
 /* A positive int argument, or `dflt` for None. Returns -1 with an exception on error. */

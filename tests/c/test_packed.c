@@ -205,6 +205,9 @@ static void test_no_column_lists_columns(void) {
     CHECK_ERR(idt_view_no_column(v, "zz", &err), IDT_EKEY, err, "no column named 'zz'; the columns are 'a', 'b'");
     idt_view *o = NULL;
     CHECK_ERR(idt_view_select(v, (const char *[]){"zz"}, 1, &o, &err), IDT_EKEY, err, "'a', 'b'");
+    for (int64_t j = 0; j < 2; j++) CHECK_EQ(idt_view_find_column(v, idt_view_column(v, j)->name, &err), j);
+    CHECK_ERR((int)idt_view_find_column(v, "zz", &err), IDT_EKEY, err, "no column named 'zz'; the columns are 'a', 'b'");
+    CHECK_ERR((int)idt_view_find_column(v, "", &err), IDT_EKEY, err, "no column named ''");
     idt_view_decref(v);
 }
 

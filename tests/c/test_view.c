@@ -378,6 +378,12 @@ static void test_filter(void) {
             mask[i] = h_range(1, 100) <= dens ? (uint8_t)h_range(1, 255) : 0;
             if (mask[i]) model[kept++] = i;
         }
+        /* the mask as an index (tv[mask]): the same rows */
+        int64_t cnt = -1, rows[N];
+        if (CHECK_OK(idt_mask_count(mask, N, N, &cnt, &err), err)) break;
+        CHECK_EQ(cnt, kept);
+        idt_mask_rows(mask, N, rows);
+        CHECK(memcmp(rows, model, (size_t)kept * sizeof *rows) == 0);
         idt_view *f;
         if (CHECK_OK(idt_view_filter(v, mask, N, &f, &err), err)) break;
         CHECK_ALL(f, model, kept);
@@ -395,8 +401,14 @@ static void test_filter(void) {
         idt_view_decref(f);
     }
     idt_view *f = NULL;
-    CHECK_ERR(idt_view_filter(v, mask, N - 1, &f, &err), IDT_EINDEX, err, "length 639");
-    CHECK_ERR(idt_view_filter(v, mask, N + 1, &f, &err), IDT_EINDEX, err, "640 rows");
+    /* A wrong length: a bad argument to filter (ValueError in Python), an index error for a
+     * mask used as an index (IndexError, as NumPy's). */
+    CHECK_ERR(idt_view_filter(v, mask, N - 1, &f, &err), IDT_EVALUE, err, "639 entries for 640 rows");
+    CHECK_ERR(idt_view_filter(v, mask, N + 1, &f, &err), IDT_EVALUE, err, "641 entries");
+    int64_t cnt = -1;
+    CHECK_ERR(idt_mask_count(mask, N - 1, N, &cnt, &err), IDT_EINDEX, err, "length 639 does not match 640 rows");
+    CHECK_ERR(idt_mask_count(mask, N + 1, N, &cnt, &err), IDT_EINDEX, err, "length 641");
+    CHECK_EQ(cnt, -1);
     CHECK(f == NULL);
     free(mask);
     free(model);
