@@ -73,7 +73,8 @@ int idt_parse_key(idt_module_state *st, PyObject *key, int64_t len, idt_key *k, 
     PyArrayObject *a = (PyArrayObject *)PyArray_FromAny(key, NULL, 0, 0, 0, NULL);
     if (!a) return -1;
     int tn = PyArray_TYPE(a);
-    if (PyList_Check(key) && PyArray_SIZE(a) == 0) tn = NPY_INTP; /* [] is an empty index list */
+    /* [] is an empty index list; so is an empty 1-D bool array, as NumPy takes it */
+    if (PyArray_SIZE(a) == 0 && (PyList_Check(key) || (tn == NPY_BOOL && PyArray_NDIM(a) == 1))) tn = NPY_INTP;
     if (tn == NPY_BOOL) {
         if (PyArray_NDIM(a) != 1) {
             PyErr_Format(PyExc_IndexError, "boolean mask must be 1-dimensional, not %d-dimensional",

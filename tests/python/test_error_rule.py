@@ -90,7 +90,7 @@ def tv():
     return infinidata.TableView({"a": np.arange(5, dtype=np.int64), "b": np.arange(5.0)})
 
 
-@pytest.mark.parametrize("n", [0, 4, 6])
+@pytest.mark.parametrize("n", [1, 4, 6])
 def test_index_mask_of_wrong_length_is_indexerror_as_numpy(tv, n):
     mask = np.ones(n, dtype=bool)
     with pytest.raises(IndexError):
@@ -101,6 +101,19 @@ def test_index_mask_of_wrong_length_is_indexerror_as_numpy(tv, n):
         tv.new_view(mask)
     with pytest.raises(IndexError, match="1-dimensional"):
         tv[np.ones((5, 1), dtype=bool)]
+
+
+def test_empty_bool_array_is_an_empty_index_as_numpy(tv):
+    empty = np.zeros(0, dtype=bool)
+    want = np.arange(5)[empty]  # NumPy takes it as an empty index list, not a mask
+    got = tv[empty]
+    assert got["a"].dtype == want.dtype and got["a"].shape == want.shape == (0,)
+    assert got["b"].dtype == np.float64 and got["b"].shape == (0,)
+    assert len(tv.new_view(empty)) == 0
+    with pytest.raises(IndexError):
+        tv[np.zeros((0, 0), dtype=bool)]
+    with pytest.raises(ValueError, match="filter mask has 0 entries for 5 rows"):
+        tv.filter(empty)  # an argument, not an index: one entry per row
 
 
 def test_index_mask_selects_numpys_rows(tv):
