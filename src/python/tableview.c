@@ -587,25 +587,37 @@ idt_view **idt_py_views_of(PyObject *tvtype, PyObject *seq, Py_ssize_t *n) {
     return vs;
 }
 
-static PyObject *tv_concat(PyObject *cls, PyObject *views) {
-    idt_module_state *st = idt_py_state_of_type((PyTypeObject *)cls);
-    PyObject *seq = PySequence_Fast(views, "concat() takes a list of TableView objects");
+/* The rows of `views` (a sequence of TableViews; `what` is the TypeError for anything else)
+ * in order, as one new view (idt_view_concat, GIL released). *descrs (optional) gets a new
+ * reference to the first view's column descriptions. NULL with an exception set. */
+static idt_view *concat_of(idt_module_state *st, PyObject *views, const char *what, PyObject **descrs) {
+    PyObject *seq = PySequence_Fast(views, what);
     if (!seq) return NULL;
     Py_ssize_t n;
     idt_view **vs = idt_py_views_of(st->TableView_Type, seq, &n);
-    PyObject *res = NULL;
+    idt_view *out = NULL;
     if (vs) {
-        idt_view *out = NULL;
         idt_error err;
         int rc;
         Py_BEGIN_ALLOW_THREADS
         rc = idt_view_concat(vs, n, &out, &err);
         Py_END_ALLOW_THREADS
-        res = rc ? idt_py_raise(st, &err) : idt_py_wrap_view(st, out);
+        if (rc) {
+            out = NULL;
+            idt_py_raise(st, &err);
+        } else if (descrs) {
+            *descrs = Py_NewRef(TV(PySequence_Fast_GET_ITEM(seq, 0))->descrs);
+        }
         PyMem_Free(vs);
     }
     Py_DECREF(seq);
-    return res;
+    return out;
+}
+
+static PyObject *tv_concat(PyObject *cls, PyObject *views) {
+    idt_module_state *st = idt_py_state_of_type((PyTypeObject *)cls);
+    idt_view *out = concat_of(st, views, "concat() takes a list of TableView objects", NULL);
+    return out ? idt_py_wrap_view(st, out) : NULL;
 }
 
 static PyObject *dtype_of(TableViewObject *self, int64_t j) {
@@ -903,28 +915,12 @@ static PyObject *idt_tv_batch_iter_concat(PyObject *cls, PyObject *args, PyObjec
                                      &threads, &readahead))
         return NULL;
     idt_module_state *st = idt_py_state_of_type((PyTypeObject *)cls);
-    PyObject *seq = PySequence_Fast(views, "batch_iter_concat() takes a list of TableView objects");
-    if (!seq) return NULL;
-    Py_ssize_t n;
-    idt_view **vs = idt_py_views_of(st->TableView_Type, seq, &n);
-    PyObject *res = NULL;
-    if (vs) {
-        idt_view *cat = NULL;
-        idt_error err;
-        int rc;
-        Py_BEGIN_ALLOW_THREADS
-        rc = idt_view_concat(vs, n, &cat, &err);
-        Py_END_ALLOW_THREADS
-        if (rc) {
-            idt_py_raise(st, &err);
-        } else {
-            PyObject *descrs = ((TableViewObject *)PySequence_Fast_GET_ITEM(seq, 0))->descrs;
-            res = idt_py_batchiter_start(st, cat, descrs, bs, drop, threads, readahead);
-            idt_view_decref(cat);
-        }
-        PyMem_Free(vs);
-    }
-    Py_DECREF(seq);
+    PyObject *descrs = NULL;
+    idt_view *cat = concat_of(st, views, "batch_iter_concat() takes a list of TableView objects", &descrs);
+    if (!cat) return NULL;
+    PyObject *res = idt_py_batchiter_start(st, cat, descrs, bs, drop, threads, readahead);
+    idt_view_decref(cat);
+    Py_DECREF(descrs);
     return res;
 }
 
