@@ -124,7 +124,7 @@ def test_sort_result_composes(tmp_path):
 def test_sort_errors():
     tv = TableView({"x": np.arange(4), "m": np.zeros((4, 2)), "c": np.zeros(4, np.complex64),
                     "o": np.zeros(4, ">i4")})
-    with pytest.raises(KeyError, match=r"'nope'.*\['x', 'm', 'c', 'o'\]"):
+    with pytest.raises(KeyError, match=r"no column named 'nope'; the columns are 'x', 'm', 'c', 'o'"):
         tv.sort("nope")
     with pytest.raises(TypeError, match="'m'.*shape"):
         tv.sort("m")
@@ -313,7 +313,7 @@ def test_drop_columns():
     assert d.column_names == ["a", "c"]
     assert_same(d[:], expected({"a": cols["a"], "c": cols["c"]}, slice(None)))
     assert tv.drop_columns(["a", "c"]).column_names == ["b"]
-    with pytest.raises(KeyError, match=r"'q'.*\['a', 'b', 'c'\]"):
+    with pytest.raises(KeyError, match=r"no column named 'q'; the columns are 'a', 'b', 'c'"):
         tv.drop_columns(["a", "q"])
     with pytest.raises(ValueError, match="every column"):
         tv.drop_columns(["a", "b", "c"])

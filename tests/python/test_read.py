@@ -262,12 +262,17 @@ def test_bool_mask_forms(target):
 
 
 def test_bool_mask_wrong_length(target):
-    tv, _ = target
+    tv, cols = target
     n = len(tv)
-    for mask in [np.ones(n - 1, bool), np.ones(n + 1, bool), np.zeros(0, bool),
+    for mask in [np.ones(n - 1, bool), np.ones(n + 1, bool),
                  [True] * (n + 3), np.ones((1, n), bool), np.ones((n, 1), bool)]:
         with pytest.raises(IndexError):
+            np.asarray(cols["i"])[np.asarray(mask)]
+        with pytest.raises(IndexError):
             tv[mask]
+    # an empty bool array is no mask of the wrong length for NumPy: an empty index list
+    empty = np.zeros(0, bool)
+    assert_same(tv[empty], expected(cols, empty))
 
 
 # ---- bad keys ----
