@@ -192,8 +192,7 @@ static int make_batch(const idt_view *v, bufpool *pool, idt_prefetcher *pf, int6
     for (int64_t j = 0; !rc && j < v->ncols; j++) {
         const idt_column *c = idt_view_column(v, j);
         int64_t w = b->widths[j];
-        int64_t rb = c->kind == IDT_COL_FIXED ? c->row_bytes
-                   : c->row_elems * w * (c->kind == IDT_COL_UTF8 ? 4 : 1);
+        int64_t rb = idt_column_out_row_bytes(c, w);
         b->bufs[j] = pool_get(pool, (size_t)(n * rb));
         b->bytes += n * rb;
         if (!b->bufs[j])

@@ -177,13 +177,6 @@ void idt_col_desc_put(idt_writer *w, const idt_column *c) {
     idt_put_pad8(w);
 }
 
-void idt_col_desc_reset(idt_column *c) {
-    idt_free(c->name);
-    idt_free(c->shape);
-    c->name = NULL;
-    c->shape = NULL;
-}
-
 static int printable_ascii(const char *s) {
     for (; *s; s++)
         if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7E) return 0;
@@ -213,7 +206,7 @@ int idt_col_desc_get(idt_reader *r, uint64_t index, idt_column *c) {
     c->shape = ndim ? idt_malloc(8 * (size_t)ndim) : NULL;
     c->name = idt_malloc((size_t)nl + 1);
     if ((ndim && !c->shape) || !c->name) {
-        idt_col_desc_reset(c);
+        idt_column_reset(c);
         return idt_error_set(r->err, IDT_ENOMEM, "out of memory reading %s", r->what);
     }
     for (uint32_t d = 0; d < ndim; d++) {

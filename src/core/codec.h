@@ -122,13 +122,12 @@ int idt_check_version(idt_reader *r, const char *kind, uint32_t version);
 size_t idt_col_desc_size(const idt_column *c);
 void idt_col_desc_put(idt_writer *w, const idt_column *c);
 /* Decode one description into *c (zeroed first; name and shape allocated, release them with
- * idt_col_desc_reset whatever the result). Every field is checked against its bound: kind
+ * idt_column_reset (column.h) whatever the result). Every field is checked against its bound: kind
  * < IDT_COL_NKINDS, ndim < IDT_MAXDIMS, name of 1 or more bytes, valid UTF-8 without NUL,
  * dtype shorter than IDT_DTYPE_MAX of printable ASCII, itemsize and dimensions at most
  * IDT_DESC_DIM_MAX. Messages name column `index`, the field, the value and the bound.
  * (Whether the kind, dtype and itemsize make an allowed column is idt_schema_new's check.)
  * Errors: IDT_ECORRUPT, IDT_ENOMEM. */
 int idt_col_desc_get(idt_reader *r, uint64_t index, idt_column *c);
-void idt_col_desc_reset(idt_column *c);
 
 #endif

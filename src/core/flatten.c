@@ -365,7 +365,7 @@ int idt_view_flatten_store(idt_view *v, int64_t threads, const idt_progress *pro
     int64_t str_elems = 0;
     for (int64_t j = 0; j < nc; j++) {
         cd[j] = *idt_view_column(v, j); /* copied by idt_schema_new */
-        if (cd[j].kind == IDT_COL_FIXED) {
+        if (!idt_column_is_var(&cd[j])) {
             fnames[J.nfix++] = cd[j].name;
         } else {
             J.str_j[J.nstr++] = j;

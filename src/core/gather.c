@@ -86,7 +86,7 @@ int idt_view_str_widths(const idt_view *v, const idt_rowsel *sel, int64_t *width
     (void)err;
     int any = 0;
     for (int64_t j = 0; j < v->ncols; j++) {
-        widths[j] = idt_view_column(v, j)->kind == IDT_COL_FIXED ? 0 : 1;
+        widths[j] = idt_column_is_str(idt_view_column(v, j)) ? 1 : 0;
         any |= widths[j];
     }
     if (!any || sel->count == 0) return 0;
@@ -121,19 +121,14 @@ static inline void put_str(const idt_store_col *sc, const idt_column *c, int64_t
     }
 }
 
-static int64_t out_row_bytes(const idt_column *c, int64_t w) {
-    if (c->kind == IDT_COL_FIXED) return c->row_bytes;
-    return c->row_elems * w * (c->kind == IDT_COL_UTF8 ? 4 : 1);
-}
-
 /* Gather resolved rows into output rows [o0, o0+n). */
 static void gather_chunk(const idt_view *v, const resolved *r, int64_t o0, void *const *outs,
                          const int64_t *widths) {
     for (int64_t j = 0; j < v->ncols; j++) {
         const idt_column *c = idt_view_column(v, j);
-        int64_t w = widths[j], orb = out_row_bytes(c, w);
+        int64_t w = widths[j], orb = idt_column_out_row_bytes(c, w);
         char *out = (char *)outs[j] + o0 * orb;
-        if (c->kind == IDT_COL_FIXED) {
+        if (!idt_column_is_str(c)) {
             int64_t rb = c->row_bytes;
             if (r->single) {
                 const char *base = r->st[0]->cols[idt_view_store_col(v, r->st[0], j)].data;
@@ -171,9 +166,9 @@ static void gather_run(const idt_view *v, const idt_segment *s, int64_t pos, int
     for (int64_t j = 0; j < v->ncols; j++) {
         const idt_column *c = idt_view_column(v, j);
         const idt_store_col *sc = &st->cols[idt_view_store_col(v, st, j)];
-        int64_t w = widths[j], orb = out_row_bytes(c, w);
+        int64_t w = widths[j], orb = idt_column_out_row_bytes(c, w);
         char *out = (char *)outs[j] + o0 * orb;
-        if (c->kind == IDT_COL_FIXED) {
+        if (!idt_column_is_str(c)) {
             int64_t rb = c->row_bytes;
             if (step == 1) {
                 memcpy(out, sc->data + pos * rb, (size_t)(n * rb));
@@ -205,26 +200,31 @@ static inline int64_t run_stride(const idt_segment *s, int64_t step, int64_t tak
     return take > 1 ? s->step * step : 1;
 }
 
-void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs,
-                     const int64_t *widths) {
-    if (sel->count == 0) return;
-    static _Thread_local resolved r; /* 16 KiB per thread, reused */
+/* The one walk over a selection: `run` gets the pieces of a range selection that lie in a
+ * RUN segment (store rows pos, pos + stride, ... n of them, for output rows o0...); `rows`
+ * gets everything else (REFS pieces and index lists) resolved in chunks of at most CHUNK
+ * rows, for output rows o0... With `run` NULL, RUN pieces are resolved too. */
+typedef void (*walk_run_fn)(void *ctx, const idt_segment *s, int64_t pos, int64_t stride, int64_t n,
+                            int64_t o0);
+typedef void (*walk_rows_fn)(void *ctx, const resolved *r, int64_t o0);
+
+static void walk(const idt_view *v, const idt_rowsel *sel, resolved *r, walk_run_fn run,
+                 walk_rows_fn rows, void *ctx) {
     int64_t k = 0;
+    if (sel->count == 0) return;
     if (!sel->idx) {
-        /* Ranges: walk the segments; RUN pieces copy directly. */
         for (int64_t j = 0, x = sel->start; j < sel->count;) {
             int64_t step = sel->step, take = range_take(v, x, step, sel->count - j, &k);
             const idt_segment *s = &v->segs[k];
-            if (s->kind == IDT_SEG_RUN) {
-                gather_run(v, s, s->start + (x - v->cum[k]) * s->step, run_stride(s, step, take),
-                           take, j, outs, widths);
+            if (run && s->kind == IDT_SEG_RUN) {
+                run(ctx, s, s->start + (x - v->cum[k]) * s->step, run_stride(s, step, take), take, j);
             } else {
                 for (int64_t d = 0; d < take; d += CHUNK) {
                     int64_t n = take - d < CHUNK ? take - d : CHUNK;
                     idt_rowsel sub = {x + d * step, step, n, NULL};
                     int64_t kk = k;
-                    resolve(v, &sub, 0, n, &r, &kk);
-                    gather_chunk(v, &r, j + d, outs, widths);
+                    resolve(v, &sub, 0, n, r, &kk);
+                    rows(ctx, r, j + d);
                 }
             }
             j += take;
@@ -234,9 +234,33 @@ void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs
     }
     for (int64_t i0 = 0; i0 < sel->count; i0 += CHUNK) {
         int64_t n = sel->count - i0 < CHUNK ? sel->count - i0 : CHUNK;
-        resolve(v, sel, i0, n, &r, &k);
-        gather_chunk(v, &r, i0, outs, widths);
+        resolve(v, sel, i0, n, r, &k);
+        rows(ctx, r, i0);
     }
+}
+
+typedef struct gather_ctx {
+    const idt_view *v;
+    void *const *outs;
+    const int64_t *widths;
+} gather_ctx;
+
+static void gather_run_cb(void *ctx, const idt_segment *s, int64_t pos, int64_t stride, int64_t n,
+                          int64_t o0) {
+    const gather_ctx *g = ctx;
+    gather_run(g->v, s, pos, stride, n, o0, g->outs, g->widths);
+}
+
+static void gather_rows_cb(void *ctx, const resolved *r, int64_t o0) {
+    const gather_ctx *g = ctx;
+    gather_chunk(g->v, r, o0, g->outs, g->widths);
+}
+
+void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs,
+                     const int64_t *widths) {
+    static _Thread_local resolved r; /* 16 KiB per thread, reused */
+    gather_ctx g = {v, outs, widths};
+    walk(v, sel, &r, gather_run_cb, gather_rows_cb, &g);
 }
 
 /* ---- packed (Arrow layout) string output ---- */
@@ -266,45 +290,38 @@ static void pack_run(const idt_store_col *sc, int64_t per, int64_t row0, int64_t
         }
 }
 
+typedef struct pack_ctx {
+    const idt_view *v;
+    int64_t j, per;
+    int64_t *offsets;
+    char *data;
+    int64_t o, pos;
+} pack_ctx;
+
+static void pack_run_cb(void *ctx, const idt_segment *s, int64_t pos, int64_t stride, int64_t n,
+                        int64_t o0) {
+    pack_ctx *p = ctx;
+    (void)o0;
+    const idt_store_col *sc = &s->store->cols[idt_view_store_col(p->v, s->store, p->j)];
+    pack_run(sc, p->per, pos, stride, n, p->offsets, p->data, &p->o, &p->pos);
+}
+
+static void pack_rows_cb(void *ctx, const resolved *r, int64_t o0) {
+    pack_ctx *p = ctx;
+    (void)o0;
+    for (int64_t q = 0; q < r->n; q++)
+        pack_run(&r->st[q]->cols[idt_view_store_col(p->v, r->st[q], p->j)], p->per, r->row[q], 1, 1,
+                 p->offsets, p->data, &p->o, &p->pos);
+}
+
 /* The walk behind idt_view_str_bytes (offsets and data NULL) and idt_view_gather_packed. */
 static int64_t pack_walk(const idt_view *v, const idt_rowsel *sel, int64_t j, int64_t *offsets,
                          char *data) {
     static _Thread_local resolved r;
-    int64_t per = idt_view_column(v, j)->row_elems, o = 0, pos = 0, k = 0;
+    pack_ctx p = {v, j, idt_view_column(v, j)->row_elems, offsets, data, 0, 0};
     if (offsets) offsets[0] = 0;
-    if (sel->count == 0) return 0;
-    if (!sel->idx) {
-        for (int64_t i = 0, x = sel->start; i < sel->count;) {
-            int64_t step = sel->step, take = range_take(v, x, step, sel->count - i, &k);
-            const idt_segment *s = &v->segs[k];
-            if (s->kind == IDT_SEG_RUN) {
-                const idt_store_col *sc = &s->store->cols[idt_view_store_col(v, s->store, j)];
-                pack_run(sc, per, s->start + (x - v->cum[k]) * s->step, run_stride(s, step, take),
-                         take, offsets, data, &o, &pos);
-            } else {
-                for (int64_t d = 0; d < take; d += CHUNK) {
-                    int64_t n = take - d < CHUNK ? take - d : CHUNK;
-                    idt_rowsel sub = {x + d * step, step, n, NULL};
-                    int64_t kk = k;
-                    resolve(v, &sub, 0, n, &r, &kk);
-                    for (int64_t q = 0; q < r.n; q++)
-                        pack_run(&r.st[q]->cols[idt_view_store_col(v, r.st[q], j)], per, r.row[q], 1, 1, offsets,
-                                 data, &o, &pos);
-                }
-            }
-            i += take;
-            if (i < sel->count) x += take * step;
-        }
-        return pos;
-    }
-    for (int64_t i0 = 0; i0 < sel->count; i0 += CHUNK) {
-        int64_t n = sel->count - i0 < CHUNK ? sel->count - i0 : CHUNK;
-        resolve(v, sel, i0, n, &r, &k);
-        for (int64_t q = 0; q < r.n; q++)
-            pack_run(&r.st[q]->cols[idt_view_store_col(v, r.st[q], j)], per, r.row[q], 1, 1, offsets, data, &o,
-                     &pos);
-    }
-    return pos;
+    walk(v, sel, &r, pack_run_cb, pack_rows_cb, &p);
+    return p.pos;
 }
 
 int64_t idt_view_str_bytes(const idt_view *v, const idt_rowsel *sel, int64_t j) {
@@ -316,27 +333,35 @@ void idt_view_gather_packed(const idt_view *v, const idt_rowsel *sel, int64_t j,
     pack_walk(v, sel, j, offsets, data);
 }
 
+typedef struct spans_ctx {
+    const idt_view *v;
+    int64_t j, per;
+    const char **ptrs;
+    uint64_t *lens;
+    int ascii;
+} spans_ctx;
+
+static void spans_rows_cb(void *ctx, const resolved *r, int64_t o0) {
+    spans_ctx *p = ctx;
+    int64_t o = o0 * p->per;
+    for (int64_t i = 0; i < r->n; i++) {
+        const idt_store_col *sc = &r->st[i]->cols[idt_view_store_col(p->v, r->st[i], p->j)];
+        p->ascii &= sc->ascii;
+        for (int64_t e = 0; e < p->per; e++, o++) {
+            int64_t s = r->row[i] * p->per + e;
+            p->ptrs[o] = sc->data + sc->offsets[s];
+            p->lens[o] = sc->offsets[s + 1] - sc->offsets[s];
+        }
+    }
+}
+
 int idt_view_str_spans(const idt_view *v, int64_t j, int64_t start, int64_t count,
                        const char **ptrs, uint64_t *lens) {
-    const idt_column *c = idt_view_column(v, j);
-    int64_t per = c->row_elems, k = 0, o = 0;
-    int ascii = 1;
+    spans_ctx p = {v, j, idt_view_column(v, j)->row_elems, ptrs, lens, 1};
     idt_rowsel sel = {start, 1, count, NULL};
     resolved *r = idt_malloc(sizeof *r);
     if (!r) return -1;
-    for (int64_t i0 = 0; i0 < count; i0 += CHUNK) {
-        int64_t n = count - i0 < CHUNK ? count - i0 : CHUNK;
-        resolve(v, &sel, i0, n, r, &k);
-        for (int64_t i = 0; i < n; i++) {
-            const idt_store_col *sc = &r->st[i]->cols[idt_view_store_col(v, r->st[i], j)];
-            ascii &= sc->ascii;
-            for (int64_t e = 0; e < per; e++, o++) {
-                int64_t s = r->row[i] * per + e;
-                ptrs[o] = sc->data + sc->offsets[s];
-                lens[o] = sc->offsets[s + 1] - sc->offsets[s];
-            }
-        }
-    }
+    walk(v, &sel, r, NULL, spans_rows_cb, &p);
     idt_free(r);
-    return ascii;
+    return p.ascii;
 }

@@ -274,7 +274,7 @@ static int manifest_refs(const char *buf, size_t len, nameset *set) {
     for (uint64_t i = 0; i < n && !r.rc; i++) {
         idt_column c;
         int rc = idt_col_desc_get(&r, i, &c);
-        idt_col_desc_reset(&c);
+        idt_column_reset(&c);
         if (rc == IDT_ENOMEM) return -1;
     }
     idt_get_u64(&r, "selected column count", &n);
@@ -764,7 +764,7 @@ static int load_schema(mload *m) {
         if (strcmp(m->schema->cols[i].name, cols[i].name))
             rc = idt_reader_fail(&m->r, "columns out of order: column %llu is '%s', sorted it would be '%s'",
                                  (unsigned long long)i, cols[i].name, m->schema->cols[i].name);
-    for (uint64_t i = 0; i < n; i++) idt_col_desc_reset(&cols[i]);
+    for (uint64_t i = 0; i < n; i++) idt_column_reset(&cols[i]);
     idt_free(cols);
     return rc;
 }

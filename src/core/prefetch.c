@@ -83,16 +83,12 @@ static void add(spans *sp, const char *p, uint64_t n) {
     sp->n++;
 }
 
-static int64_t col_index(const idt_view *v, const idt_store *st, int64_t j) {
-    return v->uniform ? v->cols[j] : idt_schema_find(st->schema, idt_view_column(v, j)->name);
-}
-
 /* The first byte of store row `row` that a gather of view column j reads (fixed: the row;
  * strings: its first offset). */
 static const char *row_addr(const idt_view *v, const idt_store *st, int64_t row, int64_t j) {
     const idt_column *c = idt_view_column(v, j);
-    const idt_store_col *sc = &st->cols[col_index(v, st, j)];
-    if (c->kind == IDT_COL_FIXED) return c->row_bytes ? sc->data + row * c->row_bytes : NULL;
+    const idt_store_col *sc = &st->cols[idt_view_store_col(v, st, j)];
+    if (!idt_column_is_var(c)) return c->row_bytes ? sc->data + row * c->row_bytes : NULL;
     return (const char *)(sc->offsets + row * c->row_elems);
 }
 
@@ -127,19 +123,19 @@ static void advise_chunk(const idt_view *v, const idt_store *const *st, const in
     int strings = 0;
     for (int64_t j = 0; j < v->ncols; j++) {
         const idt_column *c = idt_view_column(v, j);
-        if (c->kind != IDT_COL_FIXED) strings = 1;
+        if (idt_column_is_var(c)) strings = 1;
         for (int64_t i = 0; i < n; i++) {
             const char *p = row_addr(v, st[i], row[i], j);
-            if (p) add(sp, p, c->kind == IDT_COL_FIXED ? (uint64_t)c->row_bytes : (uint64_t)(c->row_elems + 1) * 8);
+            if (p) add(sp, p, idt_column_is_var(c) ? (uint64_t)(c->row_elems + 1) * 8 : (uint64_t)c->row_bytes);
         }
     }
     if (!strings) return; /* the caller flushes what is left at the end */
     flush(sp);
     for (int64_t j = 0; j < v->ncols; j++) {
         const idt_column *c = idt_view_column(v, j);
-        if (c->kind == IDT_COL_FIXED) continue;
+        if (!idt_column_is_var(c)) continue;
         for (int64_t i = 0; i < n; i++) {
-            const idt_store_col *sc = &st[i]->cols[col_index(v, st[i], j)];
+            const idt_store_col *sc = &st[i]->cols[idt_view_store_col(v, st[i], j)];
             uint64_t a = sc->offsets[row[i] * c->row_elems], z = sc->offsets[(row[i] + 1) * c->row_elems];
             if (z > a) add(sp, sc->data + a, z - a);
         }

@@ -50,7 +50,7 @@ int idt_sort_check_key(const idt_view *v, int64_t col, idt_error *err) {
         return idt_error_set(err, IDT_ETYPE,
                              "cannot sort by column '%s': its rows have a shape (%d dimensions); "
                              "sort keys must be scalars", c->name, (int)c->ndim);
-    if (c->kind != IDT_COL_FIXED) return 0;
+    if (idt_column_is_str(c)) return 0;
     char t = c->dtype[0] ? c->dtype[1] : 0;
     int64_t w = c->itemsize;
     int ok = (t == 'b' && w == 1) || ((t == 'i' || t == 'u') && (w == 1 || w == 2 || w == 4 || w == 8)) ||
@@ -67,7 +67,7 @@ static void spec_of(const idt_view *v, const idt_sort_key *k, keyspec *s) {
     s->j = k->col;
     s->desc = k->descending != 0;
     s->width = (int)c->itemsize;
-    if (c->kind != IDT_COL_FIXED) {
+    if (idt_column_is_str(c)) {
         s->code = K_STR;
         return;
     }
@@ -135,7 +135,7 @@ static inline uint64_t encode_fixed(const keyspec *s, const char *p) {
 
 /* A string's bytes without trailing NULs (object strings may keep them; NumPy ignores them). */
 static inline void str_trim(const char *p, uint64_t *len) {
-    while (*len > 0 && p[*len - 1] == 0) (*len)--;
+    *len = (uint64_t)idt_str_strip(p, (int64_t)*len);
 }
 
 /* Code of a string: its first 7 bytes, big-endian, zero padded, then 1 when it is longer than

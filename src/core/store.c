@@ -136,111 +136,6 @@ uint64_t idt_hash64_hole(const void *p, size_t n, size_t hole) { return fnv_hole
 
 /* ---- schema ---- */
 
-/* A datetime64/timedelta64 unit suffix as NumPy writes it in dtype.str: "" (generic), or
- * "[<unit>]" or "[<multiplier><unit>]" with a multiplier of 2..2^31-1 written without leading
- * zeros (NumPy leaves out a multiplier of 1). */
-static int time_unit_ok(const char *s) {
-    if (!*s) return 1;
-    if (*s++ != '[') return 0;
-    if (*s >= '1' && *s <= '9') {
-        int64_t m = 0;
-        while (*s >= '0' && *s <= '9') {
-            m = m * 10 + (*s++ - '0');
-            if (m > INT32_MAX) return 0;
-        }
-        if (m < 2) return 0;
-    }
-    static const char *const units[] = {"Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as"};
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        size_t n = strlen(units[i]);
-        if (!strncmp(s, units[i], n) && s[n] == ']' && s[n + 1] == 0) return 1;
-    }
-    return 0;
-}
-
-int idt_dtype_allowed(idt_col_kind kind, const char *dtype, int64_t itemsize) {
-    if (kind == IDT_COL_UTF8) return !strcmp(dtype, "U") && itemsize == 0;
-    if (kind == IDT_COL_BYTES) return !strcmp(dtype, "S") && itemsize == 0;
-    if (kind != IDT_COL_FIXED) return 0;
-    const uint16_t one = 1;
-    const char native = *(const char *)&one ? '<' : '>';
-    char order = dtype[0], type = order ? dtype[1] : 0;
-    if (!type) return 0;
-    const char *rest = dtype + 2;
-    if (type == 'M' || type == 'm')
-        return order == native && rest[0] == '8' && time_unit_ok(rest + 1) && itemsize == 8;
-    /* the rest is the itemsize in decimal, as NumPy writes it */
-    if (!(rest[0] >= '1' && rest[0] <= '9') || strlen(rest) > 2) return 0;
-    int64_t size = 0;
-    for (const char *p = rest; *p; p++) {
-        if (*p < '0' || *p > '9') return 0;
-        size = size * 10 + (*p - '0');
-    }
-    if (size != itemsize) return 0;
-    if (order != (size == 1 ? '|' : native)) return 0;
-    const int64_t ld = (int64_t)sizeof(long double);
-    switch (type) {
-    case 'b': return size == 1;
-    case 'i':
-    case 'u': return size == 1 || size == 2 || size == 4 || size == 8;
-    case 'f': return size == 2 || size == 4 || size == 8 || size == ld;
-    case 'c': return size == 8 || size == 16 || size == 2 * ld;
-    default: return 0;
-    }
-}
-
-static int column_copy(idt_column *dst, const idt_column *src, idt_error *err) {
-    *dst = *src;
-    dst->name = NULL;
-    dst->shape = NULL;
-    if (!src->name || !src->name[0])
-        return idt_error_set(err, IDT_EVALUE, "column names must not be empty");
-    if (src->ndim < 0 || src->ndim > IDT_MAXDIMS - 1)
-        return idt_error_set(err, IDT_EVALUE, "column '%s': %d row dimensions (at most %d)",
-                             src->name, (int)src->ndim, IDT_MAXDIMS - 1);
-    if (memchr(src->dtype, 0, IDT_DTYPE_MAX) == NULL)
-        return idt_error_set(err, IDT_EVALUE, "column '%s': dtype string too long", src->name);
-    int64_t elems = 1;
-    for (int32_t d = 0; d < src->ndim; d++) {
-        if (src->shape[d] < 0)
-            return idt_error_set(err, IDT_EVALUE, "column '%s': negative dimension", src->name);
-        if (src->shape[d] && elems > INT64_MAX / src->shape[d])
-            return idt_error_set(err, IDT_EVALUE, "column '%s': row too large", src->name);
-        elems *= src->shape[d];
-    }
-    if (src->kind == IDT_COL_FIXED) {
-        if (src->itemsize <= 0)
-            return idt_error_set(err, IDT_EVALUE, "column '%s': itemsize must be positive",
-                                 src->name);
-        if (elems && src->itemsize > INT64_MAX / elems)
-            return idt_error_set(err, IDT_EVALUE, "column '%s': row too large", src->name);
-        dst->row_bytes = elems * src->itemsize;
-    } else if (src->kind == IDT_COL_UTF8 || src->kind == IDT_COL_BYTES) {
-        dst->itemsize = 0;
-        dst->row_bytes = 0;
-    } else {
-        return idt_error_set(err, IDT_EVALUE, "column '%s': unknown kind %d", src->name,
-                             (int)src->kind);
-    }
-    if (src->kind != IDT_COL_FIXED && !src->dtype[0]) /* a string column may leave it unset */
-        strcpy(dst->dtype, src->kind == IDT_COL_UTF8 ? "U" : "S");
-    if (!idt_dtype_allowed(src->kind, dst->dtype, dst->itemsize))
-        return idt_error_set(err, IDT_EVALUE,
-                             "column '%s': dtype '%s' with itemsize %lld is not one infinidata stores",
-                             src->name, src->dtype, (long long)src->itemsize);
-    dst->row_elems = elems;
-    dst->name = idt_strdup(src->name);
-    if (src->ndim) {
-        dst->shape = idt_malloc((size_t)src->ndim * sizeof(int64_t));
-        if (dst->shape) memcpy(dst->shape, src->shape, (size_t)src->ndim * sizeof(int64_t));
-    }
-    if (!dst->name || (src->ndim && !dst->shape)) {
-        idt_col_desc_reset(dst);
-        return idt_error_set(err, IDT_ENOMEM, "out of memory");
-    }
-    return 0;
-}
-
 static int cmp_col(const void *a, const void *b) {
     return strcmp(((const idt_column *)a)->name, ((const idt_column *)b)->name);
 }
@@ -258,7 +153,7 @@ int idt_schema_new(const idt_column *cols, int64_t n, idt_schema **out, idt_erro
     atomic_store(&s->refs, 1);
     int rc = 0;
     for (int64_t i = 0; i < n && !rc; i++) {
-        rc = column_copy(&cc[i], &cols[i], err);
+        rc = idt_column_copy(&cc[i], &cols[i], err);
         if (!rc) s->ncols = i + 1;
     }
     if (!rc) {
@@ -281,29 +176,13 @@ void idt_schema_incref(idt_schema *s) { atomic_fetch_add_explicit(&s->refs, 1, m
 
 void idt_schema_decref(idt_schema *s) {
     if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1) return;
-    for (int64_t i = 0; i < s->ncols; i++) idt_col_desc_reset(&s->cols[i]);
+    for (int64_t i = 0; i < s->ncols; i++) idt_column_reset(&s->cols[i]);
     idt_free(s->cols);
     idt_free(s);
 }
 
 int64_t idt_schema_find(const idt_schema *s, const char *name) {
-    int64_t lo = 0, hi = s->ncols;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(s->cols[mid].name, name);
-        if (c == 0) return mid;
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    return -1;
-}
-
-int idt_column_same(const idt_column *a, const idt_column *b) {
-    if (strcmp(a->name, b->name) || a->kind != b->kind || a->ndim != b->ndim) return 0;
-    if (a->kind == IDT_COL_FIXED && strcmp(a->dtype, b->dtype)) return 0;
-    for (int32_t d = 0; d < a->ndim; d++)
-        if (a->shape[d] != b->shape[d]) return 0;
-    return 1;
+    return idt_columns_find(s->cols, s->ncols, name);
 }
 
 /* ---- store image layout (codec.h names every offset; docs/format.md describes them) ---- */
@@ -460,8 +339,8 @@ int idt_store_builder_new(idt_schema *schema, int64_t nrows, const int64_t *str_
         for (int64_t i = 0; i < nc; i++) {
             const idt_column *c = &schema->cols[i];
             col_layout *l = &b->lay[i];
-            if ((c->kind == IDT_COL_FIXED) != (pass == 0)) continue;
-            if (c->kind == IDT_COL_FIXED) {
+            if (idt_column_is_var(c) != (pass == 1)) continue;
+            if (!idt_column_is_var(c)) {
                 if (c->row_bytes && (uint64_t)nrows > lim / (uint64_t)c->row_bytes) goto too_big;
                 l->buf_len = (uint64_t)nrows * (uint64_t)c->row_bytes;
                 /* A large fixed column starts on a page boundary (its store is a file of its
@@ -502,7 +381,7 @@ int idt_store_builder_new(idt_schema *schema, int64_t nrows, const int64_t *str_
     idt_hasher_init(&b->hs, 0);
     for (int64_t i = 0; i < nc; i++) {
         b->bc[i].data = b->blob->data + b->lay[i].buf_off;
-        if (schema->cols[i].kind != IDT_COL_FIXED)
+        if (idt_column_is_var(&schema->cols[i]))
             b->bc[i].offsets = (uint64_t *)(b->blob->data + b->lay[i].off_off);
     }
     *out = b;
@@ -514,7 +393,7 @@ too_big:
 
 int idt_store_builder_write_fixed(idt_store_builder *b, int64_t c, int64_t row0, int64_t n,
                                   const void *src, idt_error *err) {
-    if (c < 0 || c >= b->schema->ncols || b->schema->cols[c].kind != IDT_COL_FIXED)
+    if (c < 0 || c >= b->schema->ncols || idt_column_is_var(&b->schema->cols[c]))
         return idt_error_set(err, IDT_EVALUE, "column %lld is not a fixed-width column", (long long)c);
     if (row0 < 0 || n < 0 || row0 > b->nrows - n)
         return idt_error_set(err, IDT_EINDEX, "rows %lld..%lld out of range for %lld rows",
@@ -526,7 +405,7 @@ int idt_store_builder_write_fixed(idt_store_builder *b, int64_t c, int64_t row0,
 }
 
 static int check_append(idt_store_builder *b, int64_t c, int64_t n, idt_error *err) {
-    if (c < 0 || c >= b->schema->ncols || b->schema->cols[c].kind == IDT_COL_FIXED)
+    if (c < 0 || c >= b->schema->ncols || !idt_column_is_str(&b->schema->cols[c]))
         return idt_error_set(err, IDT_EVALUE, "column %lld is not a string column", (long long)c);
     if (n < 0 || b->bc[c].nstr > b->bc[c].nstr_max - n)
         return idt_error_set(err, IDT_EVALUE, "column '%s': more strings than rows",
@@ -829,8 +708,7 @@ int idt_store_builder_append_fixed_bytes(idt_store_builder *b, int64_t c, int64_
     build_col *bc = &b->bc[c];
     for (int64_t i = 0; i < n; i++) {
         const char *s = src + i * width;
-        int64_t len = width;
-        while (len > 0 && s[len - 1] == 0) len--;
+        int64_t len = idt_str_strip(s, width);
         if (len > bc->bytes_max - bc->bytes) return too_many_bytes(b, c, err);
         char *dst = stage_room(b, c, len, err);
         if (!dst) return err ? err->code : IDT_ENOMEM;
@@ -870,7 +748,7 @@ int idt_store_builder_append_pieces(idt_store_builder *b, int64_t c, int64_t n,
 int idt_store_builder_put_strings(idt_store_builder *b, int64_t c, int64_t s0, int64_t n,
                                   int64_t b0, const char *const *ptrs, const uint64_t *lens,
                                   int ascii, char *stage, size_t stage_size, idt_error *err) {
-    if (c < 0 || c >= b->schema->ncols || b->schema->cols[c].kind == IDT_COL_FIXED)
+    if (c < 0 || c >= b->schema->ncols || !idt_column_is_var(&b->schema->cols[c]))
         return idt_error_set(err, IDT_EVALUE, "column %lld is not a string column", (long long)c);
     build_col *bc = &b->bc[c];
     if (s0 < 0 || n < 0 || s0 > bc->nstr_max - n || b0 < 0 || b0 > bc->bytes_max)
@@ -947,8 +825,7 @@ int64_t idt_packed_len(const void *offsets, int off64, int64_t n, const char *da
     int64_t total = 0;
     for (int64_t i = 0; i < n; i++) {
         int64_t a = packed_off(offsets, off64, i), z = packed_off(offsets, off64, i + 1);
-        while (z > a && data[z - 1] == 0) z--;
-        total += z - a;
+        total += idt_str_strip(data + a, z - a);
     }
     return total;
 }
@@ -999,8 +876,7 @@ int idt_store_builder_append_packed(idt_store_builder *b, int64_t c, int64_t n, 
     }
     for (int64_t i = 0; i < n; i++) {
         int64_t a = packed_off(offsets, off64, i), z = packed_off(offsets, off64, i + 1);
-        while (z > a && data[z - 1] == 0) z--;
-        int64_t len = z - a;
+        int64_t len = idt_str_strip(data + a, z - a);
         if (len > bc->bytes_max - bc->bytes) return too_many_bytes(b, c, err);
         if (utf8 && !ascii && !idt_utf8_valid(data + a, (size_t)len, 0))
             return idt_error_set(err, IDT_EVALUE, "column '%s': string %lld is not valid UTF-8",
@@ -1024,7 +900,7 @@ int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *e
     }
     for (int64_t i = 0; i < nc; i++) {
         build_col *bc = &b->bc[i];
-        if (b->schema->cols[i].kind == IDT_COL_FIXED) continue;
+        if (!idt_column_is_var(&b->schema->cols[i])) continue;
         int frc = flush_col(b, i, err);
         if (frc) {
             idt_free(ascii);
@@ -1204,11 +1080,11 @@ static int check_buffers(const char *base, size_t size, const store_hdr *h, cons
                            (unsigned long long)l->buf_off, (unsigned long long)l->buf_len,
                            (unsigned long long)h->hdr_size, (unsigned long long)size);
         sc[i].data = base + l->buf_off;
-        int rc = c->kind == IDT_COL_FIXED
+        int rc = !idt_column_is_var(c)
                      ? check_fixed(c, l, h->nrows, what, err)
                      : check_strings(base, size, h->hdr_size, c, l, ascii[i], h->nrows, deep, what, err);
         if (rc) return rc;
-        if (c->kind != IDT_COL_FIXED) {
+        if (idt_column_is_var(c)) {
             sc[i].offsets = (const uint64_t *)(base + l->off_off);
             sc[i].ascii = ascii[i];
         }
@@ -1250,7 +1126,7 @@ int idt_store_open_blob(idt_blob *blob, const char *what, idt_store **out, idt_e
         sc = NULL;
         st = NULL;
     }
-    for (uint64_t i = 0; cols && i < h.ncols; i++) idt_col_desc_reset(&cols[i]);
+    for (uint64_t i = 0; cols && i < h.ncols; i++) idt_column_reset(&cols[i]);
     idt_free(cols);
     idt_free(lay);
     idt_free(ascii);
@@ -1292,9 +1168,7 @@ int64_t idt_fixed_bytes_len(const char *src, int64_t n, int64_t width) {
     int64_t total = 0;
     for (int64_t i = 0; i < n; i++) {
         const char *s = src + i * width;
-        int64_t len = width;
-        while (len > 0 && s[len - 1] == 0) len--;
-        total += len;
+        total += idt_str_strip(s, width);
     }
     return total;
 }

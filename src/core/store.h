@@ -21,29 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "column.h"
 #include "error.h"
 #include "tmp.h"
 
 #define IDT_FORMAT_VERSION 1
-#define IDT_MAXDIMS 64
-#define IDT_DTYPE_MAX 32
-
-/* Column kinds, as stored in a column description (codec.h): a new kind takes the next code
- * and moves IDT_COL_NKINDS up. */
-typedef enum { IDT_COL_FIXED = 0, IDT_COL_UTF8 = 1, IDT_COL_BYTES = 2, IDT_COL_NKINDS } idt_col_kind;
-
-typedef struct idt_column {
-    char *name;                  /* UTF-8, NUL-terminated */
-    idt_col_kind kind;
-    char dtype[IDT_DTYPE_MAX];   /* NumPy dtype.str in native order ("<f4", "<M8[ns]");
-                                    "U" or "S" for string columns (a schema sets it when
-                                    given ""); only idt_dtype_allowed ones */
-    int64_t itemsize;            /* fixed: bytes per element; strings: 0 */
-    int32_t ndim;                /* row dimensions */
-    int64_t *shape;              /* ndim entries (may be NULL when ndim == 0) */
-    int64_t row_elems;           /* prod(shape) */
-    int64_t row_bytes;           /* fixed: itemsize * row_elems; strings: 0 */
-} idt_column;
 
 /* A schema: columns sorted by name. Immutable once made; reference counted. */
 typedef struct idt_schema {
@@ -56,20 +38,10 @@ typedef struct idt_schema {
  * sorted by name). Errors: IDT_EVALUE (duplicate or empty name, bad shape, dtype string too
  * long or not allowed (idt_dtype_allowed), n < 1), IDT_ENOMEM. */
 int idt_schema_new(const idt_column *cols, int64_t n, idt_schema **out, idt_error *err);
-/* 1 when (kind, dtype, itemsize) is a column a table can hold, else 0: the allow-list every
- * schema passes, built or loaded. Fixed columns: NumPy dtype.str in native byte order of bool
- * ("|b1"), ints and uints of 1, 2, 4, 8 bytes, floats of 2, 4, 8 bytes and long double, complex
- * of 8, 16 bytes and two long doubles, datetime64/timedelta64 ("<M8", "<m8[ns]", "<M8[25s]"),
- * with itemsize the size the string names. UTF8 columns: "U", BYTES: "S", itemsize 0. Anything
- * else (object or StringDType references, structured, void, other byte orders) is refused:
- * a saved file's dtype string reaches NumPy only after passing this. */
-int idt_dtype_allowed(idt_col_kind kind, const char *dtype, int64_t itemsize);
 void idt_schema_incref(idt_schema *s);
 void idt_schema_decref(idt_schema *s);
 /* Index of the column named `name`, or -1. */
 int64_t idt_schema_find(const idt_schema *s, const char *name);
-/* 1 if two column descriptions match for concatenation (name, kind, dtype, shape). */
-int idt_column_same(const idt_column *a, const idt_column *b);
 
 /* Column buffers of a finished store. */
 typedef struct idt_store_col {

@@ -446,10 +446,6 @@ static int same_names(const idt_schema *a, const idt_schema *b) {
     return 1;
 }
 
-static const char *kind_name(idt_col_kind k) {
-    return k == IDT_COL_UTF8 ? "str" : k == IDT_COL_BYTES ? "bytes" : "fixed";
-}
-
 static void shape_str(const idt_column *c, char *buf, size_t n) {
     size_t o = (size_t)snprintf(buf, n, "(");
     for (int32_t d = 0; d < c->ndim && o < n; d++)
@@ -470,9 +466,8 @@ int idt_view_concat(idt_view *const *views, int64_t n, idt_view **out, idt_error
                                  (long long)w->ncols, (long long)f->ncols);
         for (int64_t j = 0; j < f->ncols; j++) {
             const idt_column *a = idt_view_column(f, j);
-            const idt_column *b = NULL;
-            for (int64_t q = 0; q < w->ncols && !b; q++)
-                if (!strcmp(idt_view_column(w, q)->name, a->name)) b = idt_view_column(w, q);
+            int64_t q = idt_view_find(w, a->name);
+            const idt_column *b = q >= 0 ? idt_view_column(w, q) : NULL;
             if (!b)
                 return idt_error_set(err, IDT_EVALUE, "view %lld has no column '%s'",
                                      (long long)i, a->name);
@@ -483,8 +478,8 @@ int idt_view_concat(idt_view *const *views, int64_t n, idt_view **out, idt_error
                 return idt_error_set(err, IDT_EVALUE,
                                      "column '%s' differs: view 0 has %s %s rows of shape %s, "
                                      "view %lld has %s %s rows of shape %s",
-                                     a->name, kind_name(a->kind), a->dtype, sa, (long long)i,
-                                     kind_name(b->kind), b->dtype, sb);
+                                     a->name, idt_column_kind_name(a->kind), a->dtype, sa, (long long)i,
+                                     idt_column_kind_name(b->kind), b->dtype, sb);
             }
         }
         if (!w->uniform || !same_names(w->schema, f->schema)) uniform = 0;
@@ -498,6 +493,13 @@ int idt_view_concat(idt_view *const *views, int64_t n, idt_view **out, idt_error
     finish_view(o, nseg);
     *out = o;
     return 0;
+}
+
+int64_t idt_view_find(const idt_view *v, const char *name) {
+    int64_t ci = idt_schema_find(v->schema, name);
+    for (int64_t j = 0; ci >= 0 && j < v->ncols; j++)
+        if (v->cols[j] == ci) return j;
+    return -1;
 }
 
 int idt_view_no_column(const idt_view *v, const char *name, idt_error *err) {
@@ -529,9 +531,8 @@ int idt_view_select(idt_view *v, const char *const *names, int64_t n, idt_view *
     if (!cols) return idt_error_set(err, IDT_ENOMEM, "out of memory");
     int rc = 0;
     for (int64_t i = 0; i < n && !rc; i++) {
-        int64_t ci = idt_schema_find(v->schema, names[i]), j;
-        for (j = 0; j < v->ncols && v->cols[j] != ci; j++) {}
-        if (ci < 0 || j == v->ncols) rc = idt_view_no_column(v, names[i], err);
+        int64_t j = idt_view_find(v, names[i]), ci = j >= 0 ? v->cols[j] : -1;
+        if (j < 0) rc = idt_view_no_column(v, names[i], err);
         for (int64_t q = 0; q < i && !rc; q++)
             if (cols[q] == ci) rc = idt_error_set(err, IDT_EVALUE, "column '%s' selected twice", names[i]);
         cols[i] = ci;
@@ -568,11 +569,11 @@ static int strset_has(const strset *t, const char *s, int64_t n) {
 
 int idt_view_remove_strings(idt_view *v, const char *name, const char *const *strs,
                             const int64_t *lens, int64_t n, idt_view **out, idt_error *err) {
-    int64_t ci = idt_schema_find(v->schema, name), j;
-    for (j = 0; j < v->ncols && v->cols[j] != ci; j++) {}
-    if (ci < 0 || j == v->ncols) return idt_view_no_column(v, name, err);
+    int64_t j = idt_view_find(v, name);
+    if (j < 0) return idt_view_no_column(v, name, err);
+    int64_t ci = v->cols[j];
     const idt_column *col = &v->schema->cols[ci];
-    if (col->kind == IDT_COL_FIXED)
+    if (!idt_column_is_str(col))
         return idt_error_set(err, IDT_ETYPE, "column '%s' holds %s, not strings", name, col->dtype);
     strset t = {strs, NULL, NULL, 16};
     while (t.cap < n * 2) t.cap *= 2;
@@ -586,12 +587,12 @@ int idt_view_remove_strings(idt_view *v, const char *name, const char *const *st
     for (int64_t i = 0; i < t.cap; i++) t.slots[i] = -1;
     for (int64_t i = 0; i < n; i++) { /* trailing NULs are padding, as when stored */
         int64_t l = lens[i];
+        if (l >= 0) l = idt_str_strip(strs[i], l);
         if (l < 0) {
             idt_free(tl);
             idt_free(t.slots);
             return idt_error_set(err, IDT_EVALUE, "string %lld has negative length", (long long)i);
         }
-        while (l > 0 && strs[i][l - 1] == 0) l--;
         tl[i] = l;
     }
     t.lens = tl;
@@ -622,8 +623,8 @@ int idt_view_remove_strings(idt_view *v, const char *name, const char *const *st
         int hit = 0;
         for (int64_t e = 0; e < per && !hit; e++) {
             uint64_t a = sc->offsets[row * per + e], z = sc->offsets[row * per + e + 1];
-            while (z > a && sc->data[z - 1] == 0) z--; /* object strings may keep them */
-            hit = n > 0 && strset_has(&t, sc->data + a, (int64_t)(z - a));
+            int64_t l = idt_str_strip(sc->data + a, (int64_t)(z - a)); /* object strings may keep them */
+            hit = n > 0 && strset_has(&t, sc->data + a, l);
         }
         if (!hit) d[kept++] = i;
     }
@@ -669,7 +670,7 @@ static int store_fits(const idt_schema *schema, const int64_t *cols, int64_t nco
         const idt_column *c = &schema->cols[cols[j]];
         int64_t k = idt_schema_find(st->schema, c->name);
         if (k < 0 || !idt_column_same(c, &st->schema->cols[k]) ||
-            (c->kind == IDT_COL_FIXED && c->row_bytes != st->schema->cols[k].row_bytes))
+            (!idt_column_is_var(c) && c->row_bytes != st->schema->cols[k].row_bytes))
             return idt_error_set(err, IDT_ECORRUPT, "a store does not hold column '%s' as the view describes it",
                                  c->name);
     }

@@ -135,6 +135,8 @@ int idt_view_concat(idt_view *const *views, int64_t n, idt_view **out, idt_error
  * (n < 1, a name twice). */
 int idt_view_select(idt_view *v, const char *const *names, int64_t n, idt_view **out,
                     idt_error *err);
+/* Index among the view's shown columns of the column named `name`, or -1. */
+int64_t idt_view_find(const idt_view *v, const char *name);
 /* Set err to IDT_EKEY for an unknown column `name`, listing the view's columns (as many as
  * fit in the message). Returns IDT_EKEY. */
 int idt_view_no_column(const idt_view *v, const char *name, idt_error *err);
