@@ -22,6 +22,7 @@ from ._infinidata import (  # noqa: F401
     gc_saved,
 )
 from . import _arrow
+from ._ragged import Ragged
 
 
 def _column(self, name):
@@ -56,7 +57,7 @@ from . import _ops  # noqa: E402
 _ops._attach()
 SplitResult = _ops.SplitResult
 
-__all__ = ["SplitResult", "TableView", "TableWriter", "BatchIter", "CorruptDataError", "FORMAT_VERSION", "gc",
+__all__ = ["Ragged", "SplitResult", "TableView", "TableWriter", "BatchIter", "CorruptDataError", "FORMAT_VERSION", "gc",
            "memory_stats", "gc_saved"]
 __version__ = "0.1.0"
 

@@ -495,6 +495,9 @@ def _arrow_type(pa, name, dtype, kind, shape):
 def _schema_plan(pa, tv):
     plan = []
     for name, (dtype, shape) in tv.schema.items():
+        if isinstance(shape, str):  # "list": a list column
+            raise TypeError(f"column {name!r} is a list column; exporting list columns to Arrow is not "
+                            "provided yet")
         kind = "U" if dtype.kind == "U" else "S" if dtype.kind == "S" else "F"
         t, conv = _arrow_type(pa, name, dtype, kind, tuple(shape))
         plan.append((name, kind, dtype, tuple(shape), t, conv))

@@ -41,6 +41,7 @@ struct idt_batcher {
     int64_t started;     /* threads started (to join) */
     idt_batcher *prev, *next; /* registry of live iterators */
     idt_prefetcher pf;   /* reading ahead from disk (prefetch.h) */
+    idt_list_pad *pads;  /* per column, or NULL: list columns as offsets + values */
 };
 
 /* The registry of live iterators (for idt_batcher_stop_all and fork). Lock order: reg_mu,
@@ -160,7 +161,9 @@ static void pool_close(bufpool *p) {
 void idt_batch_free(idt_batch *b) {
     if (!b) return;
     for (int64_t j = 0; b->bufs && j < b->ncols; j++) idt_batch_buffer_release(b->bufs[j]);
+    for (int64_t j = 0; b->aux && j < b->ncols; j++) idt_batch_buffer_release(b->aux[j]);
     idt_free(b->bufs);
+    idt_free(b->aux);
     idt_free(b->widths);
     idt_free(b);
 }
@@ -168,8 +171,17 @@ void idt_batch_free(idt_batch *b) {
 /* Gather batch k of `v` into freshly allocated buffers. The disk reads of its rows not in
  * memory are queued first, and those of batch `ahead` too (-1: none), the one this thread
  * will likely make next, so the disk works while this batch is copied and consumed. */
-static int make_batch(const idt_view *v, bufpool *pool, idt_prefetcher *pf, int64_t bs, int64_t k,
-                      int64_t ahead, idt_batch **out, idt_error *err) {
+/* Buffer sizes of list values vary from batch to batch: rounded up to one of 8 sizes per
+ * doubling, so the pool can give a buffer back for a later batch. */
+static size_t size_class(size_t n) {
+    if (n <= 4096) return 4096;
+    int top = 63 - __builtin_clzll((unsigned long long)n);
+    size_t step = (size_t)1 << (top - 3);
+    return (n + step - 1) / step * step;
+}
+
+static int make_batch(const idt_view *v, const idt_list_pad *pads, bufpool *pool, idt_prefetcher *pf,
+                      int64_t bs, int64_t k, int64_t ahead, idt_batch **out, idt_error *err) {
     int64_t len = idt_view_len(v), start = k * bs;
     int64_t n = len - start < bs ? len - start : bs;
     idt_batch *b = idt_calloc(1, sizeof *b);
@@ -178,6 +190,7 @@ static int make_batch(const idt_view *v, bufpool *pool, idt_prefetcher *pf, int6
     b->nrows = n;
     b->ncols = v->ncols;
     b->bufs = idt_calloc((size_t)v->ncols, sizeof *b->bufs);
+    b->aux = idt_calloc((size_t)v->ncols, sizeof *b->aux);
     b->widths = idt_calloc((size_t)v->ncols, sizeof *b->widths);
     idt_rowsel sel = {start, 1, n, NULL};
     idt_view_prefetch(v, &sel, pf);
@@ -187,15 +200,26 @@ static int make_batch(const idt_view *v, bufpool *pool, idt_prefetcher *pf, int6
         idt_view_prefetch(v, &next, pf);
     }
     int rc = 0;
-    if (!b->bufs || !b->widths) rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+    if (!b->bufs || !b->aux || !b->widths) rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
     if (!rc) rc = idt_view_str_widths(v, &sel, b->widths, err);
     for (int64_t j = 0; !rc && j < v->ncols; j++) {
         const idt_column *c = idt_view_column(v, j);
-        int64_t w = b->widths[j];
-        int64_t rb = idt_column_out_row_bytes(c, w);
-        b->bufs[j] = pool_get(pool, (size_t)(n * rb));
-        b->bytes += n * rb;
-        if (!b->bufs[j])
+        size_t size, aux = 0;
+        if (idt_column_is_list(c) && pads && pads[j].length >= 0) {
+            b->widths[j] = pads[j].length;
+            size = (size_t)(n * idt_column_out_row_bytes(c, pads[j].length));
+            aux = (size_t)n * 8;
+        } else if (idt_column_is_list(c)) {
+            b->widths[j] = idt_view_str_bytes(v, &sel, j);
+            size = size_class((size_t)(b->widths[j] * c->itemsize));
+            aux = (size_t)(n + 1) * 8;
+        } else {
+            size = (size_t)(n * idt_column_out_row_bytes(c, b->widths[j]));
+        }
+        b->bufs[j] = pool_get(pool, size);
+        if (aux) b->aux[j] = pool_get(pool, aux);
+        b->bytes += (int64_t)(size + aux);
+        if (!b->bufs[j] || (aux && !b->aux[j]))
             rc = idt_error_set(err, IDT_ENOMEM, "out of memory for a batch of %lld rows",
                                (long long)n);
     }
@@ -204,6 +228,13 @@ static int make_batch(const idt_view *v, bufpool *pool, idt_prefetcher *pf, int6
         return rc;
     }
     idt_view_gather(v, &sel, b->bufs, b->widths);
+    for (int64_t j = 0; j < v->ncols; j++) {
+        if (!idt_column_is_list(idt_view_column(v, j))) continue;
+        if (pads && pads[j].length >= 0)
+            idt_view_gather_padded(v, &sel, j, pads[j].length, pads[j].value, b->bufs[j], b->aux[j]);
+        else
+            idt_view_gather_packed(v, &sel, j, b->aux[j], b->bufs[j]);
+    }
     *out = b;
     return 0;
 }
@@ -225,7 +256,7 @@ static void *worker(void *arg) {
         idt_batch *b = NULL;
         idt_error err;
         idt_error_clear(&err);
-        int rc = make_batch(it->view, it->pool, &it->pf, it->batch_size, k,
+        int rc = make_batch(it->view, it->pads, it->pool, &it->pf, it->batch_size, k,
                             k + it->nworkers < it->nbatches ? k + it->nworkers : -1, &b, &err);
         pthread_mutex_lock(&it->mu);
         slot *s = &it->slots[k % it->window];
@@ -307,6 +338,7 @@ void idt_batcher_free(idt_batcher *it) {
     pool_close(it->pool);
     idt_prefetch_random_end(it->view);
     idt_view_decref(it->view);
+    idt_free(it->pads);
     idt_free(it);
 }
 
@@ -372,6 +404,12 @@ uint64_t idt_batcher_generation(void) { return atomic_load(&fork_generation); }
 
 int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t threads,
                     int64_t readahead, idt_batcher **out, idt_error *err) {
+    return idt_batcher_new_padded(v, batch_size, drop_last, threads, readahead, NULL, out, err);
+}
+
+int idt_batcher_new_padded(idt_view *v, int64_t batch_size, int drop_last, int64_t threads,
+                           int64_t readahead, const idt_list_pad *pads, idt_batcher **out,
+                           idt_error *err) {
     if (batch_size < 1)
         return idt_error_set(err, IDT_EVALUE, "batch_size must be at least 1, not %lld", (long long)batch_size);
     if (threads < 1)
@@ -381,6 +419,14 @@ int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t thre
     pthread_once(&fork_once, fork_init);
     idt_batcher *it = idt_calloc(1, sizeof *it);
     if (!it) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    if (pads) {
+        it->pads = idt_malloc((size_t)(v->ncols ? v->ncols : 1) * sizeof *it->pads);
+        if (!it->pads) {
+            idt_free(it);
+            return idt_error_set(err, IDT_ENOMEM, "out of memory");
+        }
+        memcpy(it->pads, pads, (size_t)v->ncols * sizeof *pads);
+    }
     int64_t len = idt_view_len(v);
     it->batch_size = batch_size;
     int64_t mb = atomic_load(&max_bytes_setting);
@@ -400,7 +446,13 @@ int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t thre
         if (w > IDT_BATCH_MAX_WORKERS) w = IDT_BATCH_MAX_WORKERS;
         if (w > it->nbatches) w = it->nbatches;
         int64_t rowb = 0;
-        for (int64_t j = 0; j < v->ncols; j++) rowb += idt_view_column(v, j)->row_bytes;
+        for (int64_t j = 0; j < v->ncols; j++) { /* list rows: their offset or length at least */
+            const idt_column *c = idt_view_column(v, j);
+            rowb += c->row_bytes + (idt_column_is_list(c) ? 8 : 0);
+            if (idt_column_is_list(c) && pads && pads[j].length > 0 &&
+                pads[j].length < (INT64_MAX / 2 - rowb) / c->itemsize)
+                rowb += pads[j].length * c->itemsize;
+        }
         /* a batch never holds more rows than the view; and the product must not overflow */
         int64_t brows = batch_size < len ? batch_size : len;
         int64_t batch_bytes = rowb > 0 && brows > INT64_MAX / rowb ? INT64_MAX : rowb * brows;
@@ -412,7 +464,9 @@ int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t thre
         it->window = win;
     }
     /* buffers of a window of batches, the one the caller holds and the one it just let go */
-    int64_t pcap = (it->window + 2) * (v->ncols ? v->ncols : 1);
+    int64_t nbufs = v->ncols ? v->ncols : 1; /* a list column's offsets or lengths: one more */
+    for (int64_t j = 0; j < v->ncols; j++) nbufs += idt_column_is_list(idt_view_column(v, j));
+    int64_t pcap = (it->window + 2) * nbufs;
     it->pool = pool_new(pcap < 4096 ? pcap : 4096);
     if (!it->pool) {
         idt_batcher_free(it);
@@ -462,7 +516,7 @@ static int next_here(idt_batcher *it, idt_batch **out, idt_error *err) {
         pthread_mutex_unlock(&it->mu);
     }
     if (!have)
-        rc = make_batch(it->view, it->pool, &it->pf, it->batch_size, k, k + 1 < it->nbatches ? k + 1 : -1, out,
+        rc = make_batch(it->view, it->pads, it->pool, &it->pf, it->batch_size, k, k + 1 < it->nbatches ? k + 1 : -1, out,
                         err);
     if (rc) {
         it->failed = 1;

@@ -46,10 +46,22 @@ typedef struct idt_batch {
     int64_t index;    /* batch number */
     int64_t nrows;
     int64_t ncols;
-    void **bufs;      /* per column; set to NULL when the caller takes one */
-    int64_t *widths;  /* per column string width (0 for fixed) */
+    void **bufs;      /* per column; set to NULL when the caller takes one. A list column:
+                         its values (nrows + 1 offsets' worth), or padded rows (nrows x width) */
+    void **aux;       /* per column, list columns only (else NULL): int64 offsets (nrows + 1,
+                         from 0) or, padded, int64 lengths (nrows, clipped to the width) */
+    int64_t *widths;  /* per column: string width (0 for fixed); list: total values, or the
+                         padded length */
     int64_t bytes;    /* bytes of all its column buffers */
 } idt_batch;
+
+/* How a list column comes out of batches: length < 0 as offsets + values; else padded to
+ * `length` values per row (longer rows cut) with copies of `value` (the column's itemsize
+ * bytes of it, native order). */
+typedef struct idt_list_pad {
+    int64_t length;
+    unsigned char value[16];
+} idt_list_pad;
 
 typedef struct idt_batcher idt_batcher;
 
@@ -57,6 +69,11 @@ typedef struct idt_batcher idt_batcher;
  * threads < 1, readahead < 0), IDT_ENOMEM, IDT_EIO (threads could not start). */
 int idt_batcher_new(idt_view *v, int64_t batch_size, int drop_last, int64_t threads,
                     int64_t readahead, idt_batcher **out, idt_error *err);
+/* As idt_batcher_new, with pads[j] (v->ncols entries, copied; NULL: none) saying how list
+ * column j comes out (ignored for other kinds). Errors: as idt_batcher_new. */
+int idt_batcher_new_padded(idt_view *v, int64_t batch_size, int drop_last, int64_t threads,
+                           int64_t readahead, const idt_list_pad *pads, idt_batcher **out,
+                           idt_error *err);
 
 /* Next batch into *out. Returns 1 with a batch, 0 at the end, IDT_TIMEOUT when
  * timeout_ms (>= 0; -1 waits forever) passed with no batch ready (call again), or a

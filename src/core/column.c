@@ -2,6 +2,7 @@
  * and the rules column.h declares. */
 #include "column.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "sys.h"
@@ -38,6 +39,12 @@ static int time_unit_ok(const char *s) {
 int idt_dtype_allowed(idt_col_kind kind, const char *dtype, int64_t itemsize) {
     if (kind == IDT_COL_UTF8) return !strcmp(dtype, "U") && itemsize == 0;
     if (kind == IDT_COL_BYTES) return !strcmp(dtype, "S") && itemsize == 0;
+    if (kind == IDT_COL_LIST) { /* numbers and bools: no times, no long double */
+        char t = dtype[0] ? dtype[1] : 0;
+        int ok = (t == 'b' || t == 'i' || t == 'u') || (t == 'f' && itemsize <= 8) ||
+                 (t == 'c' && itemsize <= 16);
+        return ok && idt_dtype_allowed(IDT_COL_FIXED, dtype, itemsize);
+    }
     if (kind != IDT_COL_FIXED) return 0;
     const uint16_t one = 1;
     const char native = *(const char *)&one ? '<' : '>';
@@ -95,11 +102,17 @@ int idt_column_copy(idt_column *dst, const idt_column *src, idt_error *err) {
     } else if (src->kind == IDT_COL_UTF8 || src->kind == IDT_COL_BYTES) {
         dst->itemsize = 0;
         dst->row_bytes = 0;
+    } else if (src->kind == IDT_COL_LIST) {
+        if (src->ndim != 0)
+            return idt_error_set(err, IDT_EVALUE,
+                                 "column '%s': a list column has no row shape (%d dimensions given)",
+                                 src->name, (int)src->ndim);
+        dst->row_bytes = 0;
     } else {
         return idt_error_set(err, IDT_EVALUE, "column '%s': unknown kind %d", src->name,
                              (int)src->kind);
     }
-    if (src->kind != IDT_COL_FIXED && !src->dtype[0]) /* a string column may leave it unset */
+    if (idt_column_is_str(src) && !src->dtype[0]) /* a string column may leave it unset */
         strcpy(dst->dtype, src->kind == IDT_COL_UTF8 ? "U" : "S");
     if (!idt_dtype_allowed(src->kind, dst->dtype, dst->itemsize))
         return idt_error_set(err, IDT_EVALUE,
@@ -120,14 +133,27 @@ int idt_column_copy(idt_column *dst, const idt_column *src, idt_error *err) {
 
 int idt_column_same(const idt_column *a, const idt_column *b) {
     if (strcmp(a->name, b->name) || a->kind != b->kind || a->ndim != b->ndim) return 0;
-    if (a->kind == IDT_COL_FIXED && strcmp(a->dtype, b->dtype)) return 0;
+    if (!idt_column_is_str(a) && strcmp(a->dtype, b->dtype)) return 0; /* strings: "U"/"S" by kind */
     for (int32_t d = 0; d < a->ndim; d++)
         if (a->shape[d] != b->shape[d]) return 0;
     return 1;
 }
 
 const char *idt_column_kind_name(idt_col_kind k) {
-    return k == IDT_COL_UTF8 ? "str" : k == IDT_COL_BYTES ? "bytes" : "fixed";
+    return k == IDT_COL_UTF8 ? "str" : k == IDT_COL_BYTES ? "bytes" : k == IDT_COL_LIST ? "list" : "fixed";
+}
+
+void idt_column_describe(const idt_column *c, char *buf, size_t n) {
+    if (!n) return;
+    if (idt_column_is_list(c)) {
+        snprintf(buf, n, "lists of %s values", c->dtype);
+        return;
+    }
+    size_t o = (size_t)snprintf(buf, n, "%s %s rows of shape (", idt_column_kind_name(c->kind),
+                                c->dtype);
+    for (int32_t d = 0; d < c->ndim && o < n; d++)
+        o += (size_t)snprintf(buf + o, n - o, d ? ", %lld" : "%lld", (long long)c->shape[d]);
+    if (o < n) snprintf(buf + o, n - o, c->ndim == 1 ? ",)" : ")");
 }
 
 int64_t idt_columns_find(const idt_column *cols, int64_t n, const char *name) {

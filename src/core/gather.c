@@ -126,6 +126,7 @@ static void gather_chunk(const idt_view *v, const resolved *r, int64_t o0, void 
                          const int64_t *widths) {
     for (int64_t j = 0; j < v->ncols; j++) {
         const idt_column *c = idt_view_column(v, j);
+        if (idt_column_is_list(c)) continue; /* idt_view_gather_packed / _padded */
         int64_t w = widths[j], orb = idt_column_out_row_bytes(c, w);
         char *out = (char *)outs[j] + o0 * orb;
         if (!idt_column_is_str(c)) {
@@ -165,6 +166,7 @@ static void gather_run(const idt_view *v, const idt_segment *s, int64_t pos, int
     const idt_store *st = s->store;
     for (int64_t j = 0; j < v->ncols; j++) {
         const idt_column *c = idt_view_column(v, j);
+        if (idt_column_is_list(c)) continue; /* idt_view_gather_packed / _padded */
         const idt_store_col *sc = &st->cols[idt_view_store_col(v, st, j)];
         int64_t w = widths[j], orb = idt_column_out_row_bytes(c, w);
         char *out = (char *)outs[j] + o0 * orb;
@@ -267,11 +269,11 @@ void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs
 
 /* Append the strings of store rows row0, row0+step, ... (n rows) of sc to the packed
  * output at *o (offsets index) / *pos (data bytes). step 1 copies the data in one memcpy. */
-static void pack_run(const idt_store_col *sc, int64_t per, int64_t row0, int64_t step, int64_t n,
-                     int64_t *offsets, char *data, int64_t *o, int64_t *pos) {
+static void pack_run(const idt_store_col *sc, int64_t per, int64_t unit, int64_t row0, int64_t step,
+                     int64_t n, int64_t *offsets, char *data, int64_t *o, int64_t *pos) {
     if (step == 1 && n > 0) {
         uint64_t a = sc->offsets[row0 * per], z = sc->offsets[(row0 + n) * per];
-        if (data) memcpy(data + *pos, sc->data + a, (size_t)(z - a));
+        if (data) memcpy(data + *pos * unit, sc->data + a * unit, (size_t)(z - a) * (size_t)unit);
         if (offsets)
             for (int64_t s = 1; s <= n * per; s++)
                 offsets[*o + s] = *pos + (int64_t)(sc->offsets[row0 * per + s] - a);
@@ -283,7 +285,7 @@ static void pack_run(const idt_store_col *sc, int64_t per, int64_t row0, int64_t
         for (int64_t e = 0; e < per; e++) {
             int64_t s = (row0 + i * step) * per + e;
             uint64_t a = sc->offsets[s], z = sc->offsets[s + 1];
-            if (data) memcpy(data + *pos, sc->data + a, (size_t)(z - a));
+            if (data) memcpy(data + *pos * unit, sc->data + a * unit, (size_t)(z - a) * (size_t)unit);
             *pos += (int64_t)(z - a);
             if (offsets) offsets[*o + 1] = *pos;
             *o += 1;
@@ -292,7 +294,7 @@ static void pack_run(const idt_store_col *sc, int64_t per, int64_t row0, int64_t
 
 typedef struct pack_ctx {
     const idt_view *v;
-    int64_t j, per;
+    int64_t j, per, unit;
     int64_t *offsets;
     char *data;
     int64_t o, pos;
@@ -303,22 +305,44 @@ static void pack_run_cb(void *ctx, const idt_segment *s, int64_t pos, int64_t st
     pack_ctx *p = ctx;
     (void)o0;
     const idt_store_col *sc = &s->store->cols[idt_view_store_col(p->v, s->store, p->j)];
-    pack_run(sc, p->per, pos, stride, n, p->offsets, p->data, &p->o, &p->pos);
+    pack_run(sc, p->per, p->unit, pos, stride, n, p->offsets, p->data, &p->o, &p->pos);
 }
 
 static void pack_rows_cb(void *ctx, const resolved *r, int64_t o0) {
     pack_ctx *p = ctx;
     (void)o0;
+    if (p->per == 1 && (r->single || p->v->uniform)) { /* one element per row (lists): tight */
+        int64_t ci = idt_view_store_col(p->v, r->st[0], p->j), unit = p->unit, pos = p->pos, o = p->o;
+        for (int64_t q = 0; q < r->n; q++) {
+            const idt_store_col *sc = &r->st[q]->cols[ci];
+            const uint64_t *off = sc->offsets + r->row[q];
+            uint64_t a = off[0], z = off[1];
+            if (p->data) {
+                if (q + PREFETCH < r->n) {
+                    const idt_store_col *nc = &r->st[q + PREFETCH]->cols[ci];
+                    __builtin_prefetch(nc->offsets + r->row[q + PREFETCH]);
+                }
+                memcpy(p->data + pos * unit, sc->data + a * unit, (size_t)(z - a) * (size_t)unit);
+            }
+            pos += (int64_t)(z - a);
+            if (p->offsets) p->offsets[++o] = pos;
+            else o++;
+        }
+        p->pos = pos;
+        p->o = o;
+        return;
+    }
     for (int64_t q = 0; q < r->n; q++)
-        pack_run(&r->st[q]->cols[idt_view_store_col(p->v, r->st[q], p->j)], p->per, r->row[q], 1, 1,
-                 p->offsets, p->data, &p->o, &p->pos);
+        pack_run(&r->st[q]->cols[idt_view_store_col(p->v, r->st[q], p->j)], p->per, p->unit, r->row[q], 1,
+                 1, p->offsets, p->data, &p->o, &p->pos);
 }
 
 /* The walk behind idt_view_str_bytes (offsets and data NULL) and idt_view_gather_packed. */
 static int64_t pack_walk(const idt_view *v, const idt_rowsel *sel, int64_t j, int64_t *offsets,
                          char *data) {
     static _Thread_local resolved r;
-    pack_ctx p = {v, j, idt_view_column(v, j)->row_elems, offsets, data, 0, 0};
+    const idt_column *c = idt_view_column(v, j);
+    pack_ctx p = {v, j, idt_column_var_per_row(c), idt_column_unit(c), offsets, data, 0, 0};
     if (offsets) offsets[0] = 0;
     walk(v, sel, &r, pack_run_cb, pack_rows_cb, &p);
     return p.pos;
@@ -333,9 +357,76 @@ void idt_view_gather_packed(const idt_view *v, const idt_rowsel *sel, int64_t j,
     pack_walk(v, sel, j, offsets, data);
 }
 
+/* ---- padded list output ---- */
+
+/* Fill n values of `unit` bytes at dst with the pad value. */
+static void fill_pad(char *dst, int64_t n, const unsigned char *pad, int64_t unit, int zero) {
+    if (n <= 0) return;
+    if (zero) {
+        memset(dst, 0, (size_t)(n * unit));
+        return;
+    }
+    switch (unit) {
+    case 1: memset(dst, pad[0], (size_t)n); break;
+    case 2: for (int64_t i = 0; i < n; i++) memcpy(dst + 2 * i, pad, 2); break;
+    case 4: for (int64_t i = 0; i < n; i++) memcpy(dst + 4 * i, pad, 4); break;
+    case 8: for (int64_t i = 0; i < n; i++) memcpy(dst + 8 * i, pad, 8); break;
+    default: for (int64_t i = 0; i < n; i++) memcpy(dst + unit * i, pad, (size_t)unit);
+    }
+}
+
+typedef struct pad_ctx {
+    const idt_view *v;
+    int64_t j, unit, length;
+    const unsigned char *pad;
+    int zero;
+    char *out;
+    int64_t *lengths;
+} pad_ctx;
+
+/* One row: values [a, z) of sc into output row o. */
+static inline void pad_row(const pad_ctx *p, const idt_store_col *sc, uint64_t a, uint64_t z, int64_t o) {
+    int64_t len = (int64_t)(z - a), m = len < p->length ? len : p->length, rb = p->length * p->unit;
+    char *dst = p->out + o * rb;
+    memcpy(dst, sc->data + a * p->unit, (size_t)(m * p->unit));
+    fill_pad(dst + m * p->unit, p->length - m, p->pad, p->unit, p->zero);
+    if (p->lengths) p->lengths[o] = m;
+}
+
+static void pad_run_cb(void *ctx, const idt_segment *s, int64_t pos, int64_t stride, int64_t n,
+                       int64_t o0) {
+    const pad_ctx *p = ctx;
+    const idt_store_col *sc = &s->store->cols[idt_view_store_col(p->v, s->store, p->j)];
+    for (int64_t i = 0; i < n; i++) {
+        int64_t row = pos + i * stride;
+        pad_row(p, sc, sc->offsets[row], sc->offsets[row + 1], o0 + i);
+    }
+}
+
+static void pad_rows_cb(void *ctx, const resolved *r, int64_t o0) {
+    const pad_ctx *p = ctx;
+    for (int64_t q = 0; q < r->n; q++) {
+        const idt_store_col *sc = &r->st[q]->cols[idt_view_store_col(p->v, r->st[q], p->j)];
+        if (q + PREFETCH < r->n) {
+            const idt_store_col *nc = &r->st[q + PREFETCH]->cols[idt_view_store_col(p->v, r->st[q + PREFETCH], p->j)];
+            __builtin_prefetch(nc->offsets + r->row[q + PREFETCH]);
+        }
+        pad_row(p, sc, sc->offsets[r->row[q]], sc->offsets[r->row[q] + 1], o0 + q);
+    }
+}
+
+void idt_view_gather_padded(const idt_view *v, const idt_rowsel *sel, int64_t j, int64_t length,
+                            const void *pad, void *out, int64_t *lengths) {
+    static _Thread_local resolved r;
+    const idt_column *c = idt_view_column(v, j);
+    pad_ctx p = {v, j, idt_column_unit(c), length < 0 ? 0 : length, pad, 1, out, lengths};
+    for (int64_t b = 0; b < p.unit; b++) p.zero &= ((const unsigned char *)pad)[b] == 0;
+    walk(v, sel, &r, pad_run_cb, pad_rows_cb, &p);
+}
+
 typedef struct spans_ctx {
     const idt_view *v;
-    int64_t j, per;
+    int64_t j, per, unit;
     const char **ptrs;
     uint64_t *lens;
     int ascii;
@@ -349,7 +440,7 @@ static void spans_rows_cb(void *ctx, const resolved *r, int64_t o0) {
         p->ascii &= sc->ascii;
         for (int64_t e = 0; e < p->per; e++, o++) {
             int64_t s = r->row[i] * p->per + e;
-            p->ptrs[o] = sc->data + sc->offsets[s];
+            p->ptrs[o] = sc->data + sc->offsets[s] * p->unit;
             p->lens[o] = sc->offsets[s + 1] - sc->offsets[s];
         }
     }
@@ -357,7 +448,8 @@ static void spans_rows_cb(void *ctx, const resolved *r, int64_t o0) {
 
 int idt_view_str_spans(const idt_view *v, int64_t j, int64_t start, int64_t count,
                        const char **ptrs, uint64_t *lens) {
-    spans_ctx p = {v, j, idt_view_column(v, j)->row_elems, ptrs, lens, 1};
+    const idt_column *c = idt_view_column(v, j);
+    spans_ctx p = {v, j, idt_column_var_per_row(c), idt_column_unit(c), ptrs, lens, 1};
     idt_rowsel sel = {start, 1, count, NULL};
     resolved *r = idt_malloc(sizeof *r);
     if (!r) return -1;

@@ -137,7 +137,8 @@ static void advise_chunk(const idt_view *v, const idt_store *const *st, const in
         for (int64_t i = 0; i < n; i++) {
             const idt_store_col *sc = &st[i]->cols[idt_view_store_col(v, st[i], j)];
             uint64_t a = sc->offsets[row[i] * c->row_elems], z = sc->offsets[(row[i] + 1) * c->row_elems];
-            if (z > a) add(sp, sc->data + a, z - a);
+            uint64_t unit = (uint64_t)idt_column_unit(c);
+            if (z > a) add(sp, sc->data + a * unit, (z - a) * unit);
         }
     }
     flush(sp);

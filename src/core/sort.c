@@ -46,6 +46,10 @@ int idt_sort_check_key(const idt_view *v, int64_t col, idt_error *err) {
         return idt_error_set(err, IDT_EINDEX, "sort key column %lld out of range for %lld columns",
                              (long long)col, (long long)v->ncols);
     const idt_column *c = idt_view_column(v, col);
+    if (idt_column_is_list(c))
+        return idt_error_set(err, IDT_ETYPE,
+                             "cannot sort by column '%s': it is a list column (%s values); "
+                             "sort keys must be scalars", c->name, c->dtype);
     if (c->ndim != 0)
         return idt_error_set(err, IDT_ETYPE,
                              "cannot sort by column '%s': its rows have a shape (%d dimensions); "

@@ -351,11 +351,11 @@ int idt_store_builder_new(idt_schema *schema, int64_t nrows, const int64_t *str_
                 l->buf_off = pos;
                 pos = align64(pos + l->buf_len);
             } else {
-                int64_t sb = str_bytes ? str_bytes[i] : -1;
-                if (sb < 0 || (uint64_t)sb > lim) {
+                int64_t sb = str_bytes ? str_bytes[i] : -1, unit = idt_column_unit(c);
+                if (sb < 0 || (uint64_t)sb > lim / (uint64_t)unit) {
                     idt_store_builder_free(b);
-                    return idt_error_set(err, IDT_EVALUE, "column '%s': bad string byte count",
-                                         c->name);
+                    return idt_error_set(err, IDT_EVALUE, "column '%s': bad %s count %lld", c->name,
+                                         idt_column_is_list(c) ? "value" : "string byte", (long long)sb);
                 }
                 if (c->row_elems && (uint64_t)nrows > lim / 8 / (uint64_t)c->row_elems) goto too_big;
                 uint64_t nstr = (uint64_t)nrows * (uint64_t)c->row_elems;
@@ -363,11 +363,11 @@ int idt_store_builder_new(idt_schema *schema, int64_t nrows, const int64_t *str_
                 l->off_len = (nstr + 1) * 8;
                 pos = align64(pos + l->off_len);
                 l->buf_off = pos;
-                l->buf_len = (uint64_t)sb;
+                l->buf_len = (uint64_t)sb * (uint64_t)unit;
                 pos = align64(pos + l->buf_len);
                 b->bc[i].nstr_max = (int64_t)nstr;
                 b->bc[i].bytes_max = sb;
-                b->bc[i].ascii = 1;
+                b->bc[i].ascii = !idt_column_is_list(c); /* lists: no text */
             }
             if (pos > lim) goto too_big;
         }
@@ -404,9 +404,13 @@ int idt_store_builder_write_fixed(idt_store_builder *b, int64_t c, int64_t row0,
                          (size_t)(n * rb), err);
 }
 
-static int check_append(idt_store_builder *b, int64_t c, int64_t n, idt_error *err) {
-    if (c < 0 || c >= b->schema->ncols || !idt_column_is_str(&b->schema->cols[c]))
-        return idt_error_set(err, IDT_EVALUE, "column %lld is not a string column", (long long)c);
+/* `strings_only`: the appender encodes strings (NumPy 'U'/'S' elements), which a list column
+ * cannot take; the others take strings or lists (units of idt_column_unit bytes). */
+static int check_append(idt_store_builder *b, int64_t c, int64_t n, int strings_only, idt_error *err) {
+    if (c < 0 || c >= b->schema->ncols || !idt_column_is_var(&b->schema->cols[c]) ||
+        (strings_only && !idt_column_is_str(&b->schema->cols[c])))
+        return idt_error_set(err, IDT_EVALUE, "column %lld is not a %s column", (long long)c,
+                             strings_only ? "string" : "string or list");
     if (n < 0 || b->bc[c].nstr > b->bc[c].nstr_max - n)
         return idt_error_set(err, IDT_EVALUE, "column '%s': more strings than rows",
                              b->schema->cols[c].name);
@@ -449,8 +453,9 @@ static char *stage_room(idt_store_builder *b, int64_t c, int64_t need, idt_error
     }
     if (bc->fill + (size_t)need > STAGE_BYTES && flush_col(b, c, err)) return NULL;
     if (need > STAGE_BYTES) { /* the stage is empty now: go straight to the file's mapping */
+        char *p = bc->data + bc->flushed;
         bc->flushed += need;
-        return bc->data + bc->bytes;
+        return p;
     }
     char *p = bc->stage + bc->fill;
     bc->fill += (size_t)need;
@@ -681,7 +686,7 @@ static int append_ucs4_threads(idt_store_builder *b, int64_t c, int64_t n, const
 
 int idt_store_builder_append_ucs4(idt_store_builder *b, int64_t c, int64_t n,
                                   const uint32_t *src, int64_t width, idt_error *err) {
-    int rc = check_append(b, c, n, err);
+    int rc = check_append(b, c, n, 1, err);
     if (rc) return rc;
     int t = width >= 16 ? ucs4_threads(n, width) : 1; /* narrow ones: a length per 64 bytes */
     if (t > 1) return append_ucs4_threads(b, c, n, src, width, t, err);
@@ -703,7 +708,7 @@ int idt_store_builder_append_ucs4(idt_store_builder *b, int64_t c, int64_t n,
 
 int idt_store_builder_append_fixed_bytes(idt_store_builder *b, int64_t c, int64_t n,
                                          const char *src, int64_t width, idt_error *err) {
-    int rc = check_append(b, c, n, err);
+    int rc = check_append(b, c, n, 1, err);
     if (rc) return rc;
     build_col *bc = &b->bc[c];
     for (int64_t i = 0; i < n; i++) {
@@ -722,16 +727,17 @@ int idt_store_builder_append_fixed_bytes(idt_store_builder *b, int64_t c, int64_
 
 int idt_store_builder_append_pieces(idt_store_builder *b, int64_t c, int64_t n,
                                     const char *const *ptrs, const int64_t *lens, idt_error *err) {
-    int rc = check_append(b, c, n, err);
+    int rc = check_append(b, c, n, 0, err);
     if (rc) return rc;
     build_col *bc = &b->bc[c];
     int utf8 = b->schema->cols[c].kind == IDT_COL_UTF8;
+    int64_t unit = idt_column_unit(&b->schema->cols[c]);
     for (int64_t i = 0; i < n; i++) {
         int64_t len = lens[i];
         if (len < 0 || len > bc->bytes_max - bc->bytes) return too_many_bytes(b, c, err);
-        char *dst = stage_room(b, c, len, err);
+        char *dst = stage_room(b, c, len * unit, err);
         if (!dst) return err ? err->code : IDT_ENOMEM;
-        memcpy(dst, ptrs[i], (size_t)len);
+        memcpy(dst, ptrs[i], (size_t)(len * unit));
         if (utf8 && bc->ascii)
             for (int64_t k = 0; k < len; k++)
                 if ((unsigned char)ptrs[i][k] >= 0x80) {
@@ -749,8 +755,9 @@ int idt_store_builder_put_strings(idt_store_builder *b, int64_t c, int64_t s0, i
                                   int64_t b0, const char *const *ptrs, const uint64_t *lens,
                                   int ascii, char *stage, size_t stage_size, idt_error *err) {
     if (c < 0 || c >= b->schema->ncols || !idt_column_is_var(&b->schema->cols[c]))
-        return idt_error_set(err, IDT_EVALUE, "column %lld is not a string column", (long long)c);
+        return idt_error_set(err, IDT_EVALUE, "column %lld is not a string or list column", (long long)c);
     build_col *bc = &b->bc[c];
+    uint64_t unit = (uint64_t)idt_column_unit(&b->schema->cols[c]);
     if (s0 < 0 || n < 0 || s0 > bc->nstr_max - n || b0 < 0 || b0 > bc->bytes_max)
         return idt_error_set(err, IDT_EVALUE, "strings %lld..%lld out of range", (long long)s0,
                              (long long)(s0 + n));
@@ -778,9 +785,9 @@ int idt_store_builder_put_strings(idt_store_builder *b, int64_t c, int64_t s0, i
     }
     /* then the bytes: small strings through the stage, large ones straight */
     size_t fill = 0;
-    uint64_t at = l->buf_off + (uint64_t)b0;
+    uint64_t at = l->buf_off + (uint64_t)b0 * unit;
     for (int64_t i = 0; i <= n; i++) {
-        size_t len = i < n ? (size_t)lens[i] : 0;
+        size_t len = i < n ? (size_t)(lens[i] * unit) : 0;
         if (i == n || fill + len > stage_size) {
             int rc = idt_blob_write(b->blob, at, stage, fill, err);
             if (rc) return rc;
@@ -845,16 +852,17 @@ static int bytes_ascii(const char *data, int64_t a, int64_t z) {
 
 int idt_store_builder_append_packed(idt_store_builder *b, int64_t c, int64_t n, const void *offsets,
                                     int off64, const char *data, idt_error *err) {
-    int rc = check_append(b, c, n, err);
+    int rc = check_append(b, c, n, 0, err);
     if (rc) return rc;
     build_col *bc = &b->bc[c];
-    int utf8 = b->schema->cols[c].kind == IDT_COL_UTF8;
+    int utf8 = b->schema->cols[c].kind == IDT_COL_UTF8, list = idt_column_is_list(&b->schema->cols[c]);
+    int64_t unit = idt_column_unit(&b->schema->cols[c]);
     int64_t a0 = packed_off(offsets, off64, 0), zn = packed_off(offsets, off64, n);
     int ascii = utf8 && bytes_ascii(data, a0, zn);
-    /* No string ends in NUL (nothing to strip) and the bytes are valid: the data range is
-     * written in one piece and only the offsets go one by one. */
+    /* No string ends in NUL (nothing to strip) and the bytes are valid, or a list: the data
+     * range is written in one piece and only the offsets go one by one. */
     int bulk = 1;
-    for (int64_t i = 0; i < n && bulk; i++) {
+    for (int64_t i = 0; i < n && bulk && !list; i++) {
         int64_t a = packed_off(offsets, off64, i), z = packed_off(offsets, off64, i + 1);
         bulk = z == a || data[z - 1] != 0;
         if (bulk && utf8 && !ascii && !idt_utf8_valid(data + a, (size_t)(z - a), 0)) bulk = 0;
@@ -862,11 +870,11 @@ int idt_store_builder_append_packed(idt_store_builder *b, int64_t c, int64_t n, 
     if (bulk) {
         if (zn - a0 > bc->bytes_max - bc->bytes) return too_many_bytes(b, c, err);
         if (!stage_room(b, c, 0, err) || flush_col(b, c, err)) return err ? err->code : IDT_EIO;
-        rc = idt_blob_write(b->blob, b->lay[c].buf_off + (uint64_t)bc->bytes, data + a0,
-                            (size_t)(zn - a0), err);
+        rc = idt_blob_write(b->blob, b->lay[c].buf_off + (uint64_t)bc->flushed, data + a0 * unit,
+                            (size_t)((zn - a0) * unit), err);
         if (rc) return rc;
         int64_t base = bc->bytes - a0;
-        bc->flushed += zn - a0;
+        bc->flushed += (zn - a0) * unit;
         for (int64_t i = 1; i <= n; i++) {
             bc->bytes = base + packed_off(offsets, off64, i);
             if (stage_offset(b, c, err)) return err ? err->code : IDT_EIO;
@@ -1032,8 +1040,9 @@ static int check_fixed(const idt_column *c, const col_layout *l, uint64_t nrows,
     return 0;
 }
 
-/* Step 3 for a string column: n + 1 offsets in the image, from 0 to the data length; with
- * deep (a file we did not write), ascending and every string valid in its encoding. */
+/* Step 3 for a string or list column: n + 1 offsets in the image, from 0 to the data length
+ * (in values for a list); with deep (a file we did not write), ascending and every string
+ * valid in its encoding. */
 static int check_strings(const char *base, uint64_t size, uint64_t hdr_size, const idt_column *c,
                          const col_layout *l, int ascii, uint64_t nrows, int deep, const char *what,
                          idt_error *err) {
@@ -1049,10 +1058,14 @@ static int check_strings(const char *base, uint64_t size, uint64_t hdr_size, con
                        (unsigned long long)l->off_off, (unsigned long long)l->off_len,
                        (unsigned long long)hdr_size, (unsigned long long)size);
     const uint64_t *off = (const uint64_t *)(base + l->off_off);
-    if (off[0] != 0 || off[nstr] != l->buf_len)
+    uint64_t unit = (uint64_t)idt_column_unit(c); /* offsets count values in a list */
+    if (l->buf_len % unit)
+        return BAD_BUF("data length %llu is not a whole number of %llu-byte values",
+                       (unsigned long long)l->buf_len, (unsigned long long)unit);
+    if (off[0] != 0 || off[nstr] != l->buf_len / unit)
         return BAD_BUF("offsets run from %llu to %llu, expected 0 to the data length %llu",
                        (unsigned long long)off[0], (unsigned long long)off[nstr],
-                       (unsigned long long)l->buf_len);
+                       (unsigned long long)(l->buf_len / unit));
     if (!deep) return 0;
     for (uint64_t k = 0; k < nstr; k++)
         if (off[k] > off[k + 1])

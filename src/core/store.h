@@ -25,7 +25,7 @@
 #include "error.h"
 #include "tmp.h"
 
-#define IDT_FORMAT_VERSION 1
+#define IDT_FORMAT_VERSION 2 /* 2: the list column kind */
 
 /* A schema: columns sorted by name. Immutable once made; reference counted. */
 typedef struct idt_schema {

@@ -446,13 +446,6 @@ static int same_names(const idt_schema *a, const idt_schema *b) {
     return 1;
 }
 
-static void shape_str(const idt_column *c, char *buf, size_t n) {
-    size_t o = (size_t)snprintf(buf, n, "(");
-    for (int32_t d = 0; d < c->ndim && o < n; d++)
-        o += (size_t)snprintf(buf + o, n - o, d ? ", %lld" : "%lld", (long long)c->shape[d]);
-    if (o < n) snprintf(buf + o, n - o, c->ndim == 1 ? ",)" : ")");
-}
-
 int idt_view_concat(idt_view *const *views, int64_t n, idt_view **out, idt_error *err) {
     if (n < 1) return idt_error_set(err, IDT_EVALUE, "concat needs at least one view");
     const idt_view *f = views[0];
@@ -473,13 +466,10 @@ int idt_view_concat(idt_view *const *views, int64_t n, idt_view **out, idt_error
                                      (long long)i, a->name);
             if (!idt_column_same(a, b)) {
                 char sa[256], sb[256];
-                shape_str(a, sa, sizeof sa);
-                shape_str(b, sb, sizeof sb);
-                return idt_error_set(err, IDT_EVALUE,
-                                     "column '%s' differs: view 0 has %s %s rows of shape %s, "
-                                     "view %lld has %s %s rows of shape %s",
-                                     a->name, idt_column_kind_name(a->kind), a->dtype, sa, (long long)i,
-                                     idt_column_kind_name(b->kind), b->dtype, sb);
+                idt_column_describe(a, sa, sizeof sa);
+                idt_column_describe(b, sb, sizeof sb);
+                return idt_error_set(err, IDT_EVALUE, "column '%s' differs: view 0 has %s, view %lld has %s",
+                                     a->name, sa, (long long)i, sb);
             }
         }
         if (!w->uniform || !same_names(w->schema, f->schema)) uniform = 0;

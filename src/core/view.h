@@ -161,7 +161,8 @@ typedef struct idt_rowsel {
 int idt_view_str_widths(const idt_view *v, const idt_rowsel *sel, int64_t *widths, idt_error *err);
 /* Fill outs[j] for each selected column j with the selected rows: fixed columns as raw rows
  * (count * row_bytes bytes), UTF8 as UCS4 of widths[j] code points per string, BYTES as
- * widths[j] bytes per string, zero padded. widths[j] must be at least what
+ * widths[j] bytes per string, zero padded. LIST columns are left alone (outs[j] unused):
+ * read them with idt_view_gather_packed or idt_view_gather_padded. widths[j] must be at least what
  * idt_view_str_widths gives (longer strings are cut). Never fails for a valid selection. */
 void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs,
                      const int64_t *widths);
@@ -185,12 +186,20 @@ int idt_view_flatten_store(idt_view *v, int64_t threads, const idt_progress *pro
                            idt_store **out, idt_error *err);
 
 /* Strings of view column j (a UTF8 or BYTES column) over the selected rows in Arrow's
- * layout, as stored (UTF-8 or raw bytes, trailing NULs not stored): idt_view_str_bytes gives
- * their total bytes; idt_view_gather_packed writes count * row_elems + 1 offsets starting at
- * 0 and that many bytes of data. Never fails for a valid selection. */
+ * layout, as stored (UTF-8 or raw bytes, trailing NULs not stored), or the rows of a LIST
+ * column as offsets + values: idt_view_str_bytes gives their total units (string bytes, list
+ * values); idt_view_gather_packed writes count * row_elems + 1 int64 offsets (in those
+ * units) starting at 0 and that many units (units * itemsize bytes for a list) of data.
+ * Never fails for a valid selection. */
 int64_t idt_view_str_bytes(const idt_view *v, const idt_rowsel *sel, int64_t j);
 void idt_view_gather_packed(const idt_view *v, const idt_rowsel *sel, int64_t j, int64_t *offsets,
                             char *data);
+/* Rows of LIST column j over the selection, padded: out holds count rows of `length` values
+ * (the column's itemsize each), a row's first min(len, length) values then copies of the
+ * `pad` value (itemsize bytes); lengths[i] (when not NULL) gets min(len, length). Never
+ * fails for a valid selection. */
+void idt_view_gather_padded(const idt_view *v, const idt_rowsel *sel, int64_t j, int64_t length,
+                            const void *pad, void *out, int64_t *lengths);
 
 /* Resolve selected rows [i0, i0+n) of `sel` to their stores and store rows: st[i], row[i]
  * for i < n. *segcur is a segment hint (start with 0; it is updated for the next call).

@@ -2,6 +2,8 @@
  * without a second copy: each array owns the buffer the worker gathered into. */
 #include "module.h"
 
+#include <string.h>
+
 #include "../core/batch.h"
 #include "../core/sys.h"
 
@@ -16,6 +18,7 @@ typedef struct BatchIterObject {
     idt_batcher *it;
     PyObject *descrs;   /* tuple, as TableViewObject.descrs */
     PyObject *names;    /* tuple of str */
+    PyObject *lnames;   /* tuple: "<name>_lengths" for a padded list column, else None */
     int nexting;        /* a next() is running */
     int users;          /* calls using `it` with the GIL released */
     int closed;         /* close asked: `it` goes when the last user leaves */
@@ -79,6 +82,7 @@ static void bi_dealloc(PyObject *o) {
     close_iter(self);
     Py_CLEAR(self->descrs);
     Py_CLEAR(self->names);
+    Py_CLEAR(self->lnames);
     tp->tp_free(o);
     Py_DECREF(tp);
 }
@@ -88,48 +92,75 @@ static int bi_traverse(PyObject *o, visitproc visit, void *arg) {
     Py_VISIT(Py_TYPE(o));
     Py_VISIT(self->descrs);
     Py_VISIT(self->names);
+    Py_VISIT(self->lnames);
     return 0;
 }
 
 static PyObject *bi_iter(PyObject *self) { return Py_NewRef(self); }
 
-/* The dict of arrays for a finished batch; takes the buffers it wraps. */
+/* An array over the batch buffer *buf (taken: *buf becomes NULL; a capsule frees it with the
+ * array). `descr` is consumed. NULL with an exception set. */
+static PyObject *wrap_buffer(void **buf, PyArray_Descr *descr, int nd, npy_intp *dims) {
+    PyObject *cap = PyCapsule_New(*buf, "infinidata.buffer", free_buffer);
+    if (!cap) {
+        Py_DECREF(descr);
+        return NULL;
+    }
+    *buf = NULL; /* the capsule owns it now */
+    PyObject *arr = PyArray_NewFromDescr(&PyArray_Type, descr, nd, dims, NULL,
+                                         PyCapsule_GetPointer(cap, "infinidata.buffer"),
+                                         NPY_ARRAY_CARRAY, NULL);
+    if (!arr) {
+        Py_DECREF(cap);
+        return NULL;
+    }
+    if (PyArray_SetBaseObject((PyArrayObject *)arr, cap) < 0) { /* steals cap */
+        Py_DECREF(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+/* The dict of arrays for a finished batch; takes the buffers it wraps. A list column gives a
+ * Ragged (values, offsets), or padded an (n, length) array plus "<name>_lengths". */
 static PyObject *batch_dict(BatchIterObject *self, idt_batch *b, const idt_view *v) {
+    idt_module_state *st = idt_py_state_of((PyObject *)self);
     PyObject *d = PyDict_New();
     if (!d) return NULL;
     for (int64_t j = 0; j < b->ncols; j++) {
         const idt_column *c = idt_view_column(v, j);
         PyArray_Descr *descr;
-        PyObject *dt = PyTuple_GET_ITEM(self->descrs, j);
+        PyObject *dt = PyTuple_GET_ITEM(self->descrs, j), *arr;
         if (dt != Py_None) {
             descr = (PyArray_Descr *)Py_NewRef(dt);
         } else {
-            descr = PyArray_DescrNewFromType(c->kind == IDT_COL_UTF8 ? NPY_UNICODE : NPY_STRING);
+            descr = PyArray_DescrNewFromType(idt_column_out_char(c) == 'U' ? NPY_UNICODE : NPY_STRING);
             if (!descr) goto fail;
-            PyDataType_SET_ELSIZE(descr, (npy_intp)(b->widths[j] * (c->kind == IDT_COL_UTF8 ? 4 : 1)));
+            PyDataType_SET_ELSIZE(descr, (npy_intp)(b->widths[j] * idt_column_char_bytes(c)));
         }
         npy_intp dims[NPY_MAXDIMS];
         dims[0] = (npy_intp)b->nrows;
-        for (int32_t q = 0; q < c->ndim; q++) dims[q + 1] = (npy_intp)c->shape[q];
-        PyObject *cap = PyCapsule_New(b->bufs[j], "infinidata.buffer", free_buffer);
-        if (!cap) {
-            Py_DECREF(descr);
-            goto fail;
+        PyObject *lname = PyTuple_GET_ITEM(self->lnames, j), *lens = NULL;
+        if (idt_column_is_list(c) && lname != Py_None) { /* padded */
+            dims[1] = (npy_intp)b->widths[j];
+            arr = wrap_buffer(&b->bufs[j], descr, 2, dims);
+            lens = arr ? wrap_buffer(&b->aux[j], PyArray_DescrFromType(NPY_INT64), 1, dims) : NULL;
+            if (!lens) Py_CLEAR(arr);
+        } else if (idt_column_is_list(c)) {
+            npy_intp nv = (npy_intp)b->widths[j], no = (npy_intp)b->nrows + 1;
+            PyObject *vals = wrap_buffer(&b->bufs[j], descr, 1, &nv);
+            PyObject *offs = vals ? wrap_buffer(&b->aux[j], PyArray_DescrFromType(NPY_INT64), 1, &no) : NULL;
+            if (!offs) Py_CLEAR(vals);
+            arr = idt_py_ragged_new(st, vals, offs);
+        } else {
+            for (int32_t q = 0; q < c->ndim; q++) dims[q + 1] = (npy_intp)c->shape[q];
+            arr = wrap_buffer(&b->bufs[j], descr, 1 + c->ndim, dims);
         }
-        b->bufs[j] = NULL; /* the capsule owns it now */
-        PyObject *arr = PyArray_NewFromDescr(&PyArray_Type, descr, 1 + c->ndim, dims, NULL,
-                                             PyCapsule_GetPointer(cap, "infinidata.buffer"),
-                                             NPY_ARRAY_CARRAY, NULL);
-        if (!arr) {
-            Py_DECREF(cap);
-            goto fail;
-        }
-        if (PyArray_SetBaseObject((PyArrayObject *)arr, cap) < 0) { /* steals cap */
-            Py_DECREF(arr);
-            goto fail;
-        }
+        if (!arr) goto fail;
         int r = PyDict_SetItem(d, PyTuple_GET_ITEM(self->names, j), arr);
+        if (!r && lens) r = PyDict_SetItem(d, lname, lens);
         Py_DECREF(arr);
+        Py_XDECREF(lens);
         if (r) goto fail;
     }
     return d;
@@ -240,23 +271,126 @@ PyType_Spec idt_batchiter_spec = {
     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, bi_slots,
 };
 
+/* Parse pad= ({name: (pad_value, length)}, or None) for view `v` into pads[] (v->ncols
+ * entries) and lnames (a tuple: "<name>_lengths" per padded column, else None). 0, or -1
+ * with KeyError (unknown column), TypeError (not a list column, bad entry) or ValueError
+ * (negative length, a "_lengths" name taken by a column) set. */
+static int parse_pads(idt_module_state *st, const idt_view *v, PyObject *descrs, PyObject *pad,
+                      idt_list_pad *pads, PyObject *lnames) {
+    for (int64_t j = 0; j < v->ncols; j++) {
+        pads[j].length = -1;
+        memset(pads[j].value, 0, sizeof pads[j].value);
+        PyTuple_SET_ITEM(lnames, j, Py_NewRef(Py_None));
+    }
+    if (pad == Py_None) return 0;
+    if (!PyDict_Check(pad)) {
+        PyErr_Format(PyExc_TypeError, "pad must be a dict of list column name -> (pad_value, length), "
+                     "not %s", Py_TYPE(pad)->tp_name);
+        return -1;
+    }
+    PyObject *key, *val;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(pad, &pos, &key, &val)) {
+        if (!PyUnicode_Check(key)) {
+            PyErr_Format(PyExc_TypeError, "pad keys must be column names (str), not %s", Py_TYPE(key)->tp_name);
+            return -1;
+        }
+        const char *name = idt_py_name_utf8(key);
+        if (!name) return -1;
+        int64_t j = idt_view_find(v, name);
+        if (j < 0) {
+            idt_error err;
+            idt_view_no_column(v, name, &err);
+            idt_py_raise(st, &err);
+            return -1;
+        }
+        const idt_column *c = idt_view_column(v, j);
+        if (!idt_column_is_list(c)) {
+            PyErr_Format(PyExc_TypeError, "pad['%s']: only list columns are padded; this column is %s",
+                         name, idt_column_kind_name(c->kind));
+            return -1;
+        }
+        if (!PyTuple_Check(val) || PyTuple_GET_SIZE(val) != 2) {
+            PyErr_Format(PyExc_TypeError, "pad['%s'] must be a (pad_value, length) tuple, not %R", name, val);
+            return -1;
+        }
+        PyObject *lo = PyTuple_GET_ITEM(val, 1);
+        if (!PyIndex_Check(lo) || PyBool_Check(lo)) {
+            PyErr_Format(PyExc_TypeError, "pad['%s']: length must be an int, not %s", name, Py_TYPE(lo)->tp_name);
+            return -1;
+        }
+        PyObject *li = PyNumber_Index(lo);
+        if (!li) return -1;
+        int overflow = 0;
+        long long L = PyLong_AsLongLongAndOverflow(li, &overflow);
+        Py_DECREF(li);
+        if (L == -1 && PyErr_Occurred()) return -1;
+        if (overflow || L < 0 || L > ((long long)1 << 40)) {
+            PyErr_Format(PyExc_ValueError, "pad['%s']: length %lld out of range (0 to 2^40)", name, L);
+            return -1;
+        }
+        /* the pad value in the column's dtype, as numpy.full would make it */
+        PyArray_Descr *descr = (PyArray_Descr *)Py_NewRef(PyTuple_GET_ITEM(descrs, j));
+        PyObject *a = PyArray_FromAny(PyTuple_GET_ITEM(val, 0), descr, 0, 0, NPY_ARRAY_CARRAY, NULL);
+        if (!a) return -1;
+        if (PyArray_NDIM((PyArrayObject *)a) != 0) {
+            Py_DECREF(a);
+            PyErr_Format(PyExc_TypeError, "pad['%s']: the pad value must be a scalar", name);
+            return -1;
+        }
+        memcpy(pads[j].value, PyArray_DATA((PyArrayObject *)a), (size_t)c->itemsize);
+        Py_DECREF(a);
+        pads[j].length = L;
+        PyObject *ln = PyUnicode_FromFormat("%s_lengths", name);
+        if (!ln) return -1;
+        if (idt_view_find(v, PyUnicode_AsUTF8(ln)) >= 0) {
+            PyErr_Format(PyExc_ValueError, "pad['%s']: the batch's '%U' would replace the column of "
+                         "that name", name, ln);
+            Py_DECREF(ln);
+            return -1;
+        }
+        PyObject *old = PyTuple_GET_ITEM(lnames, j);
+        PyTuple_SET_ITEM(lnames, j, ln);
+        Py_DECREF(old);
+    }
+    return 0;
+}
+
 /* Start a batch iterator over `v` (a reference is taken by the iterator), with the column
  * descriptions of `tmpl`. */
 PyObject *idt_py_batchiter_start(idt_module_state *st, idt_view *v, PyObject *descrs, int64_t bs,
-                            int drop, int64_t threads, int64_t readahead) {
+                            int drop, int64_t threads, int64_t readahead, PyObject *pad) {
     idt_batcher *it;
     idt_error err;
     int rc;
+    PyObject *lnames = PyTuple_New(v->ncols);
+    idt_list_pad *pads = PyMem_Calloc((size_t)(v->ncols ? v->ncols : 1), sizeof *pads);
+    if (!lnames || !pads) {
+        Py_XDECREF(lnames);
+        PyMem_Free(pads);
+        return PyErr_NoMemory();
+    }
+    if (parse_pads(st, v, descrs, pad, pads, lnames)) {
+        Py_DECREF(lnames);
+        PyMem_Free(pads);
+        return NULL;
+    }
     Py_BEGIN_ALLOW_THREADS
-    rc = idt_batcher_new(v, bs, drop, threads, readahead, &it, &err);
+    rc = idt_batcher_new_padded(v, bs, drop, threads, readahead, pads, &it, &err);
     Py_END_ALLOW_THREADS
-    if (rc) return idt_py_raise(st, &err);
+    PyMem_Free(pads);
+    if (rc) {
+        Py_DECREF(lnames);
+        return idt_py_raise(st, &err);
+    }
     BatchIterObject *self = PyObject_GC_New(BatchIterObject, (PyTypeObject *)st->BatchIter_Type);
     if (!self) {
         idt_batcher_free(it);
+        Py_DECREF(lnames);
         return NULL;
     }
     self->it = it;
+    self->lnames = lnames;
     self->nexting = 0;
     self->users = 0;
     self->closed = 0;

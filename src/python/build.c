@@ -1,6 +1,8 @@
 /* build.c: building one store from a dict of NumPy arrays (a TableView's columns or a
  * writer's batch): classify each column, measure strings, copy bounded chunks into the
- * core's store builder. Used by tableview.c and writer.c. */
+ * core's store builder. A list column comes as an infinidata.Ragged, or a list or object
+ * array of 1-D arrays (infinidata._ragged._as_list_column decides and joins them). Used by
+ * tableview.c and writer.c. */
 #include "module.h"
 
 #include <string.h>
@@ -12,10 +14,11 @@ enum { CHUNK_BYTES = 32 << 20 };
 
 typedef struct srccol {
     PyObject *name;          /* borrowed key */
-    PyArrayObject *arr;      /* owned */
+    PyArrayObject *arr;      /* owned (a list column: its values, 1-D) */
+    PyArrayObject *loffs;    /* owned: a list column's offsets (int64, rows + 1, a copy) */
     PyArray_Descr *native;   /* owned: native-order descr for chunk copies (fixed, U, S) */
     idt_col_kind kind;
-    int source;              /* 'F' fixed, 'U', 'S', 'O' object, 'T' numpy StringDType */
+    int source;              /* 'F' fixed, 'U', 'S', 'O' object, 'T' numpy StringDType, 'L' list */
     int64_t row_elems;
     int64_t row_bytes;       /* bytes per row in the source dtype, for chunking */
     int64_t str_bytes;
@@ -49,7 +52,82 @@ static PyArrayObject *chunk_of(srccol *sc, int64_t a, int64_t b) {
 static int64_t chunk_rows(const srccol *sc) {
     int64_t rb = sc->row_bytes > 0 ? sc->row_bytes : 1;
     int64_t r = CHUNK_BYTES / rb;
+    if (sc->source == 'L' && r > ((int64_t)1 << 20)) r = (int64_t)1 << 20; /* offsets staged */
     return r > 0 ? r : 1;
+}
+
+/* A list column's rows [a, e): its values as a C-contiguous native-order array (new
+ * reference) and the rows' offsets rebased to 0 into `offs` (e - a + 1 entries). */
+static PyArrayObject *list_chunk(srccol *sc, int64_t a, int64_t e, int64_t *offs) {
+    const int64_t *o = PyArray_DATA(sc->loffs);
+    for (int64_t i = a; i <= e; i++) offs[i - a] = o[i] - o[a];
+    PyObject *start = PyLong_FromLongLong(o[a]), *stop = PyLong_FromLongLong(o[e]);
+    PyObject *sl = (start && stop) ? PySlice_New(start, stop, NULL) : NULL;
+    Py_XDECREF(start);
+    Py_XDECREF(stop);
+    if (!sl) return NULL;
+    PyObject *part = PyObject_GetItem((PyObject *)sc->arr, sl);
+    Py_DECREF(sl);
+    if (!part) return NULL;
+    Py_INCREF(sc->native);
+    PyObject *out = PyArray_FromAny(part, sc->native, 1, 1, NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED |
+                                    NPY_ARRAY_ENSUREARRAY | NPY_ARRAY_FORCECAST, NULL);
+    Py_DECREF(part);
+    return (PyArrayObject *)out;
+}
+
+/* Take a Ragged `rag` as list column `name`: its values (a base-class view) and a private copy
+ * of its offsets, checked again (the arrays may have changed since the Ragged was made). */
+static int list_column(PyObject *name, PyObject *rag, srccol *sc) {
+    const char *cname = idt_py_name_utf8(name);
+    if (!cname) return -1;
+    PyObject *vals = PyObject_GetAttrString(rag, "values");
+    PyObject *offs = vals ? PyObject_GetAttrString(rag, "offsets") : NULL;
+    if (!offs) {
+        Py_XDECREF(vals);
+        return -1;
+    }
+    int rc = -1;
+    if (!PyArray_Check(vals) || PyArray_NDIM((PyArrayObject *)vals) != 1) {
+        PyErr_Format(PyExc_ValueError, "column '%s': a Ragged's values must be a 1-D array", cname);
+        goto out;
+    }
+    sc->arr = (PyArrayObject *)PyArray_View((PyArrayObject *)vals, NULL, &PyArray_Type);
+    if (!sc->arr) goto out;
+    sc->loffs = (PyArrayObject *)PyArray_FromAny(offs, PyArray_DescrFromType(NPY_INT64), 1, 1,
+                                                 NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED |
+                                                 NPY_ARRAY_ENSURECOPY | NPY_ARRAY_ENSUREARRAY, NULL);
+    if (!sc->loffs) goto out;
+    int64_t n = PyArray_DIM(sc->loffs, 0) - 1, nv = PyArray_DIM(sc->arr, 0);
+    idt_error err;
+    if (n < 0) {
+        PyErr_Format(PyExc_ValueError, "column '%s': a Ragged needs n + 1 offsets", cname);
+        goto out;
+    }
+    if (idt_packed_check(PyArray_DATA(sc->loffs), 1, n, nv, &err)) {
+        PyErr_Format(PyExc_ValueError, "column '%s': %s", cname, err.msg);
+        goto out;
+    }
+    PyArray_Descr *d = PyArray_DESCR(sc->arr);
+    sc->native = PyArray_DescrNewByteorder(d, NPY_NATIVE);
+    if (!sc->native) goto out;
+    sc->kind = IDT_COL_LIST;
+    sc->source = 'L';
+    sc->row_elems = 1;
+    const int64_t *o = PyArray_DATA(sc->loffs);
+    sc->str_bytes = o[n] - o[0];
+    int64_t vb = sc->str_bytes * (int64_t)PyDataType_ELSIZE(d);
+    sc->row_bytes = n > 0 && vb / n > 0 ? vb / n : 1;
+    rc = 0;
+out:
+    Py_DECREF(vals);
+    Py_DECREF(offs);
+    return rc;
+}
+
+/* Rows of column sc. */
+static int64_t col_rows(const srccol *sc) {
+    return sc->source == 'L' ? PyArray_DIM(sc->loffs, 0) - 1 : PyArray_DIM(sc->arr, 0);
 }
 
 /* Encoded bytes of a str or bytes object: sets *p and *n (valid while `keep` lives). */
@@ -111,8 +189,7 @@ static int measure_strings(srccol *sc, int64_t nrows, const char *colname) {
                     return -1;
                 }
                 Py_XDECREF(keep);
-                while (len > 0 && p[len - 1] == 0) len--;
-                total += len;
+                total += idt_str_strip(p, len);
             }
         }
         Py_DECREF(ch);
@@ -130,11 +207,26 @@ static int write_column(idt_module_state *st, srccol *sc, idt_store_builder *b, 
         int64_t e = a + step < nrows ? a + step : nrows;
         if (idt_py_prog_step(pp, *done)) return -1; /* Ctrl-C between chunks */
         *done += (e - a) * sc->row_bytes;
-        PyArrayObject *ch = chunk_of(sc, a, e);
+        PyArrayObject *ch = sc->source == 'L' ? (PyArrayObject *)Py_NewRef(sc->arr) : chunk_of(sc, a, e);
         if (!ch) return -1;
         int64_t n = (e - a) * sc->row_elems;
         int rc = 0;
-        if (sc->source == 'F') {
+        if (sc->source == 'L') {
+            int64_t *offs = PyMem_Malloc((size_t)(e - a + 1) * sizeof *offs);
+            PyArrayObject *vals = offs ? list_chunk(sc, a, e, offs) : NULL;
+            if (!offs) PyErr_NoMemory();
+            if (!vals) {
+                PyMem_Free(offs);
+                Py_DECREF(ch);
+                return -1;
+            }
+            const char *src = PyArray_DATA(vals);
+            Py_BEGIN_ALLOW_THREADS
+            rc = idt_store_builder_append_packed(b, c, e - a, offs, 1, src, &err);
+            Py_END_ALLOW_THREADS
+            Py_DECREF(vals);
+            PyMem_Free(offs);
+        } else if (sc->source == 'F') {
             const void *src = PyArray_DATA(ch);
             Py_BEGIN_ALLOW_THREADS
             rc = idt_store_builder_write_fixed(b, c, a, e - a, src, &err);
@@ -167,7 +259,7 @@ static int write_column(idt_module_state *st, srccol *sc, idt_store_builder *b, 
                     continue;
                 }
                 /* trailing NULs are padding, not stored (as measure_strings counted them) */
-                while (lens[got] > 0 && ptrs[got][lens[got] - 1] == 0) lens[got]--;
+                lens[got] = idt_str_strip(ptrs[got], lens[got]);
             }
             if (!rc) rc = idt_store_builder_append_pieces(b, c, n, ptrs, lens, &err);
             else got--;
@@ -257,8 +349,9 @@ static int fill_column_desc(const srccol *sc, PyObject *name, idt_column *c) {
         PyErr_NoMemory();
         return -1;
     }
+    if (sc->source == 'L') c->ndim = 0; /* each row a 1-D array: no row shape */
     for (int i = 0; i < c->ndim; i++) c->shape[i] = PyArray_DIM(sc->arr, i + 1);
-    if (sc->kind == IDT_COL_FIXED) {
+    if (!idt_column_is_str(c)) { /* fixed, or a list column's values */
         PyObject *s = PyObject_GetAttrString((PyObject *)sc->native, "str");
         if (!s) return -1;
         const char *u = PyUnicode_AsUTF8(s);
@@ -271,8 +364,12 @@ static int fill_column_desc(const srccol *sc, PyObject *name, idt_column *c) {
         Py_DECREF(s);
         c->itemsize = PyDataType_ELSIZE(sc->native);
         if (!idt_dtype_allowed(c->kind, c->dtype, c->itemsize)) { /* the core's allow-list */
-            PyErr_Format(PyExc_TypeError, "column '%s' has unsupported dtype %R", c->name,
-                         (PyObject *)sc->native);
+            if (c->kind == IDT_COL_LIST)
+                PyErr_Format(PyExc_TypeError, "column '%s': list values must be bool, integers, "
+                             "float16/32/64 or complex64/128, not %R", c->name, (PyObject *)sc->native);
+            else
+                PyErr_Format(PyExc_TypeError, "column '%s' has unsupported dtype %R", c->name,
+                             (PyObject *)sc->native);
             return -1;
         }
     } else {
@@ -284,15 +381,17 @@ static int fill_column_desc(const srccol *sc, PyObject *name, idt_column *c) {
 /* "float32 with row shape (3,)" for a column description (new reference). */
 static PyObject *col_type_str(const idt_column *c) {
     PyObject *dt;
-    if (c->kind == IDT_COL_FIXED) {
+    if (!idt_column_is_str(c)) {
         PyArray_Descr *d = NULL;
         PyObject *s = PyUnicode_FromString(c->dtype);
         if (!s) return NULL;
         int ok = PyArray_DescrConverter(s, &d);
         Py_DECREF(s);
         if (!ok) return NULL;
-        dt = PyObject_Str((PyObject *)d);
+        dt = idt_column_is_list(c) ? PyUnicode_FromFormat("list of %S", (PyObject *)d)
+                                   : PyObject_Str((PyObject *)d);
         Py_DECREF(d);
+        if (dt && idt_column_is_list(c)) return dt;
     } else {
         dt = PyUnicode_FromString(c->kind == IDT_COL_UTF8 ? "str (U)" : "bytes (S)");
     }
@@ -411,6 +510,28 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
         Py_INCREF(key);
         PyTuple_SET_ITEM(names, i, key);
         sc[i].name = key;
+        if (!PyArray_Check(val) || PyArray_TYPE((PyArrayObject *)val) == NPY_OBJECT) {
+            /* maybe a list column: a Ragged, or a list or object array of 1-D arrays */
+            if (idt_py_ragged_load(st)) goto done;
+            PyObject *rag = PyObject_CallFunctionObjArgs(st->as_list_column, val, key, NULL);
+            if (!rag) goto done;
+            if (rag != Py_None) {
+                int r = list_column(key, rag, &sc[i]);
+                Py_DECREF(rag);
+                if (r) goto done;
+                int64_t n = col_rows(&sc[i]);
+                if (nrows < 0) {
+                    nrows = n;
+                    first_name = key;
+                } else if (n != nrows) {
+                    PyErr_Format(PyExc_ValueError, "columns differ in length: %R has %lld rows, %R has %lld",
+                                 first_name, (long long)nrows, key, (long long)n);
+                    goto done;
+                }
+                continue;
+            }
+            Py_DECREF(rag);
+        }
         PyObject *got = PyArray_FromAny(val, NULL, 0, 0, 0, NULL);
         if (!got) goto done;
         /* Our own base-class view: Python code that runs later (another column's
@@ -443,7 +564,7 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
     for (Py_ssize_t i = 0; i < nc; i++) total += nrows * sc[i].row_bytes;
     if (idt_py_prog_init(&pp, progress, total, what, "B")) goto done;
     for (Py_ssize_t i = 0; i < nc; i++)
-        if (sc[i].kind != IDT_COL_FIXED &&
+        if (idt_column_is_str(&cd[i]) &&
             measure_strings(&sc[i], nrows, PyUnicode_AsUTF8(sc[i].name)))
             goto done;
     rc = idt_schema_new(cd, nc, &schema, &err);
@@ -509,6 +630,7 @@ done:
     if (sc)
         for (Py_ssize_t i = 0; i < nc; i++) {
             Py_XDECREF(sc[i].arr);
+            Py_XDECREF(sc[i].loffs);
             Py_XDECREF(sc[i].native);
         }
     if (cd)

@@ -325,6 +325,8 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->BatchIter_Type);
     Py_VISIT(st->Writer_Type);
     Py_VISIT(st->CorruptDataError);
+    Py_VISIT(st->Ragged);
+    Py_VISIT(st->as_list_column);
     return 0;
 }
 
@@ -334,6 +336,8 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->BatchIter_Type);
     Py_CLEAR(st->Writer_Type);
     Py_CLEAR(st->CorruptDataError);
+    Py_CLEAR(st->Ragged);
+    Py_CLEAR(st->as_list_column);
     return 0;
 }
 

@@ -26,6 +26,8 @@ typedef struct idt_module_state {
     PyObject *BatchIter_Type;
     PyObject *Writer_Type;
     PyObject *CorruptDataError;
+    PyObject *Ragged;          /* infinidata._ragged.Ragged, imported on first need */
+    PyObject *as_list_column;  /* infinidata._ragged._as_list_column, likewise */
 } idt_module_state;
 
 typedef struct TableViewObject {
@@ -74,6 +76,12 @@ void idt_py_prog_close(idt_py_prog *pp);
 void idt_py_state_set_def(PyModuleDef *def);
 idt_module_state *idt_py_state_of(PyObject *self);
 idt_module_state *idt_py_state_of_type(PyTypeObject *tp);
+/* Import infinidata._ragged into st->Ragged / st->as_list_column once. 0, or -1 with an
+ * exception set. */
+int idt_py_ragged_load(idt_module_state *st);
+/* A Ragged over `values` (1-D) and `offsets` (int64, n + 1) made by the library (not checked
+ * again); both references are consumed. NULL with an exception set. */
+PyObject *idt_py_ragged_new(idt_module_state *st, PyObject *values, PyObject *offsets);
 
 /* ---- errors.c: the one IDT_E* -> exception rule ---- */
 /* Raise the Python exception the rule gives for core error `e` (message: e->msg); returns
@@ -128,7 +136,7 @@ extern PyType_Spec idt_writer_spec;    /* writer.c */
 /* batchiter.c: start a batch iterator over `v` (a reference is taken by the iterator), with
  * the column descriptions `descrs` (a TableView's). NULL with an exception set. */
 PyObject *idt_py_batchiter_start(idt_module_state *st, idt_view *v, PyObject *descrs, int64_t bs,
-                                 int drop, int64_t threads, int64_t readahead);
+                                 int drop, int64_t threads, int64_t readahead, PyObject *pad);
 
 /* io.c: _from_parts(columns, nrows), the module-level function (listed in module.c). */
 PyObject *idt_py_from_parts(PyObject *m, PyObject *args);

@@ -173,7 +173,8 @@ int idt_parse_key(idt_module_state *st, PyObject *key, int64_t len, idt_key *k, 
 /* ---- reads ---- */
 
 /* Read the selected rows into a new dict. lead/nlead give the leading output dims (the
- * selection's count must equal their product). */
+ * selection's count must equal their product). A list column gives a Ragged (its values and
+ * int64 offsets gathered by the core), or for one row (nlead 0) that row's 1-D array. */
 PyObject *idt_py_read(TableViewObject *self, const idt_rowsel *sel, const npy_intp *lead,
                       int nlead, int scalarize) {
     idt_module_state *st = idt_py_state_of((PyObject *)self);
@@ -182,21 +183,33 @@ PyObject *idt_py_read(TableViewObject *self, const idt_rowsel *sel, const npy_in
     int64_t *widths = PyMem_Malloc((size_t)nc * sizeof *widths);
     void **outs = PyMem_Calloc((size_t)nc, sizeof *outs);
     PyObject **arrs = PyMem_Calloc((size_t)nc, sizeof *arrs);
+    PyObject **offs = PyMem_Calloc((size_t)nc, sizeof *offs); /* list columns' offsets */
     PyObject *dict = NULL;
     idt_error err;
-    if (!widths || !outs || !arrs) {
+    int nlists = 0;
+    if (!widths || !outs || !arrs || !offs) {
         PyErr_NoMemory();
         goto done;
     }
     int rc;
     /* Releasing the GIL costs more than copying a few rows: keep it for tiny reads. */
     int release = sel->count > 64;
+    for (int64_t j = 0; j < nc; j++) nlists += idt_column_is_list(idt_view_column(v, j));
+    if (nlists && nlead > 1) {
+        PyErr_SetString(PyExc_IndexError, "a table with list columns is read with a 1-D index "
+                        "(a Ragged has one row axis); flatten the index array");
+        goto done;
+    }
     if (release) {
         Py_BEGIN_ALLOW_THREADS
         rc = idt_view_str_widths(v, sel, widths, &err);
+        for (int64_t j = 0; !rc && j < nc; j++) /* list columns: their total values */
+            if (idt_column_is_list(idt_view_column(v, j))) widths[j] = idt_view_str_bytes(v, sel, j);
         Py_END_ALLOW_THREADS
     } else {
         rc = idt_view_str_widths(v, sel, widths, &err);
+        for (int64_t j = 0; !rc && j < nc; j++)
+            if (idt_column_is_list(idt_view_column(v, j))) widths[j] = idt_view_str_bytes(v, sel, j);
     }
     if (rc) {
         idt_py_raise(st, &err);
@@ -205,13 +218,23 @@ PyObject *idt_py_read(TableViewObject *self, const idt_rowsel *sel, const npy_in
     for (int64_t j = 0; j < nc; j++) {
         const idt_column *c = idt_view_column(v, j);
         PyArray_Descr *d;
-        if (c->kind == IDT_COL_FIXED) {
+        if (idt_column_is_list(c)) {
+            d = (PyArray_Descr *)PyTuple_GET_ITEM(self->descrs, j);
+            Py_INCREF(d);
+            npy_intp nv = (npy_intp)widths[j], no = (npy_intp)sel->count + 1;
+            arrs[j] = PyArray_NewFromDescr(&PyArray_Type, d, 1, &nv, NULL, NULL, 0, NULL);
+            if (!arrs[j]) goto done;
+            offs[j] = PyArray_SimpleNew(1, &no, NPY_INT64);
+            if (!offs[j]) goto done;
+            continue;
+        }
+        if (!idt_column_is_str(c)) {
             d = (PyArray_Descr *)PyTuple_GET_ITEM(self->descrs, j);
             Py_INCREF(d);
         } else {
-            d = PyArray_DescrNewFromType(c->kind == IDT_COL_UTF8 ? NPY_UNICODE : NPY_STRING);
+            d = PyArray_DescrNewFromType(idt_column_out_char(c) == 'U' ? NPY_UNICODE : NPY_STRING);
             if (!d) goto done;
-            PyDataType_SET_ELSIZE(d, (npy_intp)(widths[j] * (c->kind == IDT_COL_UTF8 ? 4 : 1)));
+            PyDataType_SET_ELSIZE(d, (npy_intp)(widths[j] * idt_column_char_bytes(c)));
         }
         npy_intp dims[NPY_MAXDIMS];
         int nd = 0;
@@ -229,15 +252,29 @@ PyObject *idt_py_read(TableViewObject *self, const idt_rowsel *sel, const npy_in
     if (release) {
         Py_BEGIN_ALLOW_THREADS
         idt_view_gather(v, sel, outs, widths);
+        for (int64_t j = 0; j < nc; j++)
+            if (offs[j])
+                idt_view_gather_packed(v, sel, j, PyArray_DATA((PyArrayObject *)offs[j]),
+                                       PyArray_DATA((PyArrayObject *)arrs[j]));
         Py_END_ALLOW_THREADS
     } else {
         idt_view_gather(v, sel, outs, widths);
+        for (int64_t j = 0; j < nc; j++)
+            if (offs[j])
+                idt_view_gather_packed(v, sel, j, PyArray_DATA((PyArrayObject *)offs[j]),
+                                       PyArray_DATA((PyArrayObject *)arrs[j]));
     }
     dict = PyDict_New();
     if (!dict) goto done;
     for (int64_t j = 0; j < nc; j++) {
         PyObject *val = arrs[j];
-        if (scalarize && PyArray_NDIM((PyArrayObject *)val) == 0) {
+        if (offs[j] && nlead > 0) { /* rows: a Ragged */
+            val = idt_py_ragged_new(st, arrs[j], offs[j]);
+            arrs[j] = offs[j] = NULL;
+            if (!val) goto fail;
+        } else if (offs[j]) { /* one row: its values */
+            Py_INCREF(val);
+        } else if (scalarize && PyArray_NDIM((PyArrayObject *)val) == 0) {
             val = PyArray_Return((PyArrayObject *)val); /* steals; 0-d -> NumPy scalar */
             arrs[j] = NULL;
             if (!val) goto fail;
@@ -254,7 +291,10 @@ fail:
 done:
     if (arrs)
         for (int64_t j = 0; j < nc; j++) Py_XDECREF(arrs[j]);
+    if (offs)
+        for (int64_t j = 0; j < nc; j++) Py_XDECREF(offs[j]);
     PyMem_Free(arrs);
+    PyMem_Free(offs);
     PyMem_Free(outs);
     PyMem_Free(widths);
     return dict;

@@ -44,7 +44,7 @@ PyObject *idt_py_wrap_view(idt_module_state *st, idt_view *v) {
     for (int64_t j = 0; j < v->ncols; j++) {
         const idt_column *c = idt_view_column(v, j);
         PyObject *d = Py_None;
-        if (c->kind == IDT_COL_FIXED) {
+        if (!idt_column_is_str(c)) { /* fixed rows, or a list column's values */
             PyArray_Descr *descr = NULL;
             PyObject *s = PyUnicode_FromString(c->dtype);
             if (!s) goto fail;
@@ -338,16 +338,16 @@ static PyObject *tv_remove_matching_strings(PyObject *self, PyObject *args) {
     idt_view *v = TV(self)->v, *out = NULL;
     const char *name = idt_py_name_utf8(colname);
     if (!name) return NULL;
-    int64_t ci = idt_schema_find(v->schema, name), j;
-    for (j = 0; ci >= 0 && j < v->ncols && v->cols[j] != ci; j++) {}
-    if (ci < 0 || j == v->ncols) {
+    int64_t j = idt_view_find(v, name);
+    if (j < 0) {
         idt_error err;
         idt_view_no_column(v, name, &err);
         return idt_py_raise(idt_py_state_of(self), &err);
     }
-    const idt_column *c = &v->schema->cols[ci];
-    if (c->kind == IDT_COL_FIXED) {
-        PyErr_Format(PyExc_TypeError, "column '%s' holds %s, not strings", name, c->dtype);
+    const idt_column *c = idt_view_column(v, j);
+    if (!idt_column_is_str(c)) {
+        PyErr_Format(PyExc_TypeError, "column '%s' holds %s%s, not strings", name,
+                     idt_column_is_list(c) ? "lists of " : "", c->dtype);
         return NULL;
     }
     if (PyUnicode_Check(strings) || PyBytes_Check(strings)) {
@@ -627,10 +627,12 @@ static PyObject *dtype_of(TableViewObject *self, int64_t j) {
         Py_INCREF(d);
         return d;
     }
-    return (PyObject *)PyArray_DescrFromType(c->kind == IDT_COL_UTF8 ? NPY_UNICODE : NPY_STRING);
+    return (PyObject *)PyArray_DescrFromType(idt_column_out_char(c) == 'U' ? NPY_UNICODE : NPY_STRING);
 }
 
+/* A column's row shape as `schema` gives it: a tuple, or the string "list" for a list column. */
 static PyObject *shape_of(const idt_column *c) {
+    if (idt_column_is_list(c)) return PyUnicode_FromString("list");
     PyObject *t = PyTuple_New(c->ndim);
     for (int32_t q = 0; t && q < c->ndim; q++) {
         PyObject *x = PyLong_FromLongLong(c->shape[q]);
@@ -681,8 +683,9 @@ static PyObject *idt_tv_repr(PyObject *self) {
         const idt_column *c = idt_view_column(v, j);
         PyObject *dt = dtype_of(TV(self), j), *sh = shape_of(c), *s = NULL;
         if (dt && sh) {
-            PyObject *dts = c->kind == IDT_COL_FIXED ? PyObject_Str(dt)
-                            : PyUnicode_FromString(c->kind == IDT_COL_UTF8 ? "str" : "bytes");
+            PyObject *dts = idt_column_is_list(c) ? PyUnicode_FromFormat("list<%S>", dt)
+                            : !idt_column_is_str(c) ? PyObject_Str(dt)
+                            : PyUnicode_FromString(idt_column_kind_name(c->kind));
             if (dts) s = PyUnicode_FromFormat("%s: %U%s%S", c->name, dts, c->ndim ? " " : "",
                                               c->ndim ? sh : (PyObject *)Py_None);
             if (s && !c->ndim) {
@@ -816,14 +819,15 @@ static PyObject *idt_tv_reduce(PyObject *self, PyObject *unused) {
 
 /* tv._packed_strings(start, count, j) -> (offsets, data): the strings of string column j
  * over rows [start, start+count), in Arrow's layout: int64 offsets (count * row_elems + 1,
- * from 0) and uint8 data, as stored (UTF-8 or raw bytes). */
+ * from 0) and uint8 data, as stored (UTF-8 or raw bytes). For a list column: int64 offsets
+ * (count + 1, from 0, in values) and the values (an array of the column's dtype). */
 static PyObject *idt_tv_packed_strings(PyObject *self, PyObject *args) {
     long long start, count, j;
     if (!PyArg_ParseTuple(args, "LLL:_packed_strings", &start, &count, &j)) return NULL;
     const idt_view *v = ((TableViewObject *)self)->v;
     int64_t len = idt_view_len(v);
-    if (j < 0 || j >= v->ncols || idt_view_column(v, j)->kind == IDT_COL_FIXED) {
-        PyErr_Format(PyExc_ValueError, "column %lld is not a string column", j);
+    if (j < 0 || j >= v->ncols || !idt_column_is_var(idt_view_column(v, j))) {
+        PyErr_Format(PyExc_ValueError, "column %lld is not a string or list column", j);
         return NULL;
     }
     if (start < 0 || count < 0 || start > len || count > len - start) {
@@ -838,7 +842,13 @@ static PyObject *idt_tv_packed_strings(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     npy_intp no = (npy_intp)(count * per + 1), nd = (npy_intp)total;
     PyObject *offs = PyArray_SimpleNew(1, &no, NPY_INT64);
-    PyObject *data = offs ? PyArray_SimpleNew(1, &nd, NPY_UINT8) : NULL;
+    PyObject *data = NULL;
+    if (offs && idt_column_is_list(idt_view_column(v, j))) {
+        PyObject *dt = PyTuple_GET_ITEM(((TableViewObject *)self)->descrs, j);
+        data = PyArray_NewFromDescr(&PyArray_Type, (PyArray_Descr *)Py_NewRef(dt), 1, &nd, NULL, NULL, 0, NULL);
+    } else if (offs) {
+        data = PyArray_SimpleNew(1, &nd, NPY_UINT8);
+    }
     if (!data) {
         Py_XDECREF(offs);
         return NULL;
@@ -894,31 +904,33 @@ fail:
 
 /* ---- batch iterators over views ---- */
 
-static char *iter_kw[] = {"batch_size", "drop_last_batch", "threads", "readahead", NULL};
+static char *iter_kw[] = {"batch_size", "drop_last_batch", "threads", "readahead", "pad", NULL};
 
 static PyObject *idt_tv_batch_iter(PyObject *self, PyObject *args, PyObject *kwds) {
     long long bs, threads = 1, readahead = 0;
     int drop = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "L|pLL:batch_iter", iter_kw, &bs, &drop, &threads,
-                                     &readahead))
+    PyObject *pad = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "L|pLL$O:batch_iter", iter_kw, &bs, &drop, &threads,
+                                     &readahead, &pad))
         return NULL;
     TableViewObject *tv = (TableViewObject *)self;
-    return idt_py_batchiter_start(idt_py_state_of(self), tv->v, tv->descrs, bs, drop, threads, readahead);
+    return idt_py_batchiter_start(idt_py_state_of(self), tv->v, tv->descrs, bs, drop, threads, readahead,
+                                  pad);
 }
 
 static PyObject *idt_tv_batch_iter_concat(PyObject *cls, PyObject *args, PyObject *kwds) {
-    static char *kw[] = {"views", "batch_size", "drop_last_batch", "threads", "readahead", NULL};
-    PyObject *views;
+    static char *kw[] = {"views", "batch_size", "drop_last_batch", "threads", "readahead", "pad", NULL};
+    PyObject *views, *pad = Py_None;
     long long bs, threads = 1, readahead = 0;
     int drop = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OL|pLL:batch_iter_concat", kw, &views, &bs, &drop,
-                                     &threads, &readahead))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OL|pLL$O:batch_iter_concat", kw, &views, &bs, &drop,
+                                     &threads, &readahead, &pad))
         return NULL;
     idt_module_state *st = idt_py_state_of_type((PyTypeObject *)cls);
     PyObject *descrs = NULL;
     idt_view *cat = concat_of(st, views, "batch_iter_concat() takes a list of TableView objects", &descrs);
     if (!cat) return NULL;
-    PyObject *res = idt_py_batchiter_start(st, cat, descrs, bs, drop, threads, readahead);
+    PyObject *res = idt_py_batchiter_start(st, cat, descrs, bs, drop, threads, readahead, pad);
     idt_view_decref(cat);
     Py_DECREF(descrs);
     return res;
@@ -1058,14 +1070,16 @@ static PyMethodDef idt_tv_methods[] = {
     {"concat", tv_concat, METH_O | METH_CLASS,
      "concat($type, views, /)\n--\n\nTableView.concat(views) -> TableView: the rows of each view in order. Columns must match."},
     {"batch_iter", (PyCFunction)(void (*)(void))idt_tv_batch_iter, METH_VARARGS | METH_KEYWORDS,
-     "batch_iter($self, /, batch_size, drop_last_batch=False, threads=1, readahead=0)\n--\n\n"
-     "batch_iter(batch_size, drop_last_batch=False, threads=1, readahead=0): iterate over the rows "
-     "in batches, each a dict of column -> array as tv[i:i+batch_size] gives."},
+     "batch_iter($self, /, batch_size, drop_last_batch=False, threads=1, readahead=0, *, pad=None)\n--\n\n"
+     "batch_iter(batch_size, drop_last_batch=False, threads=1, readahead=0, *, pad=None): iterate "
+     "over the rows in batches, each a dict of column -> array as tv[i:i+batch_size] gives (a list "
+     "column: a Ragged). pad={name: (pad_value, length)} gives list column `name` as a "
+     "(batch, length) array instead (longer rows cut), plus \"<name>_lengths\" (int64)."},
     {"batch_iter_concat", (PyCFunction)(void (*)(void))idt_tv_batch_iter_concat,
      METH_VARARGS | METH_KEYWORDS | METH_CLASS,
-     "batch_iter_concat($type, /, views, batch_size, drop_last_batch=False, threads=1, readahead=0)"
-     "\n--\n\nTableView.batch_iter_concat(views, batch_size, drop_last_batch=False, threads=1, "
-     "readahead=0): batches over several views as if concatenated."},
+     "batch_iter_concat($type, /, views, batch_size, drop_last_batch=False, threads=1, readahead=0, *, "
+     "pad=None)\n--\n\nTableView.batch_iter_concat(views, batch_size, drop_last_batch=False, threads=1, "
+     "readahead=0, *, pad=None): batches over several views as if concatenated (pad= as batch_iter)."},
     {"save_to_disk", (PyCFunction)(void (*)(void))idt_tv_save_to_disk, METH_VARARGS | METH_KEYWORDS,
      "save_to_disk($self, /, dir, name=None, overwrite=False, *, progress=None)\n--\n\n"
      "save_to_disk(dir, name=None, overwrite=False, *, progress=None) -> str: save the view under `name` in `dir` "

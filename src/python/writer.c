@@ -14,7 +14,8 @@ typedef struct WriterObject {
     int busy;           /* a call is running with the GIL released */
 } WriterObject;
 
-/* One schema entry (dtype-like, shape) into a column description (name borrowed). */
+/* One schema entry (dtype-like, shape) into a column description (name borrowed); a shape of
+ * "list" (as TableView.schema gives for a list column) makes a list column of that dtype. */
 static int parse_entry(PyObject *name, PyObject *spec, idt_column *c) {
     memset(c, 0, sizeof *c);
     c->name = (char *)PyUnicode_AsUTF8(name);
@@ -26,9 +27,14 @@ static int parse_entry(PyObject *name, PyObject *spec, idt_column *c) {
     }
     PyArray_Descr *d = NULL;
     if (!PyArray_DescrConverter(PyTuple_GET_ITEM(spec, 0), &d)) return -1;
+    PyObject *sh = PyTuple_GET_ITEM(spec, 1);
+    int is_list = PyUnicode_Check(sh) && PyUnicode_CompareWithASCIIString(sh, "list") == 0;
     char kind = d->kind;
     int ok = 0;
-    if (PyDataType_HASFIELDS(d) || PyDataType_HASSUBARRAY(d) || kind == 'V') {
+    if (is_list && !strchr("biufc", kind)) {
+        PyErr_Format(PyExc_TypeError, "schema['%s']: list values must be bool, integers, floats or "
+                     "complex, not %R", c->name, (PyObject *)d);
+    } else if (PyDataType_HASFIELDS(d) || PyDataType_HASSUBARRAY(d) || kind == 'V') {
         PyErr_Format(PyExc_TypeError, "schema['%s']: structured/void dtype %R is not supported",
                      c->name, (PyObject *)d);
     } else if (kind == 'U' || kind == 'T') {
@@ -48,7 +54,7 @@ static int parse_entry(PyObject *name, PyObject *spec, idt_column *c) {
         const char *u = s ? PyUnicode_AsUTF8(s) : NULL;
         if (u && strlen(u) < IDT_DTYPE_MAX) {
             strcpy(c->dtype, u);
-            c->kind = IDT_COL_FIXED;
+            c->kind = is_list ? IDT_COL_LIST : IDT_COL_FIXED;
             c->itemsize = PyDataType_ELSIZE(n);
             ok = 1;
         } else if (u) {
@@ -61,6 +67,7 @@ static int parse_entry(PyObject *name, PyObject *spec, idt_column *c) {
     }
     Py_DECREF(d);
     if (!ok) return -1;
+    if (is_list) return 0; /* ndim 0 */
     PyObject *shape = PySequence_Tuple(PyTuple_GET_ITEM(spec, 1));
     if (!shape) {
         PyErr_Format(PyExc_TypeError, "schema['%s']: the row shape must be a tuple of ints", c->name);

@@ -182,10 +182,43 @@ static void fz_check_err(int rc, const idt_error *err) {
 /* Output bytes of one row of view column j at string width w, or -1 past FZ_MAX_BYTES. */
 static int64_t fz_row_bytes(const idt_view *v, int64_t j, int64_t w) {
     const idt_column *c = idt_view_column(v, j);
+    if (idt_column_is_list(c)) return 0; /* gathered by fz_lists */
     if (c->kind == IDT_COL_FIXED) return c->row_bytes <= FZ_MAX_BYTES ? c->row_bytes : -1;
     int64_t per = c->row_elems, esz = c->kind == IDT_COL_UTF8 ? 4 : 1;
     if (w > FZ_MAX_BYTES || (per && w * esz > FZ_MAX_BYTES / per)) return -1;
     return per * w * esz;
+}
+
+/* The list columns of the selection: measured, gathered as offsets + values when at most
+ * FZ_MAX_BYTES, and padded to 8 values (pad 0x5A bytes); offsets and lengths checked. */
+static void fz_lists(const idt_view *v, const idt_rowsel *sel) {
+    for (int64_t j = 0; j < v->ncols; j++) {
+        const idt_column *c = idt_view_column(v, j);
+        if (!idt_column_is_list(c)) continue;
+        int64_t total = idt_view_str_bytes(v, sel, j);
+        if (total < 0) fz_die("a negative list total", NULL);
+        int64_t *offs = malloc((size_t)(sel->count + 1) * sizeof *offs);
+        int64_t *lens = malloc((size_t)(sel->count ? sel->count : 1) * sizeof *lens);
+        char *pad = malloc((size_t)(sel->count ? sel->count : 1) * 8 * (size_t)c->itemsize);
+        if (!offs || !lens || !pad) fz_die("out of memory", NULL);
+        if (total <= FZ_MAX_BYTES / c->itemsize) {
+            char *vals = malloc((size_t)(total * c->itemsize) + 1);
+            if (!vals) fz_die("out of memory", NULL);
+            idt_view_gather_packed(v, sel, j, offs, vals);
+            if (offs[0] != 0 || offs[sel->count] != total) fz_die("list offsets do not span the total", NULL);
+            for (int64_t i = 0; i < sel->count; i++)
+                if (offs[i] > offs[i + 1]) fz_die("list offsets out of order", NULL);
+            free(vals);
+        }
+        unsigned char pv[16];
+        memset(pv, 0x5A, sizeof pv);
+        idt_view_gather_padded(v, sel, j, 8, pv, pad, lens);
+        for (int64_t i = 0; i < sel->count; i++)
+            if (lens[i] < 0 || lens[i] > 8) fz_die("a padded length out of range", NULL);
+        free(offs);
+        free(lens);
+        free(pad);
+    }
 }
 
 /* Measure and gather the selected rows of every column into malloc'd buffers. Returns the
@@ -199,7 +232,7 @@ static int64_t fz_gather(const idt_view *v, const idt_rowsel *sel) {
     int rc = idt_view_str_widths(v, sel, w, &err);
     if (rc) fz_die("idt_view_str_widths failed", err.msg);
     for (int64_t j = 0; j < nc && total >= 0; j++) {
-        if (idt_view_column(v, j)->kind != IDT_COL_FIXED && w[j] < 1) fz_die("a string width below 1", NULL);
+        if (idt_column_is_str(idt_view_column(v, j)) && w[j] < 1) fz_die("a string width below 1", NULL);
         int64_t rb = fz_row_bytes(v, j, w[j]);
         total = rb < 0 || total > FZ_MAX_BYTES - rb ? -1 : total + rb;
     }
@@ -213,6 +246,7 @@ static int64_t fz_gather(const idt_view *v, const idt_rowsel *sel) {
     } else {
         total = -1;
     }
+    fz_lists(v, sel);
     for (int64_t j = 0; j < nc; j++) free(outs[j]);
     free(outs);
     free(w);
@@ -224,7 +258,11 @@ static void fz_batches(idt_view *v, unsigned flags) {
     idt_batcher *it;
     idt_error err;
     int64_t bs = 1 + ((flags >> 4) & 7), threads = flags & FZ_THREADS ? 3 : 1;
-    int rc = idt_batcher_new(v, bs, bs % 2 == 0, threads, flags & FZ_THREADS ? 2 : 0, &it, &err);
+    idt_list_pad *pads = calloc((size_t)v->ncols, sizeof *pads); /* odd batch sizes pad lists to 5 */
+    if (!pads) fz_die("out of memory", NULL);
+    for (int64_t j = 0; j < v->ncols; j++) pads[j].length = bs % 2 ? 5 : -1;
+    int rc = idt_batcher_new_padded(v, bs, bs % 2 == 0, threads, flags & FZ_THREADS ? 2 : 0, pads, &it, &err);
+    free(pads);
     if (rc) {
         fz_check_err(rc, &err);
         return;

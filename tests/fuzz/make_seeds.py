@@ -48,7 +48,16 @@ def base_table(n, seed):
         "s": np.array([words[i % len(words)] + str(i) for i in range(n)]),
         "by": np.array([bytes([65 + i % 26]) * (i % 5) for i in range(n)], dtype="S"),
         "pair": np.array([[words[(i + k) % len(words)] for k in range(2)] for i in range(n)]),
+        "tok": infinidata.Ragged(rng.integers(0, 50000, 3 * n).astype(np.int32),
+                                 np.sort(np.r_[0, rng.integers(0, 3 * n, max(n - 1, 0)), 3 * n])),
     }
+
+
+def list_table(n):
+    """List columns of every value dtype a list column holds, empty rows among them."""
+    names = ["?", "i1", "u2", "i4", "u8", "e", "f", "d", "F", "D"]
+    offs = np.r_[0, np.cumsum(np.arange(n) % 4)].astype(np.int64)
+    return {f"l{i}": infinidata.Ragged(np.arange(offs[-1]).astype(np.dtype(t)), offs) for i, t in enumerate(names)}
 
 
 def all_dtypes(n):
@@ -88,6 +97,9 @@ def views():
         "empty_view": t.new_view(slice(3, 3)),
         "empty_take": t.new_view(np.array([], dtype=np.int64)),
         "all_dtypes": TV(all_dtypes(5)),
+        "lists": TV(list_table(6)),
+        "lists_shuffled": TV.concat([TV(list_table(6)), TV(list_table(3))]).shuffle(seed=5),
+        "lists_zero_rows": TV(list_table(0)),
     }
     return out
 
