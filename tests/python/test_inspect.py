@@ -185,7 +185,8 @@ def test_inspect_signature_on_every_method(name, fn):
     assert sig is not None
     if name == "batch_iter":
         assert list(sig.parameters) == ["self", "batch_size", "drop_last_batch", "threads",
-                                        "readahead"]
+                                        "readahead", "pad"]
+        assert sig.parameters["pad"].kind is inspect.Parameter.KEYWORD_ONLY
     if name == "save_to_disk":
         assert sig.parameters["name"].default is None
     if name == "load_from_disk":
