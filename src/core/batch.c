@@ -523,11 +523,11 @@ static int next_here(idt_batcher *it, idt_batch **out, idt_error *err) {
         return rc;
     }
     it->next_take++;
-    return 1;
+    return IDT_NEXT_BATCH;
 }
 
 int idt_batcher_next(idt_batcher *it, idt_batch **out, int timeout_ms, idt_error *err) {
-    if (it->failed || atomic_load(&it->stop) || it->next_take >= it->nbatches) return 0;
+    if (it->failed || atomic_load(&it->stop) || it->next_take >= it->nbatches) return IDT_NEXT_END;
     if (it->nworkers == 0 || it->orphaned) return next_here(it, out, err);
     struct timespec dl;
     if (timeout_ms >= 0) {
@@ -546,12 +546,12 @@ int idt_batcher_next(idt_batcher *it, idt_batch **out, int timeout_ms, idt_error
             pthread_cond_wait(&it->produced, &it->mu);
         } else if (pthread_cond_timedwait(&it->produced, &it->mu, &dl) == ETIMEDOUT) {
             pthread_mutex_unlock(&it->mu);
-            return IDT_TIMEOUT;
+            return IDT_NEXT_TIMEOUT;
         }
     }
     if (!s->ready || it->stop) { /* stopped (maybe by another thread) */
         pthread_mutex_unlock(&it->mu);
-        return 0;
+        return IDT_NEXT_END;
     }
     int rc = slot_take(it, s, out, err);
     if (rc) {
@@ -561,7 +561,7 @@ int idt_batcher_next(idt_batcher *it, idt_batch **out, int timeout_ms, idt_error
     it->next_take++;
     pthread_cond_broadcast(&it->consumed);
     pthread_mutex_unlock(&it->mu);
-    return rc ? rc : 1;
+    return rc ? rc : IDT_NEXT_BATCH;
 }
 
 const idt_view *idt_batcher_view(const idt_batcher *it) { return it->view; }

@@ -75,10 +75,16 @@ int idt_batcher_new_padded(idt_view *v, int64_t batch_size, int drop_last, int64
                            int64_t readahead, const idt_list_pad *pads, idt_batcher **out,
                            idt_error *err);
 
-/* Next batch into *out. Returns 1 with a batch, 0 at the end, IDT_TIMEOUT when
- * timeout_ms (>= 0; -1 waits forever) passed with no batch ready (call again), or a
- * negative error code (the batch could not be made; the iterator is finished). */
-#define IDT_TIMEOUT 2
+/* What idt_batcher_next gives when it does not fail. */
+typedef enum idt_next {
+    IDT_NEXT_END = 0,     /* no more batches (the end, or the iterator was stopped) */
+    IDT_NEXT_BATCH = 1,   /* *out holds the next batch */
+    IDT_NEXT_TIMEOUT = 2, /* timeout_ms passed with no batch ready: call again */
+} idt_next;
+
+/* Next batch into *out. Returns an idt_next (IDT_NEXT_TIMEOUT only when timeout_ms >= 0;
+ * -1 waits forever), or a negative IDT_E* code (the batch could not be made; the iterator
+ * is finished). */
 int idt_batcher_next(idt_batcher *it, idt_batch **out, int timeout_ms, idt_error *err);
 
 /* Number of batches in total, and worker threads running (0 for an iterator inherited

@@ -1,7 +1,29 @@
-/* error.h: error codes and the error struct every fallible core call fills.
+/* error.h: error codes, the error struct every fallible core call fills, and the engine's
+ * rules of ownership (written here once; every header follows them).
  *
- * Codes are negative and never collide with errno values; a system failure keeps its errno
- * in err->sys_errno. The message names the bad value ("index 120 out of range for 100 rows"). */
+ * ERRORS. A fallible function returns 0 or a negative IDT_E* code and fills its idt_error
+ * (last parameter, may be NULL) with a message naming the bad value ("index 120 out of range
+ * for 100 rows"); a system failure keeps its errno in err->sys_errno. The codes live in a
+ * reserved range, IDT_E_FIRST down to IDT_E_LAST (-1001 ... -1009), so they collide neither
+ * with errno values nor with the -1 / -2 that internal helpers return: a helper's -1 that
+ * leaked out unmapped is an unknown code, caught by idt_error_known (the fault sweep fails
+ * on it) instead of passing for IDT_ENOMEM. The extension maps codes to Python exceptions in
+ * one function (src/python/errors.c, idt_py_raise); an unknown code becomes SystemError.
+ *
+ * OWNERSHIP. A function that takes ownership of an argument (a reference, a builder, a
+ * blob) takes it in every case, success or failure: the caller never releases it after the
+ * call. Headers say "takes `x`" for such a parameter. Everything else is borrowed for the
+ * call. A function that makes an object (idt_*_new, *_open*, *_load, *_finish) hands the
+ * caller one reference or sole ownership through an out-parameter, set only on success.
+ *
+ * RELEASE VERBS. One verb per kind of ownership, and every release accepts NULL:
+ *  - idt_<noun>_decref: drop one reference to a shared, reference-counted object (schema,
+ *    store, refs, view, blob); the object goes with its last reference. Paired with _incref.
+ *  - idt_<noun>_free: destroy an object the caller owns alone (builder, writer, batcher,
+ *    batch, a batch's buffer), with whatever it still holds.
+ *  - idt_<noun>_reset: release what a caller-owned struct holds and leave it empty and safe
+ *    to reset again (the struct itself is the caller's: idt_col_desc_reset).
+ *  - idt_close: a descriptor from the seam (sys.h); idt_free: memory from the seam. */
 #ifndef IDT_ERROR_H
 #define IDT_ERROR_H
 
@@ -9,16 +31,22 @@
 
 enum {
     IDT_OK = 0,
-    IDT_ENOMEM = -1,   /* an allocation failed */
-    IDT_EIO = -2,      /* a system call failed; sys_errno holds errno */
-    IDT_EINDEX = -3,   /* an index out of range */
-    IDT_EVALUE = -4,   /* a bad argument value */
-    IDT_ETYPE = -5,    /* an argument of the wrong kind */
-    IDT_EKEY = -6,     /* an unknown column name */
-    IDT_ECORRUPT = -7, /* a damaged or foreign file */
-    IDT_EEXIST = -8,   /* the target already exists */
-    IDT_ECANCELLED = -9, /* a progress callback asked to stop (e.g. Ctrl-C); nothing is left behind */
+    IDT_E_BASE = -1000,
+    IDT_ENOMEM = IDT_E_BASE - 1,     /* an allocation failed */
+    IDT_EIO = IDT_E_BASE - 2,        /* a system call failed; sys_errno holds errno */
+    IDT_EINDEX = IDT_E_BASE - 3,     /* an index out of range */
+    IDT_EVALUE = IDT_E_BASE - 4,     /* a bad argument value */
+    IDT_ETYPE = IDT_E_BASE - 5,      /* an argument of the wrong kind */
+    IDT_EKEY = IDT_E_BASE - 6,       /* an unknown column name */
+    IDT_ECORRUPT = IDT_E_BASE - 7,   /* a damaged or foreign file */
+    IDT_EEXIST = IDT_E_BASE - 8,     /* the target already exists */
+    IDT_ECANCELLED = IDT_E_BASE - 9, /* a progress callback asked to stop (e.g. Ctrl-C); nothing is left behind */
+    IDT_E_FIRST = IDT_ENOMEM,
+    IDT_E_LAST = IDT_ECANCELLED,
 };
+
+/* 1 when `code` is one of the IDT_E* codes above. */
+static inline int idt_error_known(int code) { return code <= IDT_E_FIRST && code >= IDT_E_LAST; }
 
 typedef struct idt_error {
     int code;        /* the IDT_E... code, 0 when no error */

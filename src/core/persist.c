@@ -491,11 +491,8 @@ static int present_ok(const char *final, const objects *o, int64_t i, idt_error 
     if (o->kinds[i] == OBJ_STORE) {
         const idt_store *want = o->objs[i];
         idt_store *have;
-        rc = idt_store_open_blob(b, final, &have, &e);
-        if (rc) {
-            idt_blob_decref(b);
-            return rc == IDT_ENOMEM ? idt_error_set(err, IDT_ENOMEM, "out of memory") : 0;
-        }
+        rc = idt_store_open_blob(b, final, &have, &e); /* takes b */
+        if (rc) return rc == IDT_ENOMEM ? idt_error_set(err, IDT_ENOMEM, "out of memory") : 0;
         ok = !memcmp(have->uid, want->uid, 16) && have->data_hash == want->data_hash &&
              have->nrows == want->nrows && have->data_off == want->data_off &&
              have->blob->size == size && idt_store_verify(have, final, &e) == 0;
@@ -843,10 +840,7 @@ static int read_file_entry(mload *m, uint64_t i, file_entry *f, idt_blob **b) {
  * Takes b in every case. */
 static int load_store(mload *m, const file_entry *f, idt_blob *b, loaded *L) {
     int rc = idt_store_open_blob(b, f->full, &L->store, m->err);
-    if (rc) {
-        idt_blob_decref(b);
-        return rc;
-    }
+    if (rc) return rc;
     if (memcmp(L->store->uid, f->uid, 16))
         return idt_reader_fail(&m->r, "a store file does not match its entry (%s has another identity)", f->full);
     return m->verify ? idt_store_verify(L->store, f->full, m->err) : 0;
@@ -896,9 +890,9 @@ static int load_refs(mload *m, uint64_t i, const file_entry *f, idt_blob *b, loa
                                (unsigned long long)nslots, (unsigned long long)row,
                                slot < nslots ? (long long)t[slot]->nrows : 0LL);
     }
-    if (!rc) rc = idt_refs_new(b, (int64_t)n, t, (int64_t)nslots, f->uid, &L->refs, m->err);
-    if (!rc) L->refs->hash = hash;
-    else idt_blob_decref(b); /* idt_refs_new takes b on success only */
+    if (rc) idt_blob_decref(b);
+    else if (!(rc = idt_refs_new(b, (int64_t)n, t, (int64_t)nslots, f->uid, &L->refs, m->err))) /* takes b */
+        L->refs->hash = hash;
     idt_free(t);
     return rc;
 }

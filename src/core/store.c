@@ -943,9 +943,7 @@ int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *e
     idt_blob_seal(blob);
     idt_blob_incref(blob);
     idt_store_builder_free(b);
-    int rc = idt_store_open_blob(blob, "new store", out, err);
-    if (rc) idt_blob_decref(blob);
-    return rc;
+    return idt_store_open_blob(blob, "new store", out, err);
 }
 
 /* ---- opening and validating a store image ----
@@ -1111,7 +1109,10 @@ int idt_store_open_blob(idt_blob *blob, const char *what, idt_store **out, idt_e
     size_t size = blob->size;
     store_hdr h;
     int rc = open_header(base, size, what, &h, err);
-    if (rc) return rc;
+    if (rc) {
+        idt_blob_decref(blob);
+        return rc;
+    }
     idt_column *cols = idt_calloc(h.ncols, sizeof *cols);
     col_layout *lay = idt_calloc(h.ncols, sizeof *lay);
     int *ascii = idt_calloc(h.ncols, sizeof *ascii);
@@ -1148,6 +1149,7 @@ int idt_store_open_blob(idt_blob *blob, const char *what, idt_store **out, idt_e
         idt_schema_decref(st->schema);
         idt_free(st);
     }
+    if (rc) idt_blob_decref(blob);
     return rc;
 }
 

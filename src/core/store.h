@@ -121,8 +121,9 @@ int64_t idt_ucs4_utf8_len(const uint32_t *src, int64_t n, int64_t width, int *as
 int64_t idt_fixed_bytes_len(const char *src, int64_t n, int64_t width);
 
 /* Open a store from a blob holding a store image (as written by a builder, or loaded from
- * disk), validating the header and every offset. Takes over the caller's blob reference on
- * success. Errors: IDT_ECORRUPT naming `what` and the problem, IDT_ENOMEM. */
+ * disk), validating the header and every offset. Takes `blob` (the caller's reference) in
+ * every case: the store holds it, or it is released on failure. Errors: IDT_ECORRUPT naming
+ * `what` and the problem, IDT_ENOMEM. */
 int idt_store_open_blob(idt_blob *blob, const char *what, idt_store **out, idt_error *err);
 
 /* FNV-1a style 64-bit hash used for header checksums. */

@@ -633,6 +633,7 @@ int idt_refs_new(idt_blob *blob, int64_t n, idt_store *const *stores, int64_t ns
     if (!r || !t) {
         idt_free(r);
         idt_free(t);
+        idt_blob_decref(blob);
         return idt_error_set(err, IDT_ENOMEM, "out of memory");
     }
     for (int64_t i = 0; i < nstores; i++) {

@@ -207,7 +207,7 @@ void idt_view_gather_padded(const idt_view *v, const idt_rowsel *sel, int64_t j,
 int idt_view_resolve(const idt_view *v, const idt_rowsel *sel, int64_t i0, int64_t n,
                      const idt_store **st, int64_t *row, int64_t *segcur);
 
-/* Make a ref array over `blob` (reference consumed on success) holding n refs into the slot
+/* Make a ref array over `blob` (takes the caller's reference in every case) holding n refs into the slot
  * table stores[0..nstores) (references taken). The caller vouches that every ref is in range
  * (loaders check first). Errors: IDT_ENOMEM. */
 int idt_refs_new(idt_blob *blob, int64_t n, idt_store *const *stores, int64_t nstores,

@@ -187,17 +187,17 @@ static PyObject *bi_next(PyObject *o) {
         Py_BEGIN_ALLOW_THREADS
         rc = idt_batcher_next(it, &b, 100, &err);
         Py_END_ALLOW_THREADS
-        if (rc != IDT_TIMEOUT) break;
+        if (rc != IDT_NEXT_TIMEOUT) break;
         if (PyErr_CheckSignals()) break; /* KeyboardInterrupt and friends: stop the workers */
     }
     self->nexting = 0;
     PyObject *d = NULL;
-    if (rc == 1) {
+    if (rc == IDT_NEXT_BATCH) {
         /* the view is alive while the iterator is: take column descriptions from it */
         d = batch_dict(self, b, idt_batcher_view(it));
         idt_batch_free(b);
     } else {
-        if (rc < 0 && rc != IDT_TIMEOUT) idt_py_raise(idt_py_state_of(o), &err);
+        if (rc < 0) idt_py_raise(idt_py_state_of(o), &err);
         close_iter(self); /* finished or failed: join the workers now, not at garbage collection */
     }
     iter_leave(self);

@@ -32,7 +32,7 @@ static int64_t baseline_threads(idt_view *v) {
     idt_error err;
     if (idt_batcher_new(v, 1, 0, 2, 0, &it, &err) == 0) {
         idt_batch *b;
-        if (idt_batcher_next(it, &b, -1, &err) == 1) idt_batch_free(b);
+        if (idt_batcher_next(it, &b, -1, &err) == IDT_NEXT_BATCH) idt_batch_free(b);
         idt_batcher_free(it);
     }
     return nthreads();
@@ -130,9 +130,9 @@ static int64_t run_all(idt_view *v, int64_t bs, int drop_last, int64_t threads, 
     for (;;) {
         idt_batch *b = NULL;
         int rc = idt_batcher_next(it, &b, timeout_ms, &err);
-        if (rc == IDT_TIMEOUT) continue;
-        if (rc == 0) break;
-        if (rc != 1) {
+        if (rc == IDT_NEXT_TIMEOUT) continue;
+        if (rc == IDT_NEXT_END) break;
+        if (rc != IDT_NEXT_BATCH) {
             h_fail(__FILE__, __LINE__, "next: %d %s", rc, err.msg);
             seen = -1;
             break;
@@ -158,7 +158,7 @@ static int64_t run_all(idt_view *v, int64_t bs, int drop_last, int64_t threads, 
     if (seen >= 0) {
         CHECK_EQ(seen, nb);
         idt_batch *b = NULL;
-        CHECK_EQ(idt_batcher_next(it, &b, -1, &err), 0); /* stays at the end */
+        CHECK_EQ(idt_batcher_next(it, &b, -1, &err), IDT_NEXT_END); /* stays at the end */
     }
     idt_batcher_free(it);
     return seen;
@@ -199,7 +199,7 @@ static void test_batch_holds_view(void) {
     idt_batch *b;
     int64_t k = 0;
     int rc;
-    while ((rc = idt_batcher_next(it, &b, -1, &err)) == 1) {
+    while ((rc = idt_batcher_next(it, &b, -1, &err)) == IDT_NEXT_BATCH) {
         for (int64_t i = 0; i < b->nrows; i++) CHECK_EQ(((int64_t *)b->bufs[2])[i], ids[k + i]); /* b, f, id, s */
         k += b->nrows;
         idt_batch_free(b);
@@ -225,7 +225,7 @@ static void test_batch_early_free(void) {
         int take = rep % 3; /* 0, 1 or 2 batches taken first */
         for (int k = 0; k < take; k++) {
             idt_batch *b;
-            CHECK_EQ(idt_batcher_next(it, &b, -1, &err), 1);
+            CHECK_EQ(idt_batcher_next(it, &b, -1, &err), IDT_NEXT_BATCH);
             idt_batch_free(b);
         }
         if (rep % 5 == 0) usleep(2000); /* let the workers fill the window */
@@ -248,12 +248,12 @@ static void test_batch_stop_all(void) {
     REQUIRE(CHECK_OK(idt_batcher_new(v, 10, 0, 2, 0, &b, &err), err) == 0);
     REQUIRE(CHECK_OK(idt_batcher_new(v, 10, 0, 1, 0, &c, &err), err) == 0);
     idt_batch *x;
-    CHECK_EQ(idt_batcher_next(a, &x, -1, &err), 1);
+    CHECK_EQ(idt_batcher_next(a, &x, -1, &err), IDT_NEXT_BATCH);
     idt_batch_free(x);
     idt_batcher_stop_all();
     CHECK_EQ(settled_threads(threads0), threads0);
-    CHECK_EQ(idt_batcher_next(a, &x, -1, &err), 0);
-    CHECK_EQ(idt_batcher_next(b, &x, 0, &err), 0);
+    CHECK_EQ(idt_batcher_next(a, &x, -1, &err), IDT_NEXT_END);
+    CHECK_EQ(idt_batcher_next(b, &x, 0, &err), IDT_NEXT_END);
     idt_batcher_free(b);
     idt_batcher_free(a);
     idt_batcher_free(c);
@@ -332,7 +332,7 @@ static void test_batch_byte_cap(void) {
         int64_t k = 0, w = idt_batcher_workers(it);
         CHECK_EQ(w, expected_workers(t, 1000, N / BS));
         idt_batcher_stats st;
-        for (int rc; (rc = idt_batcher_next(it, &b, -1, &err)) == 1; k++) {
+        for (int rc; (rc = idt_batcher_next(it, &b, -1, &err)) == IDT_NEXT_BATCH; k++) {
             CHECK(b->index == k && batch_matches(v, b, BS, N));
             CHECK_EQ(b->bytes, (int64_t)BS * b->widths[0] * 4);
             idt_batch_free(b);
@@ -382,9 +382,9 @@ static void *consume(void *arg) {
     for (;;) {
         idt_batch *b = NULL;
         int rc = idt_batcher_next(c->it, &b, c->timeout_ms, &err);
-        if (rc == IDT_TIMEOUT) continue;
-        if (rc == 0) break;
-        if (rc != 1) {
+        if (rc == IDT_NEXT_TIMEOUT) continue;
+        if (rc == IDT_NEXT_END) break;
+        if (rc != IDT_NEXT_BATCH) {
             c->bad = 1;
             break;
         }
@@ -394,7 +394,7 @@ static void *consume(void *arg) {
     }
     /* stays stopped */
     idt_batch *b = NULL;
-    if (idt_batcher_next(c->it, &b, c->timeout_ms, &err) != 0) c->bad = 1;
+    if (idt_batcher_next(c->it, &b, c->timeout_ms, &err) != IDT_NEXT_END) c->bad = 1;
     return NULL;
 }
 
@@ -467,7 +467,7 @@ static void child_body(idt_view *v, idt_batcher *it, int64_t from, int64_t bs) {
     idt_error err;
     idt_batch *b;
     int rc, bad = idt_batcher_workers(it) == 0 ? 0 : 6;
-    while ((rc = idt_batcher_next(it, &b, -1, &err)) == 1) {
+    while ((rc = idt_batcher_next(it, &b, -1, &err)) == IDT_NEXT_BATCH) {
         if (b->index != k || !batch_matches(v, b, bs, len)) bad = 1;
         idt_batch_free(b);
         k++;
@@ -477,7 +477,7 @@ static void child_body(idt_view *v, idt_batcher *it, int64_t from, int64_t bs) {
     if (idt_batcher_new(v, bs, 0, 3, 4, &fresh, &err)) {
         bad = 3;
     } else {
-        for (k = 0; (rc = idt_batcher_next(fresh, &b, -1, &err)) == 1; k++) {
+        for (k = 0; (rc = idt_batcher_next(fresh, &b, -1, &err)) == IDT_NEXT_BATCH; k++) {
             if (b->index != k || !batch_matches(v, b, bs, len)) bad = 4;
             idt_batch_free(b);
         }
@@ -502,7 +502,7 @@ static void test_batch_fork(void) {
         idt_batcher *it;
         REQUIRE(CHECK_OK(idt_batcher_new(v, bs, 0, t, ra, &it, &err), err) == 0);
         idt_batch *b;
-        CHECK_EQ(idt_batcher_next(it, &b, -1, &err), 1);
+        CHECK_EQ(idt_batcher_next(it, &b, -1, &err), IDT_NEXT_BATCH);
         idt_batch_free(b);
         /* a second iterator a child only frees (or leaves to stop_all at exit) */
         idt_batcher *other;
@@ -519,7 +519,7 @@ static void test_batch_fork(void) {
         /* the parent's iterators are untouched */
         int64_t k = 1;
         int rc;
-        while ((rc = idt_batcher_next(it, &b, -1, &err)) == 1) {
+        while ((rc = idt_batcher_next(it, &b, -1, &err)) == IDT_NEXT_BATCH) {
             CHECK(b->index == k && batch_matches(v, b, bs, idt_view_len(v)));
             idt_batch_free(b);
             k++;

@@ -12,6 +12,7 @@
  * from the Nth on fails, so cleanup paths run with the seam failing too), and a cold pass
  * in which the temp area is shut down before each run, so the first blob also makes the
  * process directory (mkdir, lock file, rename) and a fresh arena chunk. */
+#include <errno.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -424,7 +425,7 @@ static int batch_run(int64_t threads, int64_t readahead, idt_error *err) {
     for (;;) {
         idt_batch *b;
         rc = idt_batcher_next(it, &b, -1, err);
-        if (rc <= 0) break;
+        if (rc != IDT_NEXT_BATCH) break;
         const idt_view *v = idt_batcher_view(it);
         int64_t jid = h_vcol(v, "id");
         if (b->index * 64 != seen || memcmp(b->bufs[jid], F.wids + seen, (size_t)b->nrows * 8)) {
@@ -916,6 +917,16 @@ static void test_seam(void) {
     CHECK_EQ(err.code, 0);
     CHECK_EQ(err.msg[0], 0);
     CHECK_EQ(idt_error_set(NULL, IDT_EKEY, "x"), IDT_EKEY);
+    /* the codes' reserved range: none is -1 / -2 (internal helpers) or an errno value */
+    const int codes[] = {IDT_ENOMEM, IDT_EIO, IDT_EINDEX, IDT_EVALUE, IDT_ETYPE, IDT_EKEY,
+                         IDT_ECORRUPT, IDT_EEXIST, IDT_ECANCELLED};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        CHECK(idt_error_known(codes[i]));
+        CHECK(codes[i] <= -1000);
+        for (size_t j = 0; j < i; j++) CHECK(codes[i] != codes[j]);
+    }
+    CHECK(!idt_error_known(0) && !idt_error_known(-1) && !idt_error_known(-2) && !idt_error_known(-ENOMEM));
+    CHECK(!idt_error_known(IDT_E_BASE) && !idt_error_known(IDT_E_LAST - 1));
 }
 
 /* The first blob of a process under every fault: no half-made directory or file. */

@@ -224,7 +224,7 @@ static void test_batches_same_in_every_mode(void) {
             int64_t seen = 0;
             idt_batch *b;
             int rc;
-            while ((rc = idt_batcher_next(it, &b, -1, &err)) == 1) {
+            while ((rc = idt_batcher_next(it, &b, -1, &err)) == IDT_NEXT_BATCH) {
                 int64_t jid = -1, js = -1;
                 for (int64_t j = 0; j < b->ncols; j++) {
                     if (!strcmp(idt_view_column(v, j)->name, "id")) jid = j;

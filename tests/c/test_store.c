@@ -558,9 +558,7 @@ static int open_image(const void *img, size_t n, idt_store **out, idt_error *err
     unlink(path);
     if (rc) return rc;
     CHECK_EQ(b->kind, IDT_BLOB_LOADED);
-    rc = idt_store_open_blob(b, "image", out, err);
-    if (rc) idt_blob_decref(b);
-    return rc;
+    return idt_store_open_blob(b, "image", out, err); /* takes b */
 }
 
 static uint32_t rd32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }

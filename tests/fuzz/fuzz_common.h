@@ -269,7 +269,7 @@ static void fz_batches(idt_view *v, unsigned flags) {
     }
     int64_t got = 0;
     idt_batch *b;
-    while ((rc = idt_batcher_next(it, &b, -1, &err)) == 1) {
+    while ((rc = idt_batcher_next(it, &b, -1, &err)) == IDT_NEXT_BATCH) {
         if (b->index != got++ || b->nrows < 1 || b->nrows > bs) fz_die("a batch out of order or size", NULL);
         idt_batch_free(b);
     }

@@ -40,7 +40,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc) {
         fz_check_err(rc, &err);
         if (rc != IDT_ECORRUPT && rc != IDT_ENOMEM) fz_die("idt_store_open_blob failed with a code it does not promise", err.msg);
-        idt_blob_decref(b); /* not taken over on failure */
     } else {
         fz_opened++;
         if (flags & FZ_VERIFY) {
