@@ -323,7 +323,7 @@ static int manifest_file_refs(const char *path, nameset *set) {
  * named <name>.idtview) is not one this build reads, -1 when out of memory, -2 when dir or
  * a manifest cannot be read (errno kept). */
 static int dir_refs(const char *dir, const char *skip, nameset *set) {
-    DIR *d = opendir(dir);
+    DIR *d = idt_opendir(dir);
     if (!d) return -2;
     int rc = 0;
     struct dirent *e;
@@ -339,55 +339,64 @@ static int dir_refs(const char *dir, const char *skip, nameset *set) {
         if (r < 0) rc = r;
         else if (r > 0) rc = 1;
     }
-    closedir(d);
+    idt_closedir(d);
     return rc;
 }
 
-/* Remove (or with dry_run only count) dir's entry `name`, reporting it in rep. Returns 0, or
- * -1 when out of memory. */
+/* Remove (or with dry_run only count) dir's entry `name`, reporting it in rep. Returns 0, -1
+ * when out of memory, -2 when it cannot be looked at (errno kept; gone already is fine). */
 static int remove_entry(const char *dir, const char *name, int dry_run, idt_saved_gc_report *rep,
                         int data) {
     char *path = idt_path_join(dir, name);
     if (!path) return -1;
     struct stat st;
-    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (dry_run || unlink(path) == 0) && rep) {
+    int rc = 0;
+    if (idt_lstat(path, &st) != 0) {
+        rc = errno == ENOENT ? 0 : -2;
+    } else if (S_ISREG(st.st_mode) && (dry_run || unlink(path) == 0) && rep) {
         if (data) rep->data_files++;
         else rep->tmp_files++;
         rep->bytes += (int64_t)st.st_size;
         if (rep->each) rep->each(rep->ctx, name, (int64_t)st.st_size);
     }
+    int e = errno;
     idt_free(path);
-    return 0;
+    errno = e;
+    return rc;
 }
 
 /* Remove the temporary files of dead saves in dir. The caller holds the directory's
  * exclusive lock: every live save holds it shared, so none is running. Returns 0, -1 when
- * out of memory, -2 when dir cannot be listed (errno kept). */
+ * out of memory, -2 when dir cannot be listed or an entry looked at (errno kept). */
 static int sweep_tmp(const char *dir, int dry_run, idt_saved_gc_report *rep) {
-    DIR *d = opendir(dir);
+    DIR *d = idt_opendir(dir);
     if (!d) return -2;
     struct dirent *e;
     int rc = 0;
     while (!rc && (e = readdir(d)))
         if (is_tmp_name(e->d_name)) rc = remove_entry(dir, e->d_name, dry_run, rep, 0);
-    closedir(d);
+    int err = errno;
+    idt_closedir(d);
+    errno = err;
     return rc;
 }
 
 /* Remove the data files of dir that no manifest names (the caller holds the exclusive lock).
  * Returns 0, 1 when some manifest could not be read (nothing is removed then), -1 when out of
- * memory, -2 when dir cannot be listed (errno kept). */
+ * memory, -2 when dir cannot be listed or an entry looked at (errno kept). */
 static int sweep_data(const char *dir, int dry_run, idt_saved_gc_report *rep) {
     nameset live = {NULL, 0, 0, 0};
     int rc = dir_refs(dir, NULL, &live);
     if (rc == 0) {
-        DIR *d = opendir(dir);
+        DIR *d = idt_opendir(dir);
         if (!d) rc = -2;
         struct dirent *e;
         while (d && rc == 0 && (e = readdir(d)))
             if (is_data_name(e->d_name) && !nameset_has(&live, e->d_name))
                 rc = remove_entry(dir, e->d_name, dry_run, rep, 1);
-        if (d) closedir(d);
+        int err = errno;
+        idt_closedir(d);
+        errno = err;
     }
     nameset_free(&live);
     return rc;
@@ -437,9 +446,9 @@ static int write_file(const char *path, const char *src, size_t n, mode_t *mode,
                 rc = idt_progress_step((int64_t)k, err);
             done += k;
         }
-    if (!rc && fsync(fd) != 0)
+    if (!rc && idt_fsync(fd) != 0)
         rc = idt_error_sys(err, errno, "cannot sync '%s'", path);
-    else if (mode && fstat(fd, &st) != 0)
+    else if (!rc && mode && idt_fstat(fd, &st) != 0)
         rc = idt_error_sys(err, errno, "cannot stat '%s'", path);
     if (!rc && mode) *mode = st.st_mode & 07777;
     idt_close(fd);
@@ -473,7 +482,7 @@ static int present_ok(const char *final, const objects *o, int64_t i, idt_error 
     struct stat st;
     const idt_blob *src = obj_blob(o, i);
     uint64_t size = obj_size(o, i), slack = o->kinds[i] == OBJ_STORE ? 1 : 65536;
-    if (stat(final, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < size ||
+    if (idt_stat(final, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < size ||
         (uint64_t)st.st_size - size >= slack)
         return 0;
     if (src->kind != IDT_BLOB_ARENA && src->offset == 0 && (uint64_t)st.st_ino == src->ino &&
@@ -512,7 +521,7 @@ static int files_present(const char *dir, const objects *o) {
         file_name(o, i, fname);
         char *path = idt_path_join(dir, fname);
         struct stat st;
-        int ok = path && lstat(path, &st) == 0;
+        int ok = path && idt_lstat(path, &st) == 0;
         idt_free(path);
         if (!ok) return 0;
     }
@@ -535,7 +544,7 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
         return rc;
     }
     struct stat st;
-    if (!overwrite && stat(mpath, &st) == 0) {
+    if (!overwrite && idt_stat(mpath, &st) == 0) {
         int rc = idt_error_set(err, IDT_EEXIST, "a view named '%s' is already saved in '%s'", name, dir);
         idt_free(mpath);
         return rc;
@@ -601,7 +610,12 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
             if (keep < 0) rc = keep;
             continue;
         }
-        int existed = lstat(final, &st) == 0; /* a damaged file, replaced below */
+        int existed = idt_lstat(final, &st) == 0; /* a damaged file, replaced below */
+        if (!existed && errno != ENOENT) { /* unknown: a failed save could not tell what to remove */
+            rc = idt_error_sys(err, errno, "cannot stat '%s'", final);
+            idt_free(final);
+            break;
+        }
         snprintf(tname, sizeof tname, ".tmp-%016llx-%s", (unsigned long long)rnd, fname);
         tmp = idt_path_join(dir, tname);
         if (!tmp) {
@@ -615,7 +629,7 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
          * shared arena file, as a view unpickled from another process may have, is copied):
          * a ref array's file may be a page longer than its refs, a store's must be exact.
          * A linked file gets the mode a copy would have (or is copied when it cannot). */
-        if (b->kind != IDT_BLOB_ARENA && b->offset == 0 && stat(b->path, &st) == 0 &&
+        if (b->kind != IDT_BLOB_ARENA && b->offset == 0 && idt_stat(b->path, &st) == 0 &&
             (uint64_t)st.st_ino == b->ino && (uint64_t)st.st_dev == b->dev &&
             (uint64_t)st.st_size >= size &&
             (uint64_t)st.st_size - size < (o.kinds[i] == OBJ_STORE ? 1 : 65536) &&
@@ -673,15 +687,17 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
     if (overwrite) {
         if (idt_rename(mtmp, mpath) != 0) rc = idt_error_sys(err, errno, "cannot rename to '%s'", mpath);
     } else if (idt_link(mtmp, mpath) != 0) { /* link fails atomically if the name appeared */
-        if (errno == EEXIST || stat(mpath, &st) == 0) /* no hard links here: check, rename */
+        if (errno == EEXIST || idt_stat(mpath, &st) == 0) /* no hard links here: check, rename */
             rc = idt_error_set(err, IDT_EEXIST, "a view named '%s' is already saved in '%s'", name, dir);
         else if (idt_rename(mtmp, mpath) != 0)
             rc = idt_error_sys(err, errno, "cannot create '%s'", mpath);
     }
     if (!rc) {
-        int sfd = dfd >= 0 ? dfd : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (sfd >= 0) fsync(sfd);
-        if (sfd >= 0 && sfd != dfd) close(sfd);
+        /* the names are durable once the directory is synced; the save is committed
+         * whatever this gives, so a failure is not reported */
+        int sfd = dfd >= 0 ? dfd : idt_open(dir, O_RDONLY | O_DIRECTORY, 0);
+        if (sfd >= 0) (void)idt_fsync(sfd);
+        if (sfd != dfd) idt_close(sfd);
         for (int64_t i = 0; i < drop.n; i++) unlink(drop.paths[i]);
     }
 done:

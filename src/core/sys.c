@@ -62,6 +62,8 @@ static int natural_errno(int kind) {
     case IDT_FAULT_FALLOCATE:
     case IDT_FAULT_WRITE: return ENOSPC;
     case IDT_FAULT_OPEN: return EMFILE;
+    case IDT_FAULT_LOCK: return EWOULDBLOCK;
+    case IDT_FAULT_TRUNCATE: return EFBIG;
     default: return EIO;
     }
 }
@@ -198,6 +200,8 @@ int idt_mkdir(const char *path, mode_t mode) {
 }
 
 int idt_flock(int fd, int op) {
+    int e = hit(IDT_FAULT_LOCK);
+    if (e) { errno = e; return -1; }
     int r;
     do r = flock(fd, op);
     while (r != 0 && errno == EINTR);
@@ -214,4 +218,70 @@ int idt_mincore(void *addr, size_t len, unsigned char *vec) {
     int e = hit(IDT_FAULT_ADVISE);
     if (e) { errno = e; return -1; }
     return mincore(addr, len, vec);
+}
+
+int idt_fsync(int fd) {
+    int e = hit(IDT_FAULT_SYNC);
+    if (e) { errno = e; return -1; }
+    int r;
+    do r = fsync(fd);
+    while (r != 0 && errno == EINTR);
+    return r;
+}
+
+int idt_ftruncate(int fd, off_t len) {
+    int e = hit(IDT_FAULT_TRUNCATE);
+    if (e) { errno = e; return -1; }
+    return ftruncate(fd, len);
+}
+
+int idt_fstat(int fd, struct stat *st) {
+    int e = hit(IDT_FAULT_STAT);
+    if (e) { errno = e; return -1; }
+    return fstat(fd, st);
+}
+
+int idt_fstatat(int dirfd, const char *path, struct stat *st, int flags) {
+    int e = hit(IDT_FAULT_STAT);
+    if (e) { errno = e; return -1; }
+    return fstatat(dirfd, path, st, flags);
+}
+
+int idt_stat(const char *path, struct stat *st) { return idt_fstatat(AT_FDCWD, path, st, 0); }
+
+int idt_lstat(const char *path, struct stat *st) {
+    return idt_fstatat(AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
+}
+
+DIR *idt_opendir(const char *path) {
+    int fd = idt_open(path, O_RDONLY | O_DIRECTORY, 0);
+    if (fd < 0) return NULL;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        idt_close(fd);
+        errno = e;
+    }
+    return d;
+}
+
+DIR *idt_opendir_dup(int dirfd) {
+    int e = hit(IDT_FAULT_OPEN);
+    if (e) { errno = e; return NULL; }
+    int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return NULL;
+    atomic_fetch_add_explicit(&live_fds, 1, memory_order_relaxed);
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        e = errno;
+        idt_close(fd);
+        errno = e;
+    }
+    return d;
+}
+
+int idt_closedir(DIR *d) {
+    if (!d) return 0;
+    atomic_fetch_sub_explicit(&live_fds, 1, memory_order_relaxed);
+    return closedir(d);
 }

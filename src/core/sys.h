@@ -1,7 +1,7 @@
 /* sys.h: the one seam through which the core allocates memory and touches the file system.
  *
- * Every allocation, open, fallocate, mmap, write, rename, link and mkdir of the core goes
- * through these wrappers, so that tests can make the Nth call of a kind fail (fault
+ * Every allocation, open (files, directories, lock files), fallocate, mmap, write, fsync,
+ * ftruncate, stat, flock, rename, link and mkdir of the core goes through these wrappers, so that tests can make the Nth call of a kind fail (fault
  * injection) and count what is live (allocations, mappings, descriptors) to prove that
  * nothing leaks. The wrappers behave as the libc calls they wrap, except that posix-style
  * calls return -1 and set errno (posix_fallocate's errno is put in errno too).
@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 typedef enum idt_fault_kind {
@@ -26,13 +28,17 @@ typedef enum idt_fault_kind {
     IDT_FAULT_MKDIR,
     IDT_FAULT_ADVISE,  /* madvise and mincore: advice only, a failure costs speed, never data */
     IDT_FAULT_PUNCH, /* returning a file range's blocks (idt_punch_hole) */
+    IDT_FAULT_SYNC,     /* fsync */
+    IDT_FAULT_TRUNCATE, /* ftruncate */
+    IDT_FAULT_STAT,     /* fstat, fstatat, stat, lstat */
+    IDT_FAULT_LOCK,     /* flock */
     IDT_FAULT_NKINDS,
     IDT_FAULT_ANY = IDT_FAULT_NKINDS /* arm on the Nth call of any kind */
 } idt_fault_kind;
 
 /* Make the `nth` (1-based) call of `kind` from now on fail with `errnum` (0 chooses the
  * natural errno: ENOMEM for alloc, mmap and advise, ENOSPC for fallocate and write, EMFILE for
- * open, EIO otherwise). If `sticky`, every later call of that kind fails too. nth 0 disarms. */
+ * open, EWOULDBLOCK (held elsewhere) for lock, EFBIG for truncate, EIO otherwise). If `sticky`, every later call of that kind fails too. nth 0 disarms. */
 void idt_fault_arm(idt_fault_kind kind, int64_t nth, int errnum, int sticky);
 /* Disarm every fault. */
 void idt_fault_reset(void);
@@ -68,8 +74,21 @@ ssize_t idt_pwrite_all(int fd, const void *buf, size_t n, off_t off); /* loops; 
 int idt_rename(const char *from, const char *to);
 int idt_link(const char *from, const char *to);
 int idt_mkdir(const char *path, mode_t mode);
-/* flock(2), retried on EINTR. */
+/* flock(2), retried on EINTR (fault kind IDT_FAULT_LOCK). */
 int idt_flock(int fd, int op);
+/* fsync(2), ftruncate(2) (kinds IDT_FAULT_SYNC, IDT_FAULT_TRUNCATE). */
+int idt_fsync(int fd);
+int idt_ftruncate(int fd, off_t len);
+/* fstat(2), fstatat(2), stat(2), lstat(2) (kind IDT_FAULT_STAT). */
+int idt_fstat(int fd, struct stat *st);
+int idt_fstatat(int dirfd, const char *path, struct stat *st, int flags);
+int idt_stat(const char *path, struct stat *st);
+int idt_lstat(const char *path, struct stat *st);
+/* Directory streams (kind IDT_FAULT_OPEN; each holds a descriptor, counted as one):
+ * opendir(3), a stream over a duplicate of dirfd (which stays the caller's), closedir(3). */
+DIR *idt_opendir(const char *path);
+DIR *idt_opendir_dup(int dirfd);
+int idt_closedir(DIR *d);
 /* madvise(2) and mincore(2) (fault kind IDT_FAULT_ADVISE). */
 int idt_madvise(void *addr, size_t len, int advice);
 int idt_mincore(void *addr, size_t len, unsigned char *vec);

@@ -179,20 +179,20 @@ static int is_data_name(const char *name) {
  * -1 otherwise. Never blocks (a FIFO is refused before it is opened). */
 static int open_marked_lock(int dfd, const char *id) {
     struct stat st;
-    if (fstatat(dfd, "lock", &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+    if (idt_fstatat(dfd, "lock", &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
         st.st_uid != geteuid())
         return -1;
-    int fd = openat(dfd, "lock", O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    int fd = idt_openat(dfd, "lock", O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0);
     if (fd < 0) return -1;
     char want[128], got[128];
     int n = snprintf(want, sizeof want, "%s%s\n", IDT_TMP_MARKER, id);
     struct stat st2;
     ssize_t r = -1;
-    if (fstat(fd, &st2) == 0 && st2.st_ino == st.st_ino && st2.st_dev == st.st_dev &&
+    if (idt_fstat(fd, &st2) == 0 && st2.st_ino == st.st_ino && st2.st_dev == st.st_dev &&
         S_ISREG(st2.st_mode) && st2.st_size == n)
         r = pread(fd, got, sizeof got, 0);
     if (r != n || memcmp(got, want, (size_t)n) != 0) {
-        close(fd);
+        idt_close(fd);
         return -1;
     }
     return fd;
@@ -202,19 +202,15 @@ static int open_marked_lock(int dfd, const char *id) {
  * files named a<N>.idt / b<N>.idt. Returns how many other entries there are, "lock"
  * excepted (those are left alone). */
 static int64_t remove_data_files(int dfd, idt_gc_report *rep, int dry_run) {
-    int dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
-    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-    if (!d) {
-        if (dup_fd >= 0) close(dup_fd);
-        return 1;
-    }
+    DIR *d = idt_opendir_dup(dfd);
+    if (!d) return 1;
     int64_t foreign = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "lock"))
             continue;
         struct stat st;
-        if (!is_data_name(e->d_name) || fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        if (!is_data_name(e->d_name) || idt_fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
             !S_ISREG(st.st_mode)) {
             foreign++;
             continue;
@@ -228,24 +224,22 @@ static int64_t remove_data_files(int dfd, idt_gc_report *rep, int dry_run) {
             rep->bytes += (int64_t)st.st_blocks * 512;
         }
     }
-    closedir(d);
+    idt_closedir(d);
     return foreign;
 }
 
 /* Reap under root, skipping the directory named `own` (may be NULL). */
 static int gc_root(const char *root, const char *own, int dry_run, idt_gc_report *rep,
                    idt_error *err) {
-    int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rfd = idt_open(root, O_RDONLY | O_DIRECTORY, 0);
     if (rfd < 0) {
         if (errno == ENOENT) return 0;
         return idt_error_sys(err, errno, "cannot read temp directory '%s'", root);
     }
-    int dup_fd = fcntl(rfd, F_DUPFD_CLOEXEC, 0);
-    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    DIR *d = idt_opendir_dup(rfd);
     if (!d) {
         int e = errno;
-        if (dup_fd >= 0) close(dup_fd);
-        close(rfd);
+        idt_close(rfd);
         return idt_error_sys(err, e, "cannot read temp directory '%s'", root);
     }
     uid_t me = geteuid();
@@ -257,28 +251,28 @@ static int gc_root(const char *root, const char *own, int dry_run, idt_gc_report
         if (!parse_dir_name(e->d_name, &is_new, id)) continue;
         if (own && !strcmp(own, e->d_name)) continue;
         struct stat st;
-        if (fstatat(rfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
+        if (idt_fstatat(rfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
             st.st_uid != me || (is_new && now - st.st_mtime < 60))
             continue; /* a .new- directory younger than a minute may still be being made */
-        int dfd = openat(rfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int dfd = idt_openat(rfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
         if (dfd < 0) continue;
         int lfd = open_marked_lock(dfd, id);
-        if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0) { /* its owner is dead */
+        if (lfd >= 0 && idt_flock(lfd, LOCK_EX | LOCK_NB) == 0) { /* its owner is dead */
             rep->dirs++;
             int64_t foreign = remove_data_files(dfd, rep, dry_run);
             struct stat ls;
-            if (fstat(lfd, &ls) == 0) {
+            if (idt_fstat(lfd, &ls) == 0) {
                 rep->files++;
                 rep->bytes += (int64_t)ls.st_blocks * 512;
             }
             if (!dry_run && foreign == 0 && unlinkat(dfd, "lock", 0) == 0)
                 unlinkat(rfd, e->d_name, AT_REMOVEDIR);
         }
-        if (lfd >= 0) close(lfd); /* also drops the lock */
-        close(dfd);
+        idt_close(lfd); /* also drops the lock */
+        idt_close(dfd);
     }
-    closedir(d);
-    close(rfd);
+    idt_closedir(d);
+    idt_close(rfd);
     return 0;
 }
 
@@ -344,7 +338,9 @@ static int make_procdir(idt_error *err) {
         if (!realpath(root_cfg, buf))
             return idt_error_sys(err, errno, "cannot resolve temp directory '%s'", root_cfg);
         struct stat st;
-        if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+        if (idt_stat(buf, &st) != 0)
+            return idt_error_sys(err, errno, "cannot stat temp directory '%s'", buf);
+        if (!S_ISDIR(st.st_mode))
             return idt_error_set(err, IDT_EIO, "temp directory '%s' is not a directory", root_cfg);
         if (access(buf, W_OK | X_OK) != 0)
             return idt_error_sys(err, errno, "temp directory '%s' is not writable", buf);
@@ -379,7 +375,7 @@ static int make_procdir(idt_error *err) {
         goto done;
     }
     /* the marker goes in before the rename publishes the directory */
-    if (idt_pwrite_all(fd, marker, (size_t)mlen, 0) < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0 ||
+    if (idt_pwrite_all(fd, marker, (size_t)mlen, 0) < 0 || idt_flock(fd, LOCK_EX | LOCK_NB) != 0 ||
         idt_rename(tmpdir, findir) != 0) {
         rc = idt_error_sys(err, errno, "cannot set up temp directory '%s'", findir);
         idt_close(fd);
@@ -407,7 +403,7 @@ int idt_tmp_procdir(const char **out, idt_error *err) {
     pthread_once(&once, init_once);
     pthread_mutex_lock(&mu);
     struct stat st; /* deleted under us: make it again */
-    if (proc_path && proc_owner == getpid() && lstat(proc_path, &st) != 0 && errno == ENOENT)
+    if (proc_path && proc_owner == getpid() && idt_lstat(proc_path, &st) != 0 && errno == ENOENT)
         procdir_forget();
     int rc = make_procdir(err);
     if (!rc) *out = proc_path;
@@ -702,7 +698,7 @@ static int new_chunk(size_t need, idt_chunk **out, idt_error *err) {
         if (c->size < align_up(need, page_size)) c->size = align_up(need, page_size);
     }
     struct stat st;
-    if (ftruncate(c->fd, (off_t)c->size) != 0 || fstat(c->fd, &st) != 0) {
+    if (idt_ftruncate(c->fd, (off_t)c->size) != 0 || idt_fstat(c->fd, &st) != 0) {
         rc = idt_error_sys(err, errno, "cannot size temp file '%s' to %zu bytes", c->path, c->size);
         goto fail_unlink;
     }
@@ -819,7 +815,7 @@ static int blob_new_file(idt_blob *b, size_t size, idt_error *err) {
         rc = idt_error_sys(err, errno, "cannot reserve %zu bytes for temp file '%s'", size, b->path);
         goto fail_unlink;
     }
-    if (fstat(fd, &st) != 0) {
+    if (idt_fstat(fd, &st) != 0) {
         rc = idt_error_sys(err, errno, "cannot stat temp file '%s'", b->path);
         goto fail_unlink;
     }
@@ -904,7 +900,7 @@ static int map_path(const char *path, uint64_t off, uint64_t size, int whole, id
     struct stat st;
     int rc = 0;
     idt_blob *b = NULL;
-    if (fstat(fd, &st) != 0) {
+    if (idt_fstat(fd, &st) != 0) {
         rc = idt_error_sys(err, errno, "cannot stat '%s'", path);
         goto done;
     }
@@ -1127,10 +1123,10 @@ void idt_tmp_shutdown(void) {
             chunk_unlist(c);
             if (c->occupants == 0) chunk_destroy(c);
         }
-        int dfd = open(proc_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int dfd = idt_open(proc_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
         if (dfd >= 0) {
             if (remove_data_files(dfd, NULL, 0) == 0 && unlinkat(dfd, "lock", 0) == 0) rmdir(proc_path);
-            close(dfd);
+            idt_close(dfd);
         }
         procdir_forget();
         /* only a root the library created (or the default one) goes, and only if empty */
@@ -1163,17 +1159,17 @@ int idt_tmp_usage(int64_t *files, int64_t *bytes) {
     *files = 0;
     *bytes = 0;
     pthread_mutex_lock(&mu);
-    DIR *d = proc_path && proc_owner == getpid() ? opendir(proc_path) : NULL;
+    DIR *d = proc_path && proc_owner == getpid() ? idt_opendir(proc_path) : NULL;
     if (d) {
         struct dirent *e;
         while ((e = readdir(d))) {
             struct stat st;
             if (e->d_name[0] == '.' || !strcmp(e->d_name, "lock")) continue;
-            if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode)) continue;
+            if (idt_fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode)) continue;
             *files += 1;
             *bytes += (int64_t)st.st_blocks * 512;
         }
-        closedir(d);
+        idt_closedir(d);
     }
     pthread_mutex_unlock(&mu);
     return 0;

@@ -313,6 +313,10 @@ static int module_exec(PyObject *m) {
         PyModule_AddIntConstant(m, "FAULT_MKDIR", IDT_FAULT_MKDIR) < 0 ||
         PyModule_AddIntConstant(m, "FAULT_ADVISE", IDT_FAULT_ADVISE) < 0 ||
         PyModule_AddIntConstant(m, "FAULT_PUNCH", IDT_FAULT_PUNCH) < 0 ||
+        PyModule_AddIntConstant(m, "FAULT_SYNC", IDT_FAULT_SYNC) < 0 ||
+        PyModule_AddIntConstant(m, "FAULT_TRUNCATE", IDT_FAULT_TRUNCATE) < 0 ||
+        PyModule_AddIntConstant(m, "FAULT_STAT", IDT_FAULT_STAT) < 0 ||
+        PyModule_AddIntConstant(m, "FAULT_LOCK", IDT_FAULT_LOCK) < 0 ||
         PyModule_AddStringConstant(m, "_TMP_MARKER", IDT_TMP_MARKER) < 0 ||
         PyModule_AddIntConstant(m, "FAULT_ANY", IDT_FAULT_ANY) < 0)
         return -1;

@@ -8,10 +8,12 @@
  * files, and the inputs (their contents and reference counts) are unchanged.
  *
  * Passes: one per kind (any, alloc, open, fallocate, mmap, write, rename, link, mkdir, punch:
- * the hole punching that returns freed arena space), a sticky pass (every call
+ * the hole punching that returns freed arena space; sync, truncate, stat, lock: fsync,
+ * ftruncate, fstat/stat/lstat, flock), a sticky pass (every call
  * from the Nth on fails, so cleanup paths run with the seam failing too), and a cold pass
  * in which the temp area is shut down before each run, so the first blob also makes the
- * process directory (mkdir, lock file, rename) and a fresh arena chunk. */
+ * process directory (mkdir, lock file and its flock, rename, the reaper's stats) and a fresh
+ * arena chunk (ftruncate). */
 #include <errno.h>
 #include <limits.h>
 #include <stdatomic.h>
@@ -662,15 +664,18 @@ enum { NOPS = sizeof OPS / sizeof OPS[0] };
 /* ---- the loop ---- */
 
 enum { P_ANY, P_ALLOC, P_OPEN, P_FALLOCATE, P_MMAP, P_WRITE, P_RENAME, P_LINK, P_MKDIR, P_ADVISE,
-       P_PUNCH, P_STICKY, P_COLD, P_COLD_MKDIR, P_COLD_RENAME, NPASS };
+       P_PUNCH, P_SYNC, P_TRUNCATE, P_STAT, P_LOCK, P_STICKY, P_COLD, P_COLD_MKDIR, P_COLD_RENAME,
+       P_COLD_STAT, P_COLD_LOCK, P_COLD_TRUNCATE, NPASS };
 static const char *PASS_NAME[NPASS] = {"any", "alloc", "open", "fallocate", "mmap", "write",
-                                       "rename", "link", "mkdir", "advise", "punch", "sticky",
-                                       "cold", "cold-mkdir", "cold-rename"};
+                                       "rename", "link", "mkdir", "advise", "punch", "sync",
+                                       "truncate", "stat", "lock", "sticky", "cold", "cold-mkdir",
+                                       "cold-rename", "cold-stat", "cold-lock", "cold-truncate"};
 static const idt_fault_kind PASS_KIND[NPASS] = {
     IDT_FAULT_ANY, IDT_FAULT_ALLOC, IDT_FAULT_OPEN, IDT_FAULT_FALLOCATE, IDT_FAULT_MMAP,
     IDT_FAULT_WRITE, IDT_FAULT_RENAME, IDT_FAULT_LINK, IDT_FAULT_MKDIR, IDT_FAULT_ADVISE,
-    IDT_FAULT_PUNCH,
-    IDT_FAULT_ANY, IDT_FAULT_ANY, IDT_FAULT_MKDIR, IDT_FAULT_RENAME};
+    IDT_FAULT_PUNCH, IDT_FAULT_SYNC, IDT_FAULT_TRUNCATE, IDT_FAULT_STAT, IDT_FAULT_LOCK,
+    IDT_FAULT_ANY, IDT_FAULT_ANY, IDT_FAULT_MKDIR, IDT_FAULT_RENAME, IDT_FAULT_STAT,
+    IDT_FAULT_LOCK, IDT_FAULT_TRUNCATE};
 
 typedef struct tally {
     int64_t injected[NPASS];  /* runs in which a fault fired */
@@ -854,7 +859,7 @@ static void test_fault_cold(void) {
     h_snap_take(&before);
     REQUIRE(fixture_new() == 0);
     double t0 = h_now();
-    run_passes(P_COLD, P_COLD_RENAME);
+    run_passes(P_COLD, P_COLD_TRUNCATE);
     fixture_free();
     /* back to a warm temp area: everything is as it was */
     idt_blob *b;
@@ -863,7 +868,7 @@ static void test_fault_cold(void) {
     idt_blob_decref(b);
     CHECK_SNAP(before);
     printf("  cold passes (%.1fs):\n", h_now() - t0);
-    report(P_COLD, P_COLD_RENAME);
+    report(P_COLD, P_COLD_TRUNCATE);
 }
 
 /* Every distinct failure message seen, per operation (after the passes above ran). */

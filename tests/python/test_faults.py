@@ -237,7 +237,8 @@ def test_sticky_fault_then_recovery():
 def test_fault_kinds_are_distinct_constants():
     kinds = [core.FAULT_ALLOC, core.FAULT_OPEN, core.FAULT_FALLOCATE, core.FAULT_MMAP,
              core.FAULT_WRITE, core.FAULT_RENAME, core.FAULT_LINK, core.FAULT_MKDIR,
-             core.FAULT_ANY]
+             core.FAULT_ADVISE, core.FAULT_PUNCH, core.FAULT_SYNC, core.FAULT_TRUNCATE,
+             core.FAULT_STAT, core.FAULT_LOCK, core.FAULT_ANY]
     assert len(set(kinds)) == len(kinds)
     with pytest.raises(ValueError):
         core._fault_arm(-1, 1)
@@ -267,7 +268,8 @@ print('DIR', c._tmp_dir())
 
 
 @pytest.mark.parametrize("kind,nth", [("FAULT_MKDIR", 1), ("FAULT_MKDIR", 2),
-                                      ("FAULT_OPEN", 1), ("FAULT_RENAME", 1)])
+                                      ("FAULT_OPEN", 1), ("FAULT_RENAME", 1),
+                                      ("FAULT_STAT", 1), ("FAULT_LOCK", 1)])
 def test_temp_area_setup_failures(tmp_path, kind, nth):
     root = tmp_path / "t"
     code = SETUP_CODE.replace("KIND", repr(kind)).replace("NTH", str(nth))
