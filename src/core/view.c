@@ -706,7 +706,11 @@ int idt_view_assemble(idt_schema *schema, const int64_t *cols, int64_t ncols,
             total += s->len;
             ok = total <= ((int64_t)1 << 62);
         }
-        if (!ok) return idt_error_set(err, IDT_ECORRUPT, "segment %lld is out of bounds", (long long)k);
+        if (!ok)
+            return idt_error_set(err, IDT_ECORRUPT,
+                                 "segment %lld is out of bounds: start %lld, step %lld, length %lld over "
+                                 "%lld rows (a view holds at most 2^62)", (long long)k, (long long)s->start,
+                                 (long long)s->step, (long long)s->len, (long long)bound);
     }
     idt_view *v = alloc_view(schema, cols, ncols, uniform, nseg);
     if (!v) return idt_error_set(err, IDT_ENOMEM, "out of memory");

@@ -267,8 +267,11 @@ print('DIR', c._tmp_dir())
 """
 
 
+# Opens 1 and 2 of a fresh process are the reaper's (the temp root and its listing: best
+# effort, a failure skips reaping); 3 is the lock file. Stat 1 checks the root; lock 1 is the
+# process directory's own lock.
 @pytest.mark.parametrize("kind,nth", [("FAULT_MKDIR", 1), ("FAULT_MKDIR", 2),
-                                      ("FAULT_OPEN", 1), ("FAULT_RENAME", 1),
+                                      ("FAULT_OPEN", 3), ("FAULT_RENAME", 1),
                                       ("FAULT_STAT", 1), ("FAULT_LOCK", 1)])
 def test_temp_area_setup_failures(tmp_path, kind, nth):
     root = tmp_path / "t"

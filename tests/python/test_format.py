@@ -200,6 +200,7 @@ def test_manifest_messages_name_value_and_bound(saved):
     case(s0, "<I", 2, "segment kind is 2, outside [0, 1]")
     case(s0 + 8, "<Q", 2, "segment file is 2, outside [0, 1]")
     case(s0, "<I", 0, "bad segment 0: a run segment names file 1, a ref array file")
+    case(s0 + 32, "<Q", 9, "segment 0 is out of bounds: start 2, step 1, length 9 over 10 rows")
     open(mp, "wb").write(fix_manifest(good + b"\0" * 8))
     expect(saved, "8 trailing bytes after the segments")
     # checksum and length: the stored and computed values
