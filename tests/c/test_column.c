@@ -254,7 +254,7 @@ static void test_list_store_views_and_gathers(void) {
         REQUIRE(idt_batcher_new_padded(cat, 64, 0, 3, 4, pads, &it, &err) == 0);
         idt_batch *b;
         int64_t seen = 0;
-        while (idt_batcher_next(it, &b, -1, &err) == 1) {
+        while (idt_batcher_next(it, &b, -1, &err) == IDT_NEXT_BATCH) {
             CHECK(b->aux[0] != NULL && b->aux[1] == NULL);
             const int64_t *xa = b->bufs[1];
             for (int64_t i = 0; i < b->nrows; i++) {
