@@ -509,9 +509,8 @@ int idt_view_no_column(const idt_view *v, const char *name, idt_error *err) {
 }
 
 int64_t idt_view_find_column(const idt_view *v, const char *name, idt_error *err) {
-    for (int64_t j = 0; j < v->ncols; j++)
-        if (!strcmp(idt_view_column(v, j)->name, name)) return j;
-    return idt_view_no_column(v, name, err);
+    int64_t j = idt_view_find(v, name);
+    return j >= 0 ? j : idt_view_no_column(v, name, err);
 }
 
 int idt_view_select(idt_view *v, const char *const *names, int64_t n, idt_view **out,

@@ -140,8 +140,8 @@ int64_t idt_view_find(const idt_view *v, const char *name);
 /* Set err to IDT_EKEY for an unknown column `name`, listing the view's columns (as many as
  * fit in the message). Returns IDT_EKEY. */
 int idt_view_no_column(const idt_view *v, const char *name, idt_error *err);
-/* The position (0 <= j < ncols) of the view's shown column named `name`, or IDT_EKEY from
- * idt_view_no_column. */
+/* idt_view_find, failing with idt_view_no_column's IDT_EKEY (listing the columns) for an
+ * unknown name: the lookup every caller that reports the miss uses. */
 int64_t idt_view_find_column(const idt_view *v, const char *name, idt_error *err);
 /* Drop rows whose value in string column `name` equals one of strs[0..n) (UTF-8 for UTF8
  * columns, raw bytes for BYTES; trailing NULs ignored). A column with a row shape drops a row

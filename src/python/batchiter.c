@@ -297,10 +297,9 @@ static int parse_pads(idt_module_state *st, const idt_view *v, PyObject *descrs,
         }
         const char *name = idt_py_name_utf8(key);
         if (!name) return -1;
-        int64_t j = idt_view_find(v, name);
+        idt_error err;
+        int64_t j = idt_view_find_column(v, name, &err);
         if (j < 0) {
-            idt_error err;
-            idt_view_no_column(v, name, &err);
             idt_py_raise(st, &err);
             return -1;
         }

@@ -78,7 +78,7 @@ static PyArrayObject *list_chunk(srccol *sc, int64_t a, int64_t e, int64_t *offs
 
 /* Take a Ragged `rag` as list column `name`: its values (a base-class view) and a private copy
  * of its offsets, checked again (the arrays may have changed since the Ragged was made). */
-static int list_column(PyObject *name, PyObject *rag, srccol *sc) {
+static int list_column(idt_module_state *st, PyObject *name, PyObject *rag, srccol *sc) {
     const char *cname = idt_py_name_utf8(name);
     if (!cname) return -1;
     PyObject *vals = PyObject_GetAttrString(rag, "values");
@@ -105,7 +105,7 @@ static int list_column(PyObject *name, PyObject *rag, srccol *sc) {
         goto out;
     }
     if (idt_packed_check(PyArray_DATA(sc->loffs), 1, n, nv, &err)) {
-        PyErr_Format(PyExc_ValueError, "column '%s': %s", cname, err.msg);
+        idt_py_raise_in(st, &err, "column '%s': ", cname);
         goto out;
     }
     PyArray_Descr *d = PyArray_DESCR(sc->arr);
@@ -516,7 +516,7 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
             PyObject *rag = PyObject_CallFunctionObjArgs(st->as_list_column, val, key, NULL);
             if (!rag) goto done;
             if (rag != Py_None) {
-                int r = list_column(key, rag, &sc[i]);
+                int r = list_column(st, key, rag, &sc[i]);
                 Py_DECREF(rag);
                 if (r) goto done;
                 int64_t n = col_rows(&sc[i]);

@@ -338,12 +338,9 @@ static PyObject *tv_remove_matching_strings(PyObject *self, PyObject *args) {
     idt_view *v = TV(self)->v, *out = NULL;
     const char *name = idt_py_name_utf8(colname);
     if (!name) return NULL;
-    int64_t j = idt_view_find(v, name);
-    if (j < 0) {
-        idt_error err;
-        idt_view_no_column(v, name, &err);
-        return idt_py_raise(idt_py_state_of(self), &err);
-    }
+    idt_error err;
+    int64_t j = idt_view_find_column(v, name, &err);
+    if (j < 0) return idt_py_raise(idt_py_state_of(self), &err);
     const idt_column *c = idt_view_column(v, j);
     if (!idt_column_is_str(c)) {
         PyErr_Format(PyExc_TypeError, "column '%s' holds %s%s, not strings", name,
@@ -384,7 +381,6 @@ static PyObject *tv_remove_matching_strings(PyObject *self, PyObject *args) {
         ptrs[i] = PyBytes_AS_STRING(b);
         lens[i] = PyBytes_GET_SIZE(b);
     }
-    idt_error err;
     int rc;
     idt_py_prog pp;
     idt_py_prog_init(&pp, Py_False, -1, NULL, NULL); /* Ctrl-C only */

@@ -94,3 +94,12 @@ def test_one_type_spec_per_file_and_module_def_only_in_module_c():
     assert not specs["module.c"]
     defs = sorted(n for n, t in files.items() if re.search(r"\bPyModuleDef \w+ = \{", t))
     assert defs == ["module.c"]
+
+
+def test_only_errors_c_turns_core_errors_into_exceptions():
+    """The one IDT_E* -> exception rule: no other file reads an idt_error's message to raise
+    its own exception (idt_py_raise_in adds context instead)."""
+    files = _sources()
+    assert re.search(r"(\.|->)msg\b", files["errors.c"])  # the check sees the reads it forbids
+    readers = sorted(n for n, t in files.items() if n != "errors.c" and re.search(r"(\.|->)msg\b", t))
+    assert readers == [], f"{readers} build exceptions from idt_error.msg; use idt_py_raise[_in]"
