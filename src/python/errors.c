@@ -31,6 +31,7 @@ static const err_rule rules[] = {
 };
 #undef RULE
 enum { NRULES = sizeof rules / sizeof rules[0] };
+_Static_assert(NRULES == IDT_E_FIRST - IDT_E_LAST + 1, "every code of error.h's range needs a rule");
 
 static const err_rule *rule_of(int code) {
     for (int i = 0; i < NRULES; i++)
