@@ -342,6 +342,11 @@ static void fixed_free(flat_job *J) {
 
 int idt_view_flatten_store(idt_view *v, int64_t threads, const idt_progress *prog,
                            idt_store **out, idt_error *err) {
+    return idt_view_flatten_store_in(v, threads, prog, NULL, out, err);
+}
+
+int idt_view_flatten_store_in(idt_view *v, int64_t threads, const idt_progress *prog,
+                              idt_blob_pool *pool, idt_store **out, idt_error *err) {
     int64_t nc = v->ncols, n = idt_view_len(v);
     flat_job J;
     memset(&J, 0, sizeof J);
@@ -421,7 +426,7 @@ int idt_view_flatten_store(idt_view *v, int64_t threads, const idt_progress *pro
             sbytes[J.str_col[q]] = at;
         }
     }
-    rc = idt_store_builder_new(schema, n, sbytes, &J.b, err);
+    rc = idt_store_builder_new_in(schema, n, sbytes, pool, &J.b, err);
     if (rc) goto done;
     if (J.nfix) {
         rc = fixed_setup(&J, threads, err);

@@ -314,6 +314,11 @@ void idt_store_builder_free(idt_store_builder *b) {
 
 int idt_store_builder_new(idt_schema *schema, int64_t nrows, const int64_t *str_bytes,
                           idt_store_builder **out, idt_error *err) {
+    return idt_store_builder_new_in(schema, nrows, str_bytes, NULL, out, err);
+}
+
+int idt_store_builder_new_in(idt_schema *schema, int64_t nrows, const int64_t *str_bytes,
+                             idt_blob_pool *pool, idt_store_builder **out, idt_error *err) {
     if (nrows < 0) return idt_error_set(err, IDT_EVALUE, "negative row count %lld", (long long)nrows);
     idt_store_builder *b = idt_calloc(1, sizeof *b);
     if (!b) return idt_error_set(err, IDT_ENOMEM, "out of memory");
@@ -371,7 +376,7 @@ int idt_store_builder_new(idt_schema *schema, int64_t nrows, const int64_t *str_
             }
             if (pos > lim) goto too_big;
         }
-    int rc = idt_blob_new((size_t)pos, &b->blob, err);
+    int rc = idt_blob_pool_take(pool, (size_t)pos, &b->blob, err);
     if (rc) {
         idt_store_builder_free(b);
         return rc;

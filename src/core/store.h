@@ -72,6 +72,9 @@ typedef struct idt_store_builder idt_store_builder;
  * are none). Errors: IDT_EVALUE (negative sizes, overflow), IDT_ENOMEM, IDT_EIO. */
 int idt_store_builder_new(idt_schema *schema, int64_t nrows, const int64_t *str_bytes,
                           idt_store_builder **out, idt_error *err);
+/* The same, its blob taken from `pool` (idt_blob_pool_take; NULL: as idt_store_builder_new). */
+int idt_store_builder_new_in(idt_schema *schema, int64_t nrows, const int64_t *str_bytes,
+                             idt_blob_pool *pool, idt_store_builder **out, idt_error *err);
 /* Copy rows [row0, row0+n) of fixed column c from contiguous native-order `src`. */
 int idt_store_builder_write_fixed(idt_store_builder *b, int64_t c, int64_t row0, int64_t n,
                                   const void *src, idt_error *err);

@@ -40,6 +40,8 @@ struct idt_chunk {
     pid_t owner;       /* the process that made the file: only it reuses, punches, unlinks */
     uint64_t dev, ino;
     int listed;        /* in this process's list: new blobs may go here */
+    int pooled;        /* an extent of a blob pool (idt_blob_pool), on the pool_chunks list */
+    idt_chunk *pnext;  /* that list */
     int64_t occupants; /* live blobs + held-back ranges: the chunk lives while > 0 or listed */
     int64_t nranges;   /* ranges taken (live, held back, pinned): nfree <= nranges + 1 */
     size_t held;       /* bytes of those ranges */
@@ -76,6 +78,7 @@ static char *proc_path;     /* this process's directory */
 static int lock_fd = -1;
 static pid_t proc_owner;
 static idt_chunk *chunks;   /* chunks new blobs may go to, oldest first */
+static idt_chunk *pool_chunks; /* this process's blob pools' extents (unlisted chunks) */
 static size_t page_size = 4096;
 static _Atomic uint64_t name_counter;
 static _Atomic int64_t n_live_blobs, n_chunks, n_file_blobs, n_arena_bytes;
@@ -460,7 +463,18 @@ static int create_file_locked(const char *prefix, char **path, idt_error *err) {
 
 static void chunk_sweep(idt_chunk *c);
 
+static void pool_unlist(idt_chunk *c) {
+    for (idt_chunk **p = &pool_chunks; *p; p = &(*p)->pnext)
+        if (*p == c) {
+            *p = c->pnext;
+            break;
+        }
+    c->pnext = NULL;
+    c->pooled = 0;
+}
+
 static void chunk_destroy(idt_chunk *c) {
+    if (c->pooled) pool_unlist(c);
     if (c->owner == getpid()) {
         unlink(c->path);
         atomic_fetch_sub(&n_arena_bytes, (int64_t)c->held);
@@ -566,6 +580,8 @@ static void chunk_sweep(idt_chunk *c) {
 static void sweep_if_needed(void) {
     if (dirty_total <= slack || no_punch) return;
     for (idt_chunk *c = chunks; c; c = c->next) chunk_sweep(c);
+    for (idt_chunk *c = pool_chunks; c; c = c->pnext)
+        if (c->owner == getpid()) chunk_sweep(c);
 }
 
 /* Give [off, off+len) of c back (caller holds mu, owns c, and no mapping of another blob or
@@ -670,10 +686,11 @@ static void arena_free_locked(idt_blob *b) {
     sweep_if_needed();
 }
 
-/* Make a chunk that can hold `need` bytes and put it at the end of the list (caller holds
- * mu). Its file is sparse: blocks are reserved range by range. Under a file size limit
- * (RLIMIT_FSIZE) below IDT_ARENA_CHUNK the chunk is made as large as the limit allows. */
-static int new_chunk(size_t need, idt_chunk **out, idt_error *err) {
+/* Make a chunk of `size` bytes (IDT_ARENA_CHUNK for the shared arena) that can hold `need`
+ * bytes, and put it at the end of the arena's list, or with `pooled` on the pool list
+ * (caller holds mu). Its file is sparse: blocks are reserved range by range. Under a file
+ * size limit (RLIMIT_FSIZE) below `size` the chunk is made as large as the limit allows. */
+static int new_chunk(size_t need, size_t size, int pooled, idt_chunk **out, idt_error *err) {
     idt_chunk *c = idt_calloc(1, sizeof *c);
     if (!c) return idt_error_set(err, IDT_ENOMEM, "out of memory");
     c->fd = -1;
@@ -690,7 +707,7 @@ static int new_chunk(size_t need, idt_chunk **out, idt_error *err) {
         c->fd = -1;
         goto fail;
     }
-    c->size = IDT_ARENA_CHUNK;
+    c->size = size;
     struct rlimit fl;
     if (getrlimit(RLIMIT_FSIZE, &fl) == 0 && fl.rlim_cur != RLIM_INFINITY &&
         fl.rlim_cur < (rlim_t)c->size) {
@@ -712,10 +729,16 @@ static int new_chunk(size_t need, idt_chunk **out, idt_error *err) {
     c->owner = getpid();
     c->free[0] = (idt_extent){0, c->size, 0};
     c->nfree = 1;
-    c->listed = 1;
-    idt_chunk **p = &chunks;
-    while (*p) p = &(*p)->next;
-    *p = c;
+    if (pooled) {
+        c->pooled = 1;
+        c->pnext = pool_chunks;
+        pool_chunks = c;
+    } else {
+        c->listed = 1;
+        idt_chunk **p = &chunks;
+        while (*p) p = &(*p)->next;
+        *p = c;
+    }
     atomic_fetch_add(&n_chunks, 1);
     *out = c;
     return 0;
@@ -763,6 +786,19 @@ static int chunk_take(idt_chunk *c, size_t i, size_t need, size_t *off, idt_erro
     return 0;
 }
 
+/* Make b the arena blob of bytes [off, off + need) of chunk c (caller holds mu). */
+static void arena_blob_set(idt_blob *b, idt_chunk *c, size_t off, size_t need) {
+    b->kind = IDT_BLOB_ARENA;
+    b->chunk = c;
+    b->data = c->map + off;
+    b->offset = (off_t)off;
+    b->map_len = need;
+    b->owner = c->owner;
+    b->dev = c->dev;
+    b->ino = c->ino;
+    b->fork_seq = fork_seq;
+}
+
 static int blob_new_arena(idt_blob *b, size_t size, idt_error *err) {
     size_t need = align_up(size ? size : 1, IDT_BLOB_ALIGN);
     pthread_mutex_lock(&mu);
@@ -775,7 +811,69 @@ static int blob_new_arena(idt_blob *b, size_t size, idt_error *err) {
         if (i < c->nfree) break;
     }
     if (!rc && !c) {
-        rc = new_chunk(need, &made, err);
+        rc = new_chunk(need, IDT_ARENA_CHUNK, 0, &made, err);
+        c = made;
+        i = 0;
+    }
+    if (!rc && !(b->path = idt_strdup(c->path))) rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+    if (!rc && (rc = chunk_take(c, i, need, &off, err)) != 0) {
+        idt_free(b->path);
+        b->path = NULL;
+    }
+    if (!rc) arena_blob_set(b, c, off, need);
+    else if (made && made->occupants == 0) { /* a chunk made for this blob leaves no file */
+        chunk_unlist(made);
+        chunk_destroy(made);
+    }
+    pthread_mutex_unlock(&mu);
+    return rc;
+}
+
+/* ---- blob pools: a writer's extents ---- */
+
+struct idt_blob_pool {
+    idt_chunk *cur; /* the extent blobs are carved from now (the pool is one occupant), or NULL */
+    size_t taken;   /* bytes carved so far: the next extent's size follows it */
+};
+
+int idt_blob_pool_new(idt_blob_pool **out, idt_error *err) {
+    pthread_once(&once, init_once);
+    *out = idt_calloc(1, sizeof **out);
+    return *out ? 0 : idt_error_set(err, IDT_ENOMEM, "out of memory");
+}
+
+void idt_blob_pool_free(idt_blob_pool *p) {
+    if (!p) return;
+    if (p->cur) {
+        pthread_mutex_lock(&mu);
+        chunk_leave(p->cur);
+        pthread_mutex_unlock(&mu);
+    }
+    idt_free(p);
+}
+
+int idt_blob_pool_take(idt_blob_pool *p, size_t size, idt_blob **out, idt_error *err) {
+    if (!p || size <= IDT_ARENA_MAX || size > IDT_POOL_EXTENT_MAX) return idt_blob_new(size, out, err);
+    pthread_once(&once, init_once);
+    idt_blob *b = idt_calloc(1, sizeof *b);
+    if (!b) return idt_error_set(err, IDT_ENOMEM, "out of memory allocating a blob");
+    b->fd = -1;
+    size_t need = align_up(size, IDT_BLOB_ALIGN), i = 0, off = 0;
+    pthread_mutex_lock(&mu);
+    helds_release();
+    int rc = make_procdir(err);
+    idt_chunk *c = p->cur;
+    if (c && c->owner != getpid()) c = NULL; /* a forked child carves its own extents */
+    if (c) {
+        while (i < c->nfree && c->free[i].len < need) i++;
+        if (i == c->nfree) c = NULL;
+    }
+    idt_chunk *made = NULL;
+    if (!rc && !c) {
+        size_t ext = p->taken < IDT_POOL_EXTENT_MIN / 2 ? IDT_POOL_EXTENT_MIN : 2 * p->taken;
+        if (ext > IDT_POOL_EXTENT_MAX) ext = IDT_POOL_EXTENT_MAX;
+        if (ext < need) ext = align_up(need, page_size);
+        rc = new_chunk(need, ext, 1, &made, err);
         c = made;
         i = 0;
     }
@@ -785,21 +883,26 @@ static int blob_new_arena(idt_blob *b, size_t size, idt_error *err) {
         b->path = NULL;
     }
     if (!rc) {
-        b->kind = IDT_BLOB_ARENA;
-        b->chunk = c;
-        b->data = c->map + off;
-        b->offset = (off_t)off;
-        b->map_len = need;
-        b->owner = c->owner;
-        b->dev = c->dev;
-        b->ino = c->ino;
-        b->fork_seq = fork_seq;
-    } else if (made && made->occupants == 0) { /* a chunk made for this blob leaves no file */
-        chunk_unlist(made);
+        arena_blob_set(b, c, off, need);
+        p->taken += need;
+        if (made) { /* the new extent is the pool's: the previous one lives on its blobs */
+            made->occupants++;
+            if (p->cur) chunk_leave(p->cur);
+            p->cur = made;
+        }
+    } else if (made && made->occupants == 0) {
         chunk_destroy(made);
     }
     pthread_mutex_unlock(&mu);
-    return rc;
+    if (rc) {
+        idt_free(b);
+        return rc;
+    }
+    b->size = size;
+    atomic_store(&b->refs, 1);
+    atomic_fetch_add(&n_live_blobs, 1);
+    *out = b;
+    return 0;
 }
 
 /* ---- dedicated files ---- */
@@ -961,8 +1064,10 @@ int idt_blob_map_range(const char *path, uint64_t off, uint64_t size, idt_blob *
 
 int idt_blob_write(idt_blob *b, size_t off, const void *src, size_t n, idt_error *err) {
     if (n == 0) return 0;
-    if (b->fd >= 0 && n >= 65536) {
-        if (idt_pwrite_all(b->fd, src, n, (off_t)off) < 0)
+    /* a pool extent's descriptor is open for the extent's life (and never changes) */
+    int fd = b->fd >= 0 ? b->fd : b->kind == IDT_BLOB_ARENA && b->chunk->pooled ? b->chunk->fd : -1;
+    if (fd >= 0 && n >= 65536) {
+        if (idt_pwrite_all(fd, src, n, (off_t)off + (b->fd >= 0 ? 0 : b->offset)) < 0)
             return idt_error_sys(err, errno, "cannot write %zu bytes to temp file '%s'", n, b->path);
         return 0;
     }
@@ -1038,6 +1143,8 @@ void idt_blob_decref(idt_blob *b) {
 static int owned_ranges_live(void) {
     for (idt_chunk *c = chunks; c; c = c->next)
         if (c->owner == getpid() && c->nranges > 0) return 1;
+    for (idt_chunk *c = pool_chunks; c; c = c->pnext)
+        if (c->owner == getpid() && c->nranges > 0) return 1;
     return 0;
 }
 
@@ -1094,6 +1201,7 @@ static void at_fork_child(void) {
         chunk_unlist(c);
         if (c->occupants == 0) chunk_destroy(c);
     }
+    while (pool_chunks) pool_unlist(pool_chunks); /* the parent's: live on their blobs */
     size_t n = nhelds;
     nhelds = 0;
     for (size_t i = 0; i < n; i++) chunk_leave(helds[i].c);

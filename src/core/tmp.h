@@ -83,6 +83,26 @@ typedef struct idt_blob {
     _Atomic int pinned; /* other mappings of its bytes may exist: never reuse its range */
 } idt_blob;
 
+/* A blob pool: where one writer's many large blobs go, so that their files and mappings
+ * grow with the bytes written, not with the blob count. Blobs of more than IDT_ARENA_MAX
+ * (and at most IDT_POOL_EXTENT_MAX) bytes are carved in order out of the pool's current
+ * extent: an arena chunk of the pool's own (a sparse file mapped once, not shared with the
+ * arena's small blobs), IDT_POOL_EXTENT_MIN bytes at first, then twice the bytes taken so
+ * far, at most IDT_POOL_EXTENT_MAX; others are made as by idt_blob_new. Pool blobs are
+ * ARENA blobs in every other respect (reserved, reference counted, their range freed with
+ * them, an extent removed with its last blob; a save copies their bytes, as for any arena
+ * blob, instead of linking a file). The pool is used from one thread at a time; freeing it
+ * leaves its blobs valid. */
+#define IDT_POOL_EXTENT_MIN ((size_t)64 << 20)
+#define IDT_POOL_EXTENT_MAX ((size_t)1 << 30)
+typedef struct idt_blob_pool idt_blob_pool;
+/* Errors: IDT_ENOMEM. */
+int idt_blob_pool_new(idt_blob_pool **out, idt_error *err);
+/* As idt_blob_new, from pool p (NULL: idt_blob_new itself). */
+int idt_blob_pool_take(idt_blob_pool *p, size_t size, idt_blob **out, idt_error *err);
+/* NULL is a no-op. */
+void idt_blob_pool_free(idt_blob_pool *p);
+
 /* Make a writable zero-filled blob of `size` bytes (size may be 0) in the temp area.
  * On failure returns IDT_ENOMEM or IDT_EIO (temp area not creatable, disk full) and leaves
  * no file behind. The caller owns one reference. */

@@ -184,6 +184,9 @@ int idt_view_flatten(idt_view *v, int64_t threads, const idt_progress *prog, idt
 /* As idt_view_flatten, giving the store (its columns sorted by name, as every store's). */
 int idt_view_flatten_store(idt_view *v, int64_t threads, const idt_progress *prog,
                            idt_store **out, idt_error *err);
+/* The same, the store's blob taken from `pool` (tmp.h; NULL: as idt_view_flatten_store). */
+int idt_view_flatten_store_in(idt_view *v, int64_t threads, const idt_progress *prog,
+                              idt_blob_pool *pool, idt_store **out, idt_error *err);
 
 /* Strings of view column j (a UTF8 or BYTES column) over the selected rows in Arrow's
  * layout, as stored (UTF-8 or raw bytes, trailing NULs not stored), or the rows of a LIST

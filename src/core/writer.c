@@ -13,17 +13,30 @@ struct idt_writer {
     int64_t tail;          /* trailing pieces below IDT_ARENA_MAX bytes, not yet merged */
     int64_t rows;
     int64_t merge_count;
+    int64_t big;           /* pieces over IDT_ARENA_MAX bytes so far */
+    int64_t own_files;     /* how many of those get files of their own */
+    idt_blob_pool *pool;   /* where later ones go */
 };
 
 int idt_writer_new(idt_schema *schema, idt_writer **out, idt_error *err) {
     idt_writer *w = idt_calloc(1, sizeof *w);
     if (!w) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    int rc = idt_blob_pool_new(&w->pool, err);
+    if (rc) {
+        idt_free(w);
+        return rc;
+    }
     idt_schema_incref(schema);
     w->schema = schema;
     w->merge_count = IDT_WRITER_MERGE_COUNT;
+    w->own_files = IDT_WRITER_OWN_FILES;
     *out = w;
     return 0;
 }
+
+void idt_writer_set_own_files(idt_writer *w, int64_t count) { w->own_files = count < 0 ? 0 : count; }
+
+idt_blob_pool *idt_writer_pool(idt_writer *w) { return w->big >= w->own_files ? w->pool : NULL; }
 
 idt_schema *idt_writer_schema(const idt_writer *w) { return w->schema; }
 int64_t idt_writer_rows(const idt_writer *w) { return w->rows; }
@@ -38,6 +51,7 @@ void idt_writer_free(idt_writer *w) {
     for (int64_t i = 0; i < w->npieces; i++) idt_store_decref(w->pieces[i]);
     idt_free(w->pieces);
     idt_schema_decref(w->schema);
+    idt_blob_pool_free(w->pool);
     idt_free(w);
 }
 
@@ -64,7 +78,7 @@ static int merge_tail(idt_writer *w, const idt_progress *prog, idt_error *err) {
     idt_view *v = NULL;
     idt_store *merged = NULL;
     int rc = pieces_view(w, from, cols, nc, &v, err);
-    if (!rc) rc = idt_view_flatten_store(v, 1, prog, &merged, err);
+    if (!rc) rc = idt_view_flatten_store_in(v, 1, prog, idt_writer_pool(w), &merged, err);
     if (v) idt_view_decref(v);
     idt_free(cols);
     if (rc) return rc;
@@ -97,10 +111,13 @@ int idt_writer_add(idt_writer *w, idt_store *piece, const idt_progress *prog, id
     w->pieces[w->npieces++] = piece;
     w->rows += piece->nrows;
     if (piece->blob->size <= IDT_ARENA_MAX) w->tail++;
-    else w->tail = 0;
+    else {
+        w->tail = 0;
+        w->big++;
+    }
     if (w->tail >= w->merge_count) {
         int rc = merge_tail(w, prog, err);
-        if (rc) { /* leave the writer as it was before this piece */
+        if (rc) { /* leave the writer as it was before this piece (a small one) */
             w->npieces--;
             w->rows -= piece->nrows;
             w->tail--;

@@ -463,8 +463,8 @@ static const char *from_hint(PyObject *o) {
 }
 
 int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what,
-                       const idt_schema *expect, PyObject *progress, idt_store **out,
-                       PyObject **names_out, int64_t **order_out) {
+                       const idt_schema *expect, idt_blob_pool *pool, PyObject *progress,
+                       idt_store **out, PyObject **names_out, int64_t **order_out) {
     *out = NULL;
     if (names_out) *names_out = NULL;
     if (order_out) *order_out = NULL;
@@ -578,7 +578,7 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
     }
     if (!(expect && nrows == 0)) { /* an empty batch adds nothing to a writer */
         Py_BEGIN_ALLOW_THREADS
-        rc = idt_store_builder_new(schema, nrows, sbytes, &builder, &err);
+        rc = idt_store_builder_new_in(schema, nrows, sbytes, pool, &builder, &err);
         Py_END_ALLOW_THREADS
         if (rc) {
             idt_py_raise(st, &err);

@@ -113,11 +113,12 @@ PyObject *idt_py_read(TableViewObject *self, const idt_rowsel *sel, const npy_in
 /* Build one store from a dict of columns (a table's or a batch's): bounded chunk copies,
  * Ctrl-C checked between chunks, a bar per `progress`. With `expect` (a writer's schema)
  * the columns must match it (ValueError naming the column and both types) and a batch of
- * no rows makes no store (*out NULL). *names_out (a tuple of the dict's keys, in order) and
+ * no rows makes no store (*out NULL). The store's blob comes from `pool` (a writer's; NULL
+ * for any other store). *names_out (a tuple of the dict's keys, in order) and
  * *order_out (PyMem: store column of each key) are optional. 0, or -1 with an exception. */
 int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what,
-                       const idt_schema *expect, PyObject *progress, idt_store **out,
-                       PyObject **names_out, int64_t **order_out);
+                       const idt_schema *expect, idt_blob_pool *pool, PyObject *progress,
+                       idt_store **out, PyObject **names_out, int64_t **order_out);
 
 /* ---- tableview.c ---- */
 /* A new TableView owning `v` (the reference is consumed, also on failure); checks each fixed

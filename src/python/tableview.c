@@ -114,7 +114,7 @@ static PyObject *idt_tv_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
     idt_module_state *st = idt_py_state_of_type(type);
     idt_store *store;
     int64_t *order;
-    if (idt_py_build_store(st, columns, "TableView()", NULL, progress, &store, NULL, &order))
+    if (idt_py_build_store(st, columns, "TableView()", NULL, NULL, progress, &store, NULL, &order))
         return NULL;
     idt_view *v;
     idt_error err;

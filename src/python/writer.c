@@ -219,7 +219,8 @@ static PyObject *wr_append(PyObject *o, PyObject *args, PyObject *kwds) {
     self->busy = 1;
     int first = self->w == NULL;
     int r = idt_py_build_store(st, batch, "TableWriter.append()", first ? NULL : idt_writer_schema(self->w),
-                               Py_False, &piece, first ? &names : NULL, NULL);
+                               first ? NULL : idt_writer_pool(self->w), Py_False, &piece,
+                               first ? &names : NULL, NULL);
     self->busy = 0;
     if (r) return NULL;
     idt_error err;

@@ -485,6 +485,54 @@ static int check_writer(void *p) {
     return same_ids(p, want, 200) && ((idt_view *)p)->nseg == 2;
 }
 
+/* A writer whose pieces over 1 MiB go to its pool (no own files): three pieces carved from
+ * the pool's first extent (made by the first piece). */
+enum { POOL_ROWS = (1 << 17) + 64 };
+static int run_writer_pool(void **out, idt_error *err) {
+    idt_column cd = {"x", IDT_COL_FIXED, "<i8", 8, 0, NULL, 1, 8};
+    idt_schema *s;
+    int rc = idt_schema_new(&cd, 1, &s, err);
+    if (rc) return rc;
+    idt_writer *w = NULL;
+    int64_t *x = idt_malloc(POOL_ROWS * 8);
+    if (!x) rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+    if (!rc) rc = idt_writer_new(s, &w, err);
+    if (!rc) idt_writer_set_own_files(w, 0);
+    for (int k = 0; k < 3 && !rc; k++) {
+        for (int64_t i = 0; i < POOL_ROWS; i++) x[i] = k * POOL_ROWS + i;
+        idt_store_builder *b;
+        idt_store *st;
+        rc = idt_store_builder_new_in(s, POOL_ROWS, NULL, idt_writer_pool(w), &b, err);
+        if (rc) break;
+        rc = idt_store_builder_write_fixed(b, 0, 0, POOL_ROWS, x, err);
+        if (rc) {
+            idt_store_builder_free(b);
+            break;
+        }
+        rc = idt_store_builder_finish(b, &st, err);
+        if (!rc) {
+            rc = idt_writer_add(w, st, NULL, err);
+            idt_store_decref(st);
+        }
+    }
+    idt_free(x);
+    idt_schema_decref(s);
+    if (rc) {
+        idt_writer_free(w);
+        return rc;
+    }
+    int64_t col = 0;
+    return idt_writer_finish(w, &col, 1, (idt_view **)out, err);
+}
+static int check_writer_pool(void *p) {
+    const idt_view *v = p;
+    if (idt_view_len(v) != 3 * POOL_ROWS) return 0;
+    int64_t idx[3] = {0, POOL_ROWS + 7, 3 * POOL_ROWS - 1}, got[3], widths[1] = {0};
+    void *outs[1] = {got};
+    idt_view_gather(v, &(idt_rowsel){0, 1, 3, idx}, outs, widths);
+    return got[0] == idx[0] && got[1] == idx[1] && got[2] == idx[2];
+}
+
 /* Saving into a directory that does not exist yet: a failed save leaves no directory. */
 static void prepare_save_new(void) { rm_flat(F.save_new); }
 static int run_save_new(void **out, idt_error *err) {
@@ -658,6 +706,7 @@ static const op OPS[] = {
     {"flatten", run_flatten, check_flatten, release_view, NULL, NULL, 0},
     {"flatten (3 threads)", run_flatten_threads, check_flatten, release_view, NULL, NULL, 0},
     {"writer", run_writer, check_writer, release_view, NULL, NULL, 0},
+    {"writer (pool)", run_writer_pool, check_writer_pool, release_view, NULL, NULL, 0},
 };
 enum { NOPS = sizeof OPS / sizeof OPS[0] };
 

@@ -234,6 +234,43 @@ def test_many_tiny_batches_are_merged():
     assert sys_stats()["maps"] < 100
 
 
+def _maps_lines():
+    with open("/proc/self/maps") as f:
+        return sum(1 for _ in f)
+
+
+def test_many_batches_over_1mib_share_extent_files(tmp_path):
+    # 300 batches of 1.1 MB: past the writer's first 64 such pieces (files of their own) they
+    # are carved from shared extent files of up to 1 GiB, so files and mappings grow with the
+    # bytes (330 MB: a few extents), not with the batch count (300 files and mappings before).
+    gc.collect()
+    files0, maps0, stats0 = len(data_files()), _maps_lines(), sys_stats()["maps"]
+    rows = 1100 * 1024 // 16  # 1.1 MB of int64 pairs, plus a short string per row
+    with infinidata.TableWriter() as w:
+        for k in range(300):
+            w.append({"x": np.arange(2 * k * rows, 2 * (k + 1) * rows, dtype=np.int64).reshape(rows, 2),
+                      "t": np.array([f"b{k}"] * rows)})
+        tv = w.finish()
+    files, maps = len(data_files()) - files0, _maps_lines() - maps0
+    assert files <= 64 + 8, f"{files} files for 300 batches"
+    assert sys_stats()["maps"] - stats0 <= 64 + 8
+    assert maps < 150, f"{maps} more mappings for 300 batches"
+    assert len(tv) == 300 * rows
+    sel = np.arange(0, len(tv), 997)
+    got = tv[sel]
+    np.testing.assert_array_equal(got["t"], np.array([f"b{i}" for i in sel // rows]), strict=True)
+    np.testing.assert_array_equal(got["x"], np.stack([2 * sel, 2 * sel + 1], axis=1), strict=True)
+    # saved (the pooled pieces' bytes are copied) and loaded back, pickled and unpickled
+    tv.save_to_disk(str(tmp_path), "t")
+    back = infinidata.TableView.load_from_disk(str(tmp_path), "t", verify=True)
+    assert_same(back[::4999], tv[::4999])
+    import pickle
+    assert_same(pickle.loads(pickle.dumps(tv))[123_456:123_460], tv[123_456:123_460])
+    del tv, back, w
+    gc.collect()
+    assert len(data_files()) == files0
+
+
 @pytest.mark.memory_counts
 def test_memory_bounded_by_one_batch():
     batch = {"x": np.ones((4096, 256), np.float32)}  # 4 MiB
