@@ -400,7 +400,66 @@ def drop_columns(self, names):
     return self.select_columns(keep)
 
 
+def rename_columns(self, mapping):
+    """rename_columns(mapping) -> TableView: a view with columns renamed (a dict old -> new).
+
+    Other columns, the column order and the rows are unchanged; no row is copied. An old name
+    the view does not have is a KeyError listing the columns; a result with two columns of
+    one name (say a -> b while b stays) is a ValueError naming it. Renames apply at once, so
+    {"a": "b", "b": "a"} swaps two names."""
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"rename_columns() takes a dict old name -> new name, not {type(mapping).__name__}")
+    olds, news = [], []
+    for old, new in mapping.items():
+        if not isinstance(old, str) or not isinstance(new, str):
+            bad = old if not isinstance(old, str) else new
+            raise TypeError(f"column names must be str, not {type(bad).__name__} ({bad!r})")
+        olds.append(old)
+        news.append(new)
+    _check_known(self, olds)
+    return self._rename(olds, news)
+
+
+def zip_views(views):
+    """TableView.zip(views) -> TableView: the columns of same-length views side by side.
+
+    The result shows the columns of views[0], then those of views[1], ... in their order. No
+    row is copied: the result holds each input's rows as they are (its column groups), so
+    adding a computed column never copies the existing ones; every view operation, save,
+    load and pickle works on it as on any view. Different lengths are a ValueError naming
+    both; a column name in two views is a ValueError naming it."""
+    if isinstance(views, TableView):
+        raise TypeError("zip() takes a list of TableView objects, not one TableView")
+    views = list(views)
+    if not views:
+        raise ValueError("zip() needs at least one view")
+    return TableView._zip(views)
+
+
+def with_columns(self, other):
+    """with_columns(other) -> TableView: this view's columns with `other`'s added.
+
+    `other` (a TableView of the same length) gives columns: one named as a column of this
+    view replaces it in place, the others are appended in `other`'s order. No row is copied
+    (see TableView.zip). A different length is a ValueError naming both."""
+    if not isinstance(other, TableView):
+        raise TypeError(f"with_columns() takes a TableView, not {type(other).__name__}")
+    if len(other) != len(self):
+        raise ValueError(f"cannot add columns of {len(other)} rows to a view of {len(self)} rows")
+    theirs = other.column_names
+    replaced = set(theirs)
+    mine = [c for c in self.column_names if c not in replaced]
+    if not mine:
+        return other.select_columns([c for c in self.column_names] + [c for c in theirs if c not in self.column_names])
+    both = TableView._zip([self.select_columns(mine), other])
+    order = [c for c in self.column_names] + [c for c in theirs if c not in set(self.column_names)]
+    return both.select_columns(order)
+
+
 def _attach():
+    TableView.rename_columns = rename_columns
+    TableView.zip = staticmethod(zip_views)
+    TableView.with_columns = with_columns
     TableView.shard = shard
     TableView.train_test_split = train_test_split
     TableView.filter = filter

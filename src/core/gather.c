@@ -5,6 +5,7 @@
  * column by column with software prefetch, so the resolve cost is paid once per row. */
 #include <string.h>
 
+#include "group.h"
 #include "sys.h"
 #include "utf8.h"
 #include "view.h"
@@ -83,7 +84,7 @@ static void widths_chunk(const idt_view *v, const resolved *r, int64_t j, int64_
 }
 
 int idt_view_str_widths(const idt_view *v, const idt_rowsel *sel, int64_t *widths, idt_error *err) {
-    (void)err;
+    if (v->ngroups) return idt_group_str_widths(v, sel, widths, err);
     int any = 0;
     for (int64_t j = 0; j < v->ncols; j++) {
         widths[j] = idt_column_is_str(idt_view_column(v, j)) ? 1 : 0;
@@ -260,6 +261,10 @@ static void gather_rows_cb(void *ctx, const resolved *r, int64_t o0) {
 
 void idt_view_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs,
                      const int64_t *widths) {
+    if (v->ngroups) {
+        if (sel->count > 0) idt_group_gather(v, sel, outs, widths);
+        return;
+    }
     static _Thread_local resolved r; /* 16 KiB per thread, reused */
     gather_ctx g = {v, outs, widths};
     walk(v, sel, &r, gather_run_cb, gather_rows_cb, &g);
@@ -349,11 +354,13 @@ static int64_t pack_walk(const idt_view *v, const idt_rowsel *sel, int64_t j, in
 }
 
 int64_t idt_view_str_bytes(const idt_view *v, const idt_rowsel *sel, int64_t j) {
+    v = idt_view_group_of(v, j, &j);
     return pack_walk(v, sel, j, NULL, NULL);
 }
 
 void idt_view_gather_packed(const idt_view *v, const idt_rowsel *sel, int64_t j, int64_t *offsets,
                             char *data) {
+    v = idt_view_group_of(v, j, &j);
     pack_walk(v, sel, j, offsets, data);
 }
 
@@ -418,6 +425,7 @@ static void pad_rows_cb(void *ctx, const resolved *r, int64_t o0) {
 void idt_view_gather_padded(const idt_view *v, const idt_rowsel *sel, int64_t j, int64_t length,
                             const void *pad, void *out, int64_t *lengths) {
     static _Thread_local resolved r;
+    v = idt_view_group_of(v, j, &j);
     const idt_column *c = idt_view_column(v, j);
     pad_ctx p = {v, j, idt_column_unit(c), length < 0 ? 0 : length, pad, 1, out, lengths};
     for (int64_t b = 0; b < p.unit; b++) p.zero &= ((const unsigned char *)pad)[b] == 0;
@@ -448,6 +456,7 @@ static void spans_rows_cb(void *ctx, const resolved *r, int64_t o0) {
 
 int idt_view_str_spans(const idt_view *v, int64_t j, int64_t start, int64_t count,
                        const char **ptrs, uint64_t *lens) {
+    v = idt_view_group_of(v, j, &j);
     const idt_column *c = idt_view_column(v, j);
     spans_ctx p = {v, j, idt_column_var_per_row(c), idt_column_unit(c), ptrs, lens, 1};
     idt_rowsel sel = {start, 1, count, NULL};

@@ -147,6 +147,11 @@ static void advise_chunk(const idt_view *v, const idt_store *const *st, const in
 int64_t idt_view_prefetch(const idt_view *v, const idt_rowsel *sel, idt_prefetcher *pf) {
     int mode = atomic_load_explicit(&pf_mode, memory_order_relaxed);
     if (mode == IDT_PREFETCH_OFF || sel->count <= 0 || v->ncols == 0) return 0;
+    if (v->ngroups) { /* each group's rows in turn */
+        int64_t calls = 0;
+        for (int64_t g = 0; g < v->ngroups; g++) calls += idt_view_prefetch(v->groups[g], sel, pf);
+        return calls;
+    }
     if (mode == IDT_PREFETCH_AUTO) {
         if (pf && atomic_load(&pf->skip) > 0) {
             atomic_fetch_sub(&pf->skip, 1);
@@ -194,6 +199,7 @@ static void random_init(void) { pthread_atfork(random_lock, random_unlock, rando
 /* Count one random reader more (delta 1) or fewer (-1) on every large store that a ref array
  * of `v` points into, advising the mapping when the count leaves or reaches zero. */
 static void random_readers(const idt_view *v, int delta) {
+    for (int64_t g = 0; g < v->ngroups; g++) random_readers(v->groups[g], delta);
     pthread_once(&random_once, random_init);
     pthread_mutex_lock(&random_mu);
     for (int64_t k = 0; k < v->nseg; k++) {

@@ -23,7 +23,8 @@ typedef struct keyspec {
     int code;          /* K_* */
     int width;         /* bytes per value (fixed kinds) */
     int desc;
-    int64_t j;         /* shown column of the view */
+    int64_t j;         /* shown column of gv */
+    const idt_view *gv; /* the view's group holding the key (the view itself when plain) */
 } keyspec;
 
 typedef struct rec {
@@ -68,7 +69,7 @@ int idt_sort_check_key(const idt_view *v, int64_t col, idt_error *err) {
 
 static void spec_of(const idt_view *v, const idt_sort_key *k, keyspec *s) {
     const idt_column *c = idt_view_column(v, k->col);
-    s->j = k->col;
+    s->gv = idt_view_group_of(v, k->col, &s->j);
     s->desc = k->descending != 0;
     s->width = (int)c->itemsize;
     if (idt_column_is_str(c)) {
@@ -165,8 +166,9 @@ static inline const idt_store_col *store_col(const idt_view *v, const idt_store 
 static void str_of(const sorter *S, const keyspec *s, uint64_t r, const char **p, uint64_t *len) {
     idt_store *st;
     int64_t row;
-    idt_view_locate(S->v, (int64_t)r, &st, &row);
-    const idt_store_col *c = store_col(S->v, st, s->j);
+    (void)S;
+    idt_view_locate(s->gv, (int64_t)r, &st, &row);
+    const idt_store_col *c = store_col(s->gv, st, s->j);
     uint64_t a = c->offsets[row], z = c->offsets[row + 1];
     *p = c->data + a;
     *len = z - a;
@@ -177,7 +179,8 @@ static void str_of(const sorter *S, const keyspec *s, uint64_t r, const char **p
  * (in uint64s). Walks the segments once. */
 static void extract(const sorter *S, const keyspec *s, int64_t lo, int64_t hi, uint64_t *out,
                     int64_t stride) {
-    const idt_view *v = S->v;
+    const idt_view *v = s->gv;
+    (void)S;
     if (hi <= lo) return;
     int64_t k = idt_view_find_seg(v, lo);
     const idt_store *last = NULL;
@@ -435,7 +438,7 @@ static int str_refine(sorter *S, sitem *it, sitem *tmp, int64_t m, uint64_t dept
         idt_free(b);
         return idt_error_set(err, IDT_ENOMEM, "out of memory sorting %lld tied strings", (long long)m);
     }
-    keyspec ks = {K_STR, 0, desc, 0};
+    keyspec ks = {K_STR, 0, desc, 0, NULL};
     for (int64_t q = 0; q < m; q++) {
         a[q].key = encode_str(&ks, it[q].p + depth, it[q].len - depth);
         a[q].idx = (uint64_t)q;

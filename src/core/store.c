@@ -1165,6 +1165,8 @@ void idt_store_decref(idt_store *s) {
     idt_blob_decref(s->blob);
     idt_schema_decref(s->schema);
     idt_free(s->cols);
+    idt_store_decref(s->base);
+    idt_free(s->base_col);
     idt_free(s);
 }
 

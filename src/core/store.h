@@ -60,6 +60,11 @@ typedef struct idt_store {
     uint8_t uid[16];            /* random identity, kept in the header: names the saved file */
     uint64_t data_hash;         /* idt_hash_fast of the bytes after the header (in the header) */
     size_t data_off;            /* where those bytes start */
+    /* An alias (made by idt_view_rename): the store whose buffers this one shows under other
+     * column names (a reference; never itself an alias), and for each of this store's
+     * columns the column of base it shows. NULL for a store of its own. */
+    struct idt_store *base;
+    int64_t *base_col;
 } idt_store;
 
 void idt_store_incref(idt_store *s);

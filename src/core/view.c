@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "group.h"
 #include "ptrmap.h"
 #include "sys.h"
 
@@ -86,6 +87,7 @@ void idt_view_decref(idt_view *v) {
         if (v->segs[k].kind == IDT_SEG_RUN) idt_store_decref(v->segs[k].store);
         else idt_refs_decref(v->segs[k].refs);
     }
+    idt_group_release(v);
     idt_schema_decref(v->schema);
     idt_free(v->cols);
     idt_free(v->segs);
@@ -128,6 +130,7 @@ int idt_view_slice(idt_view *v, int64_t start, int64_t step, int64_t count, idt_
                                     __builtin_mul_overflow(count - 1, step, &span) ||
                                     span < -start || span >= len - start)))
         return idt_error_set(err, IDT_EINDEX, "slice out of range for %lld rows", (long long)len);
+    if (v->ngroups) return idt_group_slice(v, start, step, count, out, err);
     /* Count output segments first: one per segment touched. */
     int64_t nout = 0;
     for (int64_t j = 0, pos = start; j < count; nout++) {
@@ -313,7 +316,10 @@ static void ixbuf_free(ixbuf *x) {
 
 /* Turn x, holding n normalized view rows of v (as int64), into a view of those rows.
  * Consumes x in all cases. */
+static int grouped_from_index(idt_view *v, ixbuf *x, int64_t n, idt_view **out, idt_error *err);
+
 static int view_from_index(idt_view *v, ixbuf *x, int64_t n, idt_view **out, idt_error *err) {
+    if (v->ngroups) return grouped_from_index(v, x, n, out, err);
     if (n == 0) {
         ixbuf_free(x);
         idt_view *o = alloc_like(v, 0);
@@ -366,6 +372,31 @@ fail:
     idt_free(r);
     idt_view_decref(o);
     ixbuf_free(x);
+    return rc;
+}
+
+/* view_from_index for a grouped view: the same rows of every group (each composing its own
+ * copy of the index; the last one consumes x), put back together. Consumes x. */
+static int grouped_from_index(idt_view *v, ixbuf *x, int64_t n, idt_view **out, idt_error *err) {
+    idt_view **gs = idt_calloc((size_t)v->ngroups, sizeof *gs);
+    int rc = 0;
+    if (!gs) rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+    for (int64_t g = 0; g < v->ngroups && !rc; g++) {
+        if (g == v->ngroups - 1) {
+            rc = view_from_index(v->groups[g], x, n, &gs[g], err);
+            x = NULL; /* consumed */
+            break;
+        }
+        ixbuf y;
+        rc = ixbuf_new(n, &y, err);
+        if (rc) break;
+        memcpy(y.p, x->p, (size_t)n * 8);
+        rc = view_from_index(v->groups[g], &y, n, &gs[g], err);
+    }
+    if (x) ixbuf_free(x);
+    if (!rc) rc = idt_group_make(gs, v->ngroups, v->grp, v->gcol, v->ncols, out, err);
+    for (int64_t g = 0; gs && g < v->ngroups; g++) idt_view_decref(gs[g]);
+    idt_free(gs);
     return rc;
 }
 
@@ -449,7 +480,7 @@ static int same_names(const idt_schema *a, const idt_schema *b) {
 int idt_view_concat(idt_view *const *views, int64_t n, idt_view **out, idt_error *err) {
     if (n < 1) return idt_error_set(err, IDT_EVALUE, "concat needs at least one view");
     const idt_view *f = views[0];
-    int64_t nseg = 0;
+    int64_t nseg = 0, grouped = 0;
     int uniform = f->uniform;
     for (int64_t i = 0; i < n; i++) {
         const idt_view *w = views[i];
@@ -474,7 +505,9 @@ int idt_view_concat(idt_view *const *views, int64_t n, idt_view **out, idt_error
         }
         if (!w->uniform || !same_names(w->schema, f->schema)) uniform = 0;
         nseg += w->nseg;
+        grouped |= w->ngroups != 0;
     }
+    if (grouped) return idt_group_concat(views, n, out, err);
     idt_view *o = alloc_view(f->schema, f->cols, f->ncols, uniform, nseg);
     if (!o) return idt_error_set(err, IDT_ENOMEM, "out of memory");
     int64_t k = 0;
@@ -527,6 +560,11 @@ int idt_view_select(idt_view *v, const char *const *names, int64_t n, idt_view *
         cols[i] = ci;
     }
     idt_view *o = NULL;
+    if (!rc && v->ngroups) {
+        rc = idt_group_select(v, cols, n, out, err);
+        idt_free(cols);
+        return rc;
+    }
     if (!rc && !(o = alloc_view(v->schema, cols, n, v->uniform, v->nseg)))
         rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
     idt_free(cols);
@@ -562,6 +600,9 @@ int idt_view_remove_strings(idt_view *v, const char *name, const char *const *st
     if (j < 0) return idt_view_no_column(v, name, err);
     int64_t ci = v->cols[j];
     const idt_column *col = &v->schema->cols[ci];
+    int64_t gj;
+    const idt_view *src = idt_view_group_of(v, j, &gj); /* the rows are walked in its segments */
+    ci = src->cols[gj];
     if (!idt_column_is_str(col))
         return idt_error_set(err, IDT_ETYPE, "column '%s' holds %s, not strings", name, col->dtype);
     strset t = {strs, NULL, NULL, 16};
@@ -600,11 +641,11 @@ int idt_view_remove_strings(idt_view *v, const char *name, const char *const *st
         return rc;
     }
     int64_t *d = (int64_t *)x.p, kept = 0, k = 0, per = col->row_elems;
-    int unif = v->uniform;
+    int unif = src->uniform;
     for (int64_t i = 0; i < len; i++) {
-        if (i >= v->cum[k + 1]) k = idt_view_find_seg(v, i);
-        const idt_segment *s = &v->segs[k];
-        int64_t pos = s->start + (i - v->cum[k]) * s->step;
+        if (i >= src->cum[k + 1]) k = idt_view_find_seg(src, i);
+        const idt_segment *s = &src->segs[k];
+        int64_t pos = s->start + (i - src->cum[k]) * s->step;
         idt_store *st;
         int64_t row;
         idt_seg_resolve(s, pos, &st, &row);
@@ -730,6 +771,7 @@ static int adopt_one(idt_blob *b, idt_error *err) {
 
 int idt_view_adopt_files(idt_view *v, idt_error *err) {
     int rc = 0;
+    for (int64_t g = 0; g < v->ngroups && !rc; g++) rc = idt_view_adopt_files(v->groups[g], err);
     for (int64_t k = 0; k < v->nseg && !rc; k++) {
         const idt_segment *s = &v->segs[k];
         if (s->kind == IDT_SEG_RUN) {
@@ -741,3 +783,14 @@ int idt_view_adopt_files(idt_view *v, idt_error *err) {
     }
     return rc;
 }
+
+/* ---- parts for group.c ---- */
+
+idt_view *idt_view_parts_alloc(idt_schema *schema, const int64_t *cols, int64_t ncols, int uniform,
+                               int64_t nseg) {
+    return alloc_view(schema, cols, ncols, uniform, nseg);
+}
+
+void idt_view_parts_set_seg(idt_view *v, int64_t k, const idt_segment *s) { set_seg(v, k, s); }
+
+void idt_view_parts_finish(idt_view *v, int64_t nseg) { finish_view(v, nseg); }

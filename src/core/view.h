@@ -57,7 +57,18 @@ typedef struct idt_view {
     idt_segment *segs;
     int64_t *cum;          /* nseg + 1 cumulative row counts; cum[nseg] = rows */
     char uuid[37];
+    /* Column groups (group.c). ngroups 0: a plain view, as described above. ngroups >= 2: a
+     * grouped view (views put side by side by idt_view_zip): shown column j is column gcol[j]
+     * of groups[grp[j]]; each group is a plain view of the view's length showing its columns
+     * (each shown once by the grouped view), at most IDT_GROUP_MAX_COLS of them. A grouped
+     * view has no segments of its own (nseg 0, cum[0] its length); its schema describes the
+     * shown columns (cols[j] indexes it). */
+    int64_t ngroups;
+    struct idt_view **groups;
+    int64_t *grp, *gcol;
 } idt_view;
+
+#define IDT_GROUP_MAX_COLS 64
 
 /* Make a view of all rows of `store`, showing columns cols[0..ncols) (indexes into the
  * store's schema, in display order). Errors: IDT_EVALUE, IDT_ENOMEM. */
@@ -204,7 +215,7 @@ void idt_view_gather_packed(const idt_view *v, const idt_rowsel *sel, int64_t j,
 void idt_view_gather_padded(const idt_view *v, const idt_rowsel *sel, int64_t j, int64_t length,
                             const void *pad, void *out, int64_t *lengths);
 
-/* Resolve selected rows [i0, i0+n) of `sel` to their stores and store rows: st[i], row[i]
+/* Resolve selected rows [i0, i0+n) of `sel` (of a plain view) to their stores and store rows: st[i], row[i]
  * for i < n. *segcur is a segment hint (start with 0; it is updated for the next call).
  * Returns 1 when every row is in st[0]. */
 int idt_view_resolve(const idt_view *v, const idt_rowsel *sel, int64_t i0, int64_t n,
@@ -232,7 +243,35 @@ int idt_view_assemble(idt_schema *schema, const int64_t *cols, int64_t ncols,
  * Errors: IDT_EIO, IDT_ENOMEM (the files adopted so far stay adopted). */
 int idt_view_adopt_files(idt_view *v, idt_error *err);
 
-/* Resolve view row `i` (in range) to its store and store row. */
+/* Resolve view row `i` (in range) of a plain view to its store and store row. */
 void idt_view_locate(const idt_view *v, int64_t i, idt_store **store, int64_t *row);
+
+/* ---- column groups and renames (group.c) ---- */
+
+/* The columns of views[0], views[1], ... side by side: every view must have the same length
+ * and no column name may appear twice. No row is copied: each input's column groups become
+ * groups of the result (groups over the same segments are merged into one). n == 1 gives
+ * views[0]. Errors: IDT_EVALUE (n < 1; lengths differ, naming both; a repeated name), IDT_ENOMEM. */
+int idt_view_zip(idt_view *const *views, int64_t n, idt_view **out, idt_error *err);
+
+/* The view with shown column olds[i] renamed to news[i] (i < n); other columns, the column
+ * order and the rows are unchanged. No row is copied: the stores the view reads are shown
+ * through alias stores (idt_store.base) whose schemas carry the new names, and ref arrays
+ * through ref arrays over the same file naming those aliases. Errors: IDT_EKEY (an old name
+ * not shown), IDT_EVALUE (an old name twice, an empty new name, two columns of the result
+ * with one name), IDT_ENOMEM. */
+int idt_view_rename(idt_view *v, const char *const *olds, const char *const *news, int64_t n,
+                    idt_view **out, idt_error *err);
+
+/* The plain view showing the group of shown column j of v, and j's column in it (v itself
+ * and j when v is plain). */
+static inline const idt_view *idt_view_group_of(const idt_view *v, int64_t j, int64_t *gj) {
+    if (!v->ngroups) {
+        *gj = j;
+        return v;
+    }
+    *gj = v->gcol[j];
+    return v->groups[v->grp[j]];
+}
 
 #endif

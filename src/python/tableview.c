@@ -616,6 +616,47 @@ static PyObject *tv_concat(PyObject *cls, PyObject *views) {
     return out ? idt_py_wrap_view(st, out) : NULL;
 }
 
+static PyObject *tv_zip(PyObject *cls, PyObject *views) {
+    idt_module_state *st = idt_py_state_of_type((PyTypeObject *)cls);
+    PyObject *seq = PySequence_Fast(views, "zip() takes a list of TableView objects");
+    if (!seq) return NULL;
+    Py_ssize_t n;
+    idt_view **vs = idt_py_views_of(st->TableView_Type, seq, &n);
+    PyObject *res = NULL;
+    if (vs) {
+        idt_view *out = NULL;
+        idt_error err;
+        int rc = idt_view_zip(vs, n, &out, &err);
+        res = rc ? idt_py_raise(st, &err) : idt_py_wrap_view(st, out);
+        PyMem_Free(vs);
+    }
+    Py_DECREF(seq);
+    return res;
+}
+
+/* tv._rename(olds, news): two lists of str of one length (checked by the caller). */
+static PyObject *tv_rename(PyObject *self, PyObject *args) {
+    PyObject *olds, *news;
+    if (!PyArg_ParseTuple(args, "O!O!:_rename", &PyList_Type, &olds, &PyList_Type, &news)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(olds);
+    if (PyList_GET_SIZE(news) != n) {
+        PyErr_SetString(PyExc_ValueError, "_rename takes two lists of one length");
+        return NULL;
+    }
+    const char **cn = PyMem_Malloc((size_t)(n ? 2 * n : 1) * sizeof *cn);
+    if (!cn) return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < 2 * n; i++)
+        if (!(cn[i] = idt_py_name_utf8(PyList_GET_ITEM(i < n ? olds : news, i % n)))) {
+            PyMem_Free(cn);
+            return NULL;
+        }
+    idt_view *out = NULL;
+    idt_error err;
+    int rc = idt_view_rename(TV(self)->v, cn, cn + n, n, &out, &err);
+    PyMem_Free(cn);
+    return finish(self, rc, out, &err);
+}
+
 static PyObject *dtype_of(TableViewObject *self, int64_t j) {
     const idt_column *c = idt_view_column(self->v, j);
     PyObject *d = PyTuple_GET_ITEM(self->descrs, j);
@@ -1063,6 +1104,10 @@ static PyMethodDef idt_tv_methods[] = {
      "threads=None uses up to 8 CPUs. Keys are sorted in RAM up to memory_budget bytes (default "
      "$INFINIDATA_SORT_MEMORY, else 1 GiB), beyond it in sorted runs on disk merged at the end. "
      "progress: a bar (None: when tqdm is installed and stderr is a terminal). Ctrl-C stops it."},
+    {"_zip", tv_zip, METH_O | METH_CLASS,
+     "_zip($type, views, /)\n--\n\nThe columns of same-length views side by side (see TableView.zip)."},
+    {"_rename", tv_rename, METH_VARARGS,
+     "_rename($self, olds, news, /)\n--\n\nColumns olds[i] renamed news[i] (see rename_columns)."},
     {"concat", tv_concat, METH_O | METH_CLASS,
      "concat($type, views, /)\n--\n\nTableView.concat(views) -> TableView: the rows of each view in order. Columns must match."},
     {"batch_iter", (PyCFunction)(void (*)(void))idt_tv_batch_iter, METH_VARARGS | METH_KEYWORDS,
