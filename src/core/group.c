@@ -600,6 +600,17 @@ int idt_view_rename(idt_view *v, const char *const *olds, const char *const *new
     return rc;
 }
 
+int idt_view_has_aliases(const idt_view *v) {
+    if (v->ngroups) return 1;
+    for (int64_t k = 0; k < v->nseg; k++) {
+        const idt_segment *s = &v->segs[k];
+        if (s->kind == IDT_SEG_RUN && s->store->base) return 1;
+        for (int64_t i = 0; s->kind == IDT_SEG_REFS && i < s->refs->nstores; i++)
+            if (s->refs->stores[i]->base) return 1;
+    }
+    return 0;
+}
+
 /* ---- reads ---- */
 
 int idt_group_str_widths(const idt_view *v, const idt_rowsel *sel, int64_t *widths, idt_error *err) {

@@ -530,6 +530,8 @@ static int files_present(const char *dir, const objects *o) {
 
 int idt_view_save(const idt_view *v, const char *dir, const char *name, int overwrite,
                   idt_error *err) {
+    if (idt_view_has_aliases(v))
+        return idt_error_set(err, IDT_EVALUE, "saving a view with zipped or renamed columns is not supported yet");
     if (!valid_name(name))
         return idt_error_set(err, IDT_EVALUE,
                              "bad name '%s': use a plain file name (no '/', not starting with '.')", name);
@@ -1032,6 +1034,8 @@ int idt_view_load_ex(const char *dir, const char *name, int verify, idt_view **o
 }
 
 int idt_view_describe(const idt_view *v, char **out, size_t *len, idt_error *err) {
+    if (idt_view_has_aliases(v))
+        return idt_error_set(err, IDT_EVALUE, "pickling a view with zipped or renamed columns is not supported yet");
     objects o;
     idt_writer w;
     idt_writer_init(&w);

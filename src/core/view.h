@@ -263,6 +263,9 @@ int idt_view_zip(idt_view *const *views, int64_t n, idt_view **out, idt_error *e
 int idt_view_rename(idt_view *v, const char *const *olds, const char *const *news, int64_t n,
                     idt_view **out, idt_error *err);
 
+/* 1 when v is grouped or reads a store through an alias (a rename), else 0. */
+int idt_view_has_aliases(const idt_view *v);
+
 /* The plain view showing the group of shown column j of v, and j's column in it (v itself
  * and j when v is plain). */
 static inline const idt_view *idt_view_group_of(const idt_view *v, int64_t j, int64_t *gj) {

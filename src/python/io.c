@@ -293,4 +293,3 @@ done:
     Py_DECREF(seq);
     return result;
 }
-

@@ -906,8 +906,9 @@ static PyObject *idt_tv_files(PyObject *self, PyObject *unused) {
     const idt_view *v = ((TableViewObject *)self)->v;
     PyObject *seen = PySet_New(NULL), *out = PyList_New(0);
     if (!seen || !out) goto fail;
-    for (int64_t s = 0; s < v->nseg; s++) {
-        const idt_segment *g = &v->segs[s];
+    for (int64_t s = 0, gi = 0; gi < (v->ngroups ? v->ngroups : 1); s = 0, gi++)
+    for (const idt_view *gv = v->ngroups ? v->groups[gi] : v; s < gv->nseg; s++) {
+        const idt_segment *g = &gv->segs[s];
         int64_t nb = g->kind == IDT_SEG_RUN ? 1 : 1 + g->refs->nstores;
         for (int64_t k = 0; k < nb; k++) {
             const idt_blob *b = g->kind == IDT_SEG_RUN ? g->store->blob
