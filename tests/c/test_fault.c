@@ -404,6 +404,37 @@ static int run_select(void **out, idt_error *err) {
 }
 static int check_select(void *p) { return ((idt_view *)p)->ncols == 3 && same_ids(p, F.wids, NA + N); }
 
+/* Column groups and renames: rename F.w's "id" to "k", shuffle it, zip its "k" beside F.w's
+ * own "id", "s" and take rows of the result (the take composes each group). */
+static int run_groups(void **out, idt_error *err) {
+    idt_view *r = NULL, *sh = NULL, *a = NULL, *b = NULL, *z = NULL;
+    int rc = idt_view_rename(F.w, (const char *[]){"id"}, (const char *[]){"k"}, 1, &r, err);
+    if (!rc) rc = idt_view_shuffle(r, F.seed, &sh, err);
+    if (!rc) rc = idt_view_select(sh, (const char *[]){"k"}, 1, &b, err);
+    if (!rc) rc = idt_view_select(F.w, (const char *[]){"id", "s"}, 2, &a, err);
+    if (!rc) rc = idt_view_zip((idt_view *[]){a, b}, 2, &z, err);
+    if (!rc) rc = idt_view_take(z, F.idx, NIDX, (idt_view **)out, err);
+    idt_view_decref(r);
+    idt_view_decref(sh);
+    idt_view_decref(a);
+    idt_view_decref(b);
+    idt_view_decref(z);
+    return rc;
+}
+static int check_groups(void *p) {
+    idt_view *v = p;
+    if (!check_take(p) || v->ngroups != 2 || v->ncols != 3) return 0;
+    idt_view *s;
+    idt_error err;
+    if (idt_view_shuffle(F.w, F.seed, &s, &err)) return 0;
+    int64_t *shuf = ids_of(s), *k = h_col_i64(v, h_vcol(v, "k")), ok = 1;
+    for (int i = 0; i < NIDX; i++) ok &= k[i] == shuf[F.idx[i] < 0 ? F.idx[i] + NA + N : F.idx[i]];
+    free(shuf);
+    free(k);
+    idt_view_decref(s);
+    return (int)ok;
+}
+
 static int run_remove(void **out, idt_error *err) {
     const char *gone[3] = {"s1\xC3\xA9", "", "s400"};
     int64_t gl[3] = {4, 0, 4};
@@ -695,6 +726,7 @@ static const op OPS[] = {
     {"shuffle big", run_shuffle_big, check_shuffle_big, release_view, NULL, NULL, 0},
     {"select", run_select, check_select, release_view, NULL, NULL, 0},
     {"remove_strings", run_remove, check_remove, release_view, NULL, NULL, 0},
+    {"zip, rename, take", run_groups, check_groups, release_view, NULL, NULL, 0},
     {"batches (sync)", run_batch_sync, check_none, release_none, NULL, NULL, 0},
     {"batches (3 threads)", run_batch_threads, check_none, release_none, NULL, NULL, 0},
     {"save (new dir)", run_save_new, check_save_new, release_none, prepare_save_new, check_fail_save_new, 0},

@@ -918,6 +918,63 @@ static void test_remove_strings(void) {
     idt_view_decref(v);
 }
 
+/* zip and rename: groups made, merged back when they share segments, errors named. */
+static void test_zip_rename(void) {
+    idt_error err;
+    idt_view *v = multi_view(30), *a, *b, *z, *o = NULL, *sh, *r, *r2;
+    REQUIRE(v != NULL);
+    int64_t *ids = iota(30);
+    REQUIRE(CHECK_OK(idt_view_select(v, (const char *[]){"s"}, 1, &a, &err), err) == 0);
+    REQUIRE(CHECK_OK(idt_view_select(v, (const char *[]){"id"}, 1, &b, &err), err) == 0);
+    /* columns of one view over the same segments: one plain view again */
+    REQUIRE(CHECK_OK(idt_view_zip((idt_view *[]){a, b}, 2, &z, &err), err) == 0);
+    CHECK_EQ(z->ngroups, 0);
+    CHECK_STR(idt_view_column(z, 0)->name, "s");
+    CHECK_ALL(z, ids, 30);
+    idt_view_decref(z);
+    /* rows of their own: two groups */
+    REQUIRE(CHECK_OK(idt_view_shuffle(b, 3, &sh, &err), err) == 0);
+    REQUIRE(CHECK_OK(idt_view_rename(sh, (const char *[]){"id"}, (const char *[]){"k"}, 1, &r, &err), err) == 0);
+    CHECK_STR(idt_view_column(r, 0)->name, "k");
+    CHECK(r->segs[0].refs != sh->segs[0].refs && r->segs[0].refs->ref == sh->segs[0].refs->ref);
+    CHECK(r->segs[0].refs->stores[0]->base != NULL);
+    REQUIRE(CHECK_OK(idt_view_zip((idt_view *[]){v, r}, 2, &z, &err), err) == 0);
+    CHECK_EQ(z->ngroups, 2);
+    CHECK_EQ(z->ncols, v->ncols + 1);
+    CHECK_ALL(z, ids, 30);
+    /* a rename of a rename points at the first store, not at an alias */
+    REQUIRE(CHECK_OK(idt_view_rename(z, (const char *[]){"k", "id"}, (const char *[]){"id", "k"}, 2, &r2, &err), err) == 0);
+    CHECK(r2->ngroups == 2 && r2->groups[1]->segs[0].refs->stores[0]->base == r->segs[0].refs->stores[0]->base);
+    int64_t *k = h_col_i64(r2, h_vcol(r2, "k")), *sid = h_col_i64(sh, 0);
+    CHECK(!memcmp(k, ids, 30 * 8));
+    int64_t *id2 = h_col_i64(r2, h_vcol(r2, "id"));
+    CHECK(!memcmp(id2, sid, 30 * 8));
+    free(k);
+    free(id2);
+    free(sid);
+    /* errors */
+    idt_view *shorter;
+    REQUIRE(CHECK_OK(idt_view_slice(b, 0, 1, 29, &shorter, &err), err) == 0);
+    CHECK_ERR(idt_view_zip((idt_view *[]){v, shorter}, 2, &o, &err), IDT_EVALUE, err, "view 0 has 30 rows, view 1 has 29");
+    CHECK_ERR(idt_view_zip((idt_view *[]){v, b}, 2, &o, &err), IDT_EVALUE, err, "column 'id'");
+    CHECK_ERR(idt_view_zip((idt_view *[]){v}, 0, &o, &err), IDT_EVALUE, err, "at least one");
+    CHECK_ERR(idt_view_rename(v, (const char *[]){"nope"}, (const char *[]){"x"}, 1, &o, &err), IDT_EKEY, err, "'nope'");
+    CHECK_ERR(idt_view_rename(v, (const char *[]){"id"}, (const char *[]){"s"}, 1, &o, &err), IDT_EVALUE, err,
+              "two columns named 's'");
+    CHECK_ERR(idt_view_rename(v, (const char *[]){"id", "id"}, (const char *[]){"x", "y"}, 2, &o, &err), IDT_EVALUE,
+              err, "renamed twice");
+    CHECK(o == NULL);
+    idt_view_decref(shorter);
+    idt_view_decref(r2);
+    idt_view_decref(z);
+    idt_view_decref(r);
+    idt_view_decref(sh);
+    idt_view_decref(a);
+    idt_view_decref(b);
+    idt_view_decref(v);
+    free(ids);
+}
+
 int main(int argc, char **argv) {
     static const h_test tests[] = {
         H_TEST(test_from_store),
@@ -932,6 +989,7 @@ int main(int argc, char **argv) {
         H_TEST(test_gather),
         H_TEST(test_str_widths),
         H_TEST(test_remove_strings),
+        H_TEST(test_zip_rename),
     };
     return h_main(tests, (int)(sizeof tests / sizeof tests[0]), argc, argv);
 }
