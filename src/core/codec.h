@@ -49,6 +49,7 @@ enum {
     IDT_MAN_DESCR = 1,         /* files named by absolute path and offset (a live process's) */
     IDT_MAN_OBJ_STORE = 0,     /* file table entry kinds */
     IDT_MAN_OBJ_REFS = 1,
+    IDT_MAN_OBJ_ALIAS = 2,     /* not a file: a store file's columns under other names */
     IDT_MAN_PATH_MAX = 4096,   /* longest path a file table entry may hold */
 };
 

@@ -400,34 +400,33 @@ static int remember(aliaser *a, const void *orig, void *made, int is_refs) {
     return 0;
 }
 
-/* The alias of store st: the view's shown columns under their new names. NULL when out of
- * memory (err set). */
-static idt_store *alias_store(aliaser *a, idt_store *st, idt_error *err) {
-    int64_t i = ptrmap_get(&a->stores, st);
-    if (i >= 0) return a->made[i];
-    const idt_view *v = a->v;
-    int64_t nc = v->ncols;
-    idt_column *cd = idt_calloc((size_t)nc, sizeof *cd);
-    int64_t *src = idt_malloc((size_t)nc * sizeof *src);
+int idt_store_alias(idt_store *st, const int64_t *cols, const char *const *names, int64_t n,
+                    idt_store **out, idt_error *err) {
+    idt_store *base = st->base ? st->base : st;
+    idt_column *cd = idt_calloc((size_t)n, sizeof *cd);
     idt_store *s = idt_calloc(1, sizeof *s);
     if (s) {
-        s->cols = idt_calloc((size_t)nc, sizeof *s->cols);
-        s->base_col = idt_calloc((size_t)nc, sizeof *s->base_col);
+        s->cols = idt_calloc((size_t)n, sizeof *s->cols);
+        s->base_col = idt_calloc((size_t)n, sizeof *s->base_col);
     }
-    if (!cd || !src || !s || !s->cols || !s->base_col) {
-        oom(err);
+    int rc = 0;
+    if (!cd || !s || !s->cols || !s->base_col) {
+        rc = oom(err);
         goto fail;
     }
-    for (int64_t j = 0; j < nc; j++) {
-        src[j] = idt_view_store_col(v, st, j);
-        cd[j] = st->schema->cols[src[j]];
-        cd[j].name = (char *)a->names[j]; /* copied by idt_schema_new */
+    for (int64_t j = 0; j < n; j++) {
+        if (cols[j] < 0 || cols[j] >= st->schema->ncols) {
+            rc = idt_error_set(err, IDT_EVALUE, "column index %lld out of range", (long long)cols[j]);
+            goto fail;
+        }
+        cd[j] = st->schema->cols[cols[j]];
+        cd[j].name = (char *)names[j]; /* copied by idt_schema_new */
     }
-    if (idt_schema_new(cd, nc, &s->schema, err) != 0) goto fail;
-    for (int64_t j = 0; j < nc; j++) {
-        int64_t k = idt_schema_find(s->schema, a->names[j]);
-        s->cols[k] = st->cols[src[j]];
-        s->base_col[k] = st->base ? st->base_col[src[j]] : src[j];
+    if ((rc = idt_schema_new(cd, n, &s->schema, err)) != 0) goto fail;
+    for (int64_t j = 0; j < n; j++) {
+        int64_t k = idt_schema_find(s->schema, names[j]);
+        s->cols[k] = st->cols[cols[j]];
+        s->base_col[k] = st->base ? st->base_col[cols[j]] : cols[j];
     }
     atomic_store(&s->refs, 1);
     s->nrows = st->nrows;
@@ -437,26 +436,44 @@ static idt_store *alias_store(aliaser *a, idt_store *st, idt_error *err) {
     memcpy(s->uid, st->uid, sizeof s->uid);
     s->data_hash = st->data_hash;
     s->data_off = st->data_off;
-    s->base = st->base ? st->base : st;
-    idt_store_incref(s->base);
+    s->base = base;
+    idt_store_incref(base);
     idt_free(cd);
-    idt_free(src);
-    if (remember(a, st, s, 0) != 0) {
-        idt_store_decref(s);
-        oom(err);
-        return NULL;
-    }
-    return s;
+    *out = s;
+    return 0;
 fail:
     idt_free(cd);
-    idt_free(src);
     if (s) {
         idt_free(s->cols);
         idt_free(s->base_col);
         idt_schema_decref(s->schema);
         idt_free(s);
     }
-    return NULL;
+    return rc;
+}
+
+/* The alias of store st: the view's shown columns under their new names. NULL when out of
+ * memory (err set). */
+static idt_store *alias_store(aliaser *a, idt_store *st, idt_error *err) {
+    int64_t i = ptrmap_get(&a->stores, st);
+    if (i >= 0) return a->made[i];
+    const idt_view *v = a->v;
+    int64_t *src = idt_malloc((size_t)v->ncols * sizeof *src);
+    if (!src) {
+        oom(err);
+        return NULL;
+    }
+    for (int64_t j = 0; j < v->ncols; j++) src[j] = idt_view_store_col(v, st, j);
+    idt_store *s = NULL;
+    int rc = idt_store_alias(st, src, a->names, v->ncols, &s, err);
+    idt_free(src);
+    if (rc) return NULL;
+    if (remember(a, st, s, 0) != 0) {
+        idt_store_decref(s);
+        oom(err);
+        return NULL;
+    }
+    return s;
 }
 
 /* Ref array r over the same file with a slot table of aliases (its own identity, so a save

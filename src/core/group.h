@@ -30,6 +30,12 @@ int idt_group_slice(idt_view *v, int64_t start, int64_t step, int64_t count, idt
 int idt_group_select(idt_view *v, const int64_t *cols, int64_t n, idt_view **out, idt_error *err);
 int idt_group_concat(idt_view *const *views, int64_t n, idt_view **out, idt_error *err);
 
+/* An alias of store st showing its columns cols[0..n) under names[0..n) (its schema sorts
+ * them): the same buffers and blob, base the store st is or aliases. Errors: IDT_EVALUE (a
+ * column index out of range, a name twice), IDT_ENOMEM. */
+int idt_store_alias(idt_store *st, const int64_t *cols, const char *const *names, int64_t n,
+                    idt_store **out, idt_error *err);
+
 /* The grouped forms of the gather entry points of gather.c (same contracts). */
 int idt_group_str_widths(const idt_view *v, const idt_rowsel *sel, int64_t *widths, idt_error *err);
 void idt_group_gather(const idt_view *v, const idt_rowsel *sel, void *const *outs,

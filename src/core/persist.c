@@ -12,15 +12,18 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "group.h"
 #include "ptrmap.h"
 #include "sys.h"
 #include "tmp.h"
+#include "utf8.h"
 
 enum {
     MODE_SAVED = IDT_MAN_SAVED,
     MODE_DESCR = IDT_MAN_DESCR,
     OBJ_STORE = IDT_MAN_OBJ_STORE,
     OBJ_REFS = IDT_MAN_OBJ_REFS,
+    OBJ_ALIAS = IDT_MAN_OBJ_ALIAS,
 };
 
 static void hex(const uint8_t *uid, char *out) {
@@ -61,30 +64,40 @@ static void objects_free(objects *o) {
     idt_free(o->kinds);
 }
 
-/* Stores and refs of v, stores of ref tables included. Returns -1 when out of memory. */
+/* A store, after its base when it is an alias (a renamed view's). -1 when out of memory. */
+static int64_t add_store(objects *o, const idt_store *st) {
+    if (st->base && obj_add(o, st->base, OBJ_STORE) < 0) return -1;
+    return obj_add(o, st, st->base ? OBJ_ALIAS : OBJ_STORE);
+}
+
+/* Stores and refs of v (each group of a grouped view), stores of ref tables included.
+ * Returns -1 when out of memory. */
 static int collect(const idt_view *v, objects *o) {
     memset(o, 0, sizeof *o);
     if (ptrmap_init(&o->map, 16) != 0) return -1;
-    for (int64_t k = 0; k < v->nseg; k++) {
-        const idt_segment *s = &v->segs[k];
-        if (s->kind == IDT_SEG_RUN) {
-            if (obj_add(o, s->store, OBJ_STORE) < 0) return -1;
-        } else {
-            for (int64_t i = 0; i < s->refs->nstores; i++)
-                if (obj_add(o, s->refs->stores[i], OBJ_STORE) < 0) return -1;
-            if (obj_add(o, s->refs, OBJ_REFS) < 0) return -1;
+    for (int64_t g = 0; g < (v->ngroups ? v->ngroups : 1); g++) {
+        const idt_view *gv = v->ngroups ? v->groups[g] : v;
+        for (int64_t k = 0; k < gv->nseg; k++) {
+            const idt_segment *s = &gv->segs[k];
+            if (s->kind == IDT_SEG_RUN) {
+                if (add_store(o, s->store) < 0) return -1;
+            } else {
+                for (int64_t i = 0; i < s->refs->nstores; i++)
+                    if (add_store(o, s->refs->stores[i]) < 0) return -1;
+                if (obj_add(o, s->refs, OBJ_REFS) < 0) return -1;
+            }
         }
     }
     return 0;
 }
 
 static const idt_blob *obj_blob(const objects *o, int64_t i) {
-    return o->kinds[i] == OBJ_STORE ? ((const idt_store *)o->objs[i])->blob
+    return o->kinds[i] != OBJ_REFS ? ((const idt_store *)o->objs[i])->blob
                                     : ((const idt_refs *)o->objs[i])->blob;
 }
 
 static const uint8_t *obj_uid(const objects *o, int64_t i) {
-    return o->kinds[i] == OBJ_STORE ? ((const idt_store *)o->objs[i])->uid
+    return o->kinds[i] != OBJ_REFS ? ((const idt_store *)o->objs[i])->uid
                                     : ((const idt_refs *)o->objs[i])->uid;
 }
 
@@ -102,24 +115,64 @@ static void file_name(const objects *o, int64_t i, char out[64]) {
 
 /* ---- manifest (codec.h names the header fields; docs/format.md describes the body) ---- */
 
+/* The schema and selection of plain view v. */
+static void put_columns(idt_writer *w, const idt_view *v) {
+    idt_put_u64(w, (uint64_t)v->schema->ncols);
+    for (int64_t i = 0; i < v->schema->ncols; i++) idt_col_desc_put(w, &v->schema->cols[i]);
+    idt_put_u64(w, (uint64_t)v->ncols);
+    for (int64_t j = 0; j < v->ncols; j++) idt_put_u64(w, (uint64_t)v->cols[j]);
+}
+
+/* The segments of plain view v. */
+static void put_segments(idt_writer *w, const idt_view *v, const objects *o) {
+    idt_put_u64(w, (uint64_t)v->nseg);
+    for (int64_t k = 0; k < v->nseg; k++) {
+        const idt_segment *s = &v->segs[k];
+        idt_put_u32(w, (uint32_t)s->kind);
+        idt_put_u32(w, 0);
+        idt_put_u64(w, (uint64_t)ptrmap_get(&o->map, s->kind == IDT_SEG_RUN ? (const void *)s->store
+                                                                              : (const void *)s->refs));
+        idt_put_u64(w, (uint64_t)s->start);
+        idt_put_u64(w, (uint64_t)s->step);
+        idt_put_u64(w, (uint64_t)s->len);
+    }
+}
+
+/* An alias entry: its base store's file index, then per column (in its schema's order) the
+ * base column it shows and its name. */
+static void put_alias(idt_writer *w, const idt_store *a, const objects *o) {
+    idt_put_u32(w, (uint32_t)OBJ_ALIAS);
+    idt_put_u32(w, (uint32_t)a->schema->ncols);
+    idt_put_u64(w, (uint64_t)ptrmap_get(&o->map, a->base));
+    for (int64_t c = 0; c < a->schema->ncols; c++) {
+        const char *name = a->schema->cols[c].name;
+        idt_put_u64(w, (uint64_t)a->base_col[c]);
+        idt_put_u32(w, (uint32_t)strlen(name));
+        idt_put_u32(w, 0);
+        idt_put_bytes(w, name, strlen(name));
+        idt_put_pad8(w);
+    }
+}
+
 /* Serialize v into w (a fresh heap writer). mode SAVED names files by relative name; DESCR by
  * absolute path + offset. Returns -1 when out of memory (w's buffer is the caller's anyway). */
 static int build_manifest(const idt_view *v, const objects *o, int mode, idt_writer *w) {
+    const idt_view *g0 = v->ngroups ? v->groups[0] : v;
     idt_writer_init(w);
     idt_put_bytes(w, IDT_MANIFEST_MAGIC, 8);
     idt_put_u32(w, IDT_FORMAT_VERSION);
     idt_put_u32(w, (uint32_t)mode);
     idt_put_u64(w, 0); /* total length, patched below */
     idt_put_u64(w, 0); /* checksum, patched below */
-    /* schema */
-    idt_put_u64(w, (uint64_t)v->schema->ncols);
-    for (int64_t i = 0; i < v->schema->ncols; i++) idt_col_desc_put(w, &v->schema->cols[i]);
-    /* selection */
-    idt_put_u64(w, (uint64_t)v->ncols);
-    for (int64_t j = 0; j < v->ncols; j++) idt_put_u64(w, (uint64_t)v->cols[j]);
-    /* files: stores and ref arrays */
+    /* schema and selection (of the first group of a grouped view) */
+    put_columns(w, g0);
+    /* files: stores, aliases of them, ref arrays */
     idt_put_u64(w, (uint64_t)o->n);
     for (int64_t i = 0; i < o->n; i++) {
+        if (o->kinds[i] == OBJ_ALIAS) {
+            put_alias(w, o->objs[i], o);
+            continue;
+        }
         const idt_blob *b = obj_blob(o, i);
         char name[64];
         const char *path = name;
@@ -146,17 +199,19 @@ static int build_manifest(const idt_view *v, const objects *o, int mode, idt_wri
                 idt_put_u64(w, (uint64_t)ptrmap_get(&o->map, r->stores[s]));
         }
     }
-    /* segments */
-    idt_put_u64(w, (uint64_t)v->nseg);
-    for (int64_t k = 0; k < v->nseg; k++) {
-        const idt_segment *s = &v->segs[k];
-        idt_put_u32(w, (uint32_t)s->kind);
-        idt_put_u32(w, 0);
-        idt_put_u64(w, (uint64_t)ptrmap_get(&o->map, s->kind == IDT_SEG_RUN ? (const void *)s->store
-                                                                              : (const void *)s->refs));
-        idt_put_u64(w, (uint64_t)s->start);
-        idt_put_u64(w, (uint64_t)s->step);
-        idt_put_u64(w, (uint64_t)s->len);
+    put_segments(w, g0, o);
+    /* the other groups, and which group column each shown column is */
+    idt_put_u64(w, (uint64_t)(v->ngroups ? v->ngroups - 1 : 0));
+    for (int64_t g = 1; g < v->ngroups; g++) {
+        put_columns(w, v->groups[g]);
+        put_segments(w, v->groups[g], o);
+    }
+    if (v->ngroups) {
+        idt_put_u64(w, (uint64_t)v->ncols);
+        for (int64_t j = 0; j < v->ncols; j++) {
+            idt_put_u64(w, (uint64_t)v->grp[j]);
+            idt_put_u64(w, (uint64_t)v->gcol[j]);
+        }
     }
     if (w->failed) return -1;
     idt_writer_patch_u64(w, IDT_MAN_OFF_LENGTH, w->n);
@@ -286,6 +341,18 @@ static int manifest_refs(const char *buf, size_t len, nameset *set) {
         uint64_t skip;
         idt_get_u32(&r, "file kind", &kind);
         idt_get_u32(&r, "path length", &pl);
+        if (kind == OBJ_ALIAS) { /* no file: skip its base and columns (pl counts them) */
+            idt_get_span(&r, "alias base", 8);
+            for (uint32_t c = 0; c < pl && !r.rc; c++) {
+                uint32_t nl;
+                idt_get_span(&r, "alias column", 8);
+                idt_get_u32(&r, "alias name length", &nl);
+                idt_get_span(&r, "alias padding", 4);
+                idt_get_span(&r, "alias name", nl);
+                idt_get_pad8(&r, "alias name padding");
+            }
+            continue;
+        }
         idt_get_span(&r, "offset, size and identity", 32);
         if (r.rc || pl != DATA_NAME_LEN) return 1;
         char name[DATA_NAME_LEN + 1];
@@ -517,6 +584,7 @@ static int present_ok(const char *final, const objects *o, int64_t i, idt_error 
 /* 1 when every data file of o is in dir. */
 static int files_present(const char *dir, const objects *o) {
     for (int64_t i = 0; i < o->n; i++) {
+        if (o->kinds[i] == OBJ_ALIAS) continue;
         char fname[64];
         file_name(o, i, fname);
         char *path = idt_path_join(dir, fname);
@@ -530,8 +598,6 @@ static int files_present(const char *dir, const objects *o) {
 
 int idt_view_save(const idt_view *v, const char *dir, const char *name, int overwrite,
                   idt_error *err) {
-    if (idt_view_has_aliases(v))
-        return idt_error_set(err, IDT_EVALUE, "saving a view with zipped or renamed columns is not supported yet");
     if (!valid_name(name))
         return idt_error_set(err, IDT_EVALUE,
                              "bad name '%s': use a plain file name (no '/', not starting with '.')", name);
@@ -598,6 +664,7 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
         goto done;
     }
     for (int64_t i = 0; i < o.n && !rc; i++) {
+        if (o.kinds[i] == OBJ_ALIAS) continue; /* its base's file is saved */
         char fname[64];
         file_name(&o, i, fname);
         char *final = idt_path_join(dir, fname);
@@ -660,6 +727,7 @@ int idt_view_save(const idt_view *v, const char *dir, const char *name, int over
             nameset live = {NULL, 0, 0, 0};
             int r = dir_refs(dir, mname, &live);
             for (int64_t i = 0; r == 0 && i < o.n; i++) {
+                if (o.kinds[i] == OBJ_ALIAS) continue;
                 char fname[64];
                 file_name(&o, i, fname);
                 if (nameset_add(&live, fname) != 0) r = -1;
@@ -820,11 +888,10 @@ typedef struct file_entry {
 
 /* Step 4a: file entry i's fields, its name checked (SAVED: the name its kind and identity
  * give; DESCR: an absolute path, offset 8-aligned), and the file mapped into *b. */
-static int read_file_entry(mload *m, uint64_t i, file_entry *f, idt_blob **b) {
+static int read_file_entry(mload *m, uint64_t i, uint32_t kind, file_entry *f, idt_blob **b) {
     idt_reader *r = &m->r;
     uint32_t pl;
-    idt_get_u32(r, "file kind", &f->kind);
-    if (idt_check_range(r, "file kind", f->kind, OBJ_STORE, OBJ_REFS)) return r->rc;
+    f->kind = kind;
     idt_get_u32(r, "path length", &pl);
     if (idt_check_range(r, "path length", pl, 1, IDT_MAN_PATH_MAX)) return r->rc;
     idt_get_u64(r, "file offset", &f->off);
@@ -893,7 +960,7 @@ static int load_refs(mload *m, uint64_t i, const file_entry *f, idt_blob *b, loa
     for (uint64_t s = 0; !rc && s < nslots; s++) {
         uint64_t slot;
         if ((rc = idt_get_u64(r, "store slot", &slot))) break;
-        if (slot >= i || m->objs[slot].kind != OBJ_STORE)
+        if (slot >= i || m->objs[slot].kind == OBJ_REFS)
             rc = idt_reader_fail(r, "bad ref array store table: slot %llu of file %llu names file %llu, "
                                  "not an earlier store file", (unsigned long long)s, (unsigned long long)i,
                                  (unsigned long long)slot);
@@ -917,6 +984,60 @@ static int load_refs(mload *m, uint64_t i, const file_entry *f, idt_blob *b, loa
     return rc;
 }
 
+/* Step 4d: an alias entry (a renamed view's store): an earlier store file, its columns
+ * cols[c] (each once) shown under names[c] (UTF-8, no NUL, each once). */
+static int load_alias(mload *m, uint64_t i, loaded *L) {
+    idt_reader *r = &m->r;
+    uint32_t n;
+    uint64_t base;
+    idt_get_u32(r, "alias column count", &n);
+    if (idt_get_u64(r, "alias base", &base)) return r->rc;
+    if (base >= i || m->objs[base].kind != OBJ_STORE)
+        return idt_reader_fail(r, "bad alias: file %llu names file %llu as its base, not an earlier store file",
+                               (unsigned long long)i, (unsigned long long)base);
+    idt_store *st = m->objs[base].store;
+    if (idt_check_range(r, "alias column count", n, 1, (uint64_t)st->schema->ncols)) return r->rc;
+    int64_t *cols = idt_malloc((size_t)n * sizeof *cols);
+    char **names = idt_calloc(n, sizeof *names);
+    char *seen = idt_calloc((size_t)st->schema->ncols, 1);
+    int rc = cols && names && seen ? 0 : oom(m);
+    for (uint32_t c = 0; c < n && !rc; c++) {
+        uint64_t bc;
+        uint32_t nl, pad;
+        if ((rc = idt_get_u64(r, "alias column", &bc)) ||
+            (rc = idt_check_range(r, "alias column", bc, 0, (uint64_t)st->schema->ncols - 1)))
+            break;
+        if (seen[bc]++) {
+            rc = idt_reader_fail(r, "bad alias: file %llu shows column '%s' twice", (unsigned long long)i,
+                                 st->schema->cols[bc].name);
+            break;
+        }
+        cols[c] = (int64_t)bc;
+        idt_get_u32(r, "alias name length", &nl);
+        idt_get_u32(r, "alias padding", &pad);
+        if ((rc = idt_check_range(r, "alias name length", nl, 1, idt_reader_left(r))) ||
+            (rc = idt_check_range(r, "alias padding", pad, 0, 0)))
+            break;
+        if (!(names[c] = idt_malloc((size_t)nl + 1))) {
+            rc = oom(m);
+            break;
+        }
+        idt_get_bytes(r, "alias name", names[c], nl);
+        names[c][nl] = 0;
+        if ((rc = idt_get_pad8(r, "alias name padding"))) break;
+        if (strlen(names[c]) != nl || !idt_utf8_strict(names[c]))
+            rc = idt_reader_fail(r, "bad alias: file %llu column %u name is not UTF-8 text without NUL",
+                                 (unsigned long long)i, c);
+    }
+    if (!rc && (rc = idt_store_alias(st, cols, (const char *const *)names, n, &L->store, m->err)))
+        rc = blame(m, rc, "bad alias: ");
+    for (uint32_t c = 0; names && c < n; c++) idt_free(names[c]);
+    idt_free(names);
+    idt_free(cols);
+    idt_free(seen);
+    return rc;
+}
+
 /* Step 4: the file table. */
 static int load_files(mload *m) {
     if (idt_get_u64(&m->r, "file count", &m->nobj) ||
@@ -928,9 +1049,19 @@ static int load_files(mload *m) {
     int rc = f ? 0 : oom(m);
     for (uint64_t i = 0; i < m->nobj && !rc; i++) {
         idt_blob *b = NULL;
+        uint32_t kind;
+        if (idt_get_u32(&m->r, "file kind", &kind) ||
+            idt_check_range(&m->r, "file kind", kind, OBJ_STORE, OBJ_ALIAS)) {
+            rc = m->r.rc;
+            break;
+        }
+        m->objs[i].kind = (int)kind;
+        if (kind == OBJ_ALIAS) {
+            rc = load_alias(m, i, &m->objs[i]);
+            continue;
+        }
         f->full = NULL;
-        rc = read_file_entry(m, i, f, &b);
-        m->objs[i].kind = (int)f->kind;
+        rc = read_file_entry(m, i, kind, f, &b);
         if (!rc) rc = f->kind == OBJ_STORE ? load_store(m, f, b, &m->objs[i]) : load_refs(m, i, f, b, &m->objs[i]);
         idt_free(f->full);
     }
@@ -961,7 +1092,7 @@ static int load_segments(mload *m) {
             (!m->nobj && idt_reader_fail(r, "bad segment %llu: the manifest names no file", (unsigned long long)k)))
             return r->rc;
         int want = kind == IDT_SEG_RUN ? OBJ_STORE : OBJ_REFS;
-        if (m->objs[obj].kind != want)
+        if ((m->objs[obj].kind == OBJ_REFS) != (want == OBJ_REFS)) /* a run reads a store or an alias */
             return idt_reader_fail(r, "bad segment %llu: a %s segment names file %llu, a %s file",
                                    (unsigned long long)k, kind == IDT_SEG_RUN ? "run" : "refs",
                                    (unsigned long long)obj, want == OBJ_STORE ? "ref array" : "store");
@@ -972,9 +1103,95 @@ static int load_segments(mload *m) {
         s->store = kind == IDT_SEG_RUN ? m->objs[obj].store : NULL;
         s->refs = kind == IDT_SEG_REFS ? m->objs[obj].refs : NULL;
     }
-    if (idt_reader_left(r))
-        return idt_reader_fail(r, "%zu trailing bytes after the segments", idt_reader_left(r));
     return 0;
+}
+
+/* The view of the schema, selection and segments just read (then released). */
+static int assemble_group(mload *m, idt_view **out) {
+    int rc = idt_view_assemble(m->schema, m->sel, (int64_t)m->nsel, m->segs, (int64_t)m->nseg, out, m->err);
+    idt_schema_decref(m->schema);
+    idt_free(m->sel);
+    idt_free(m->segs);
+    m->schema = NULL;
+    m->sel = NULL;
+    m->segs = NULL;
+    return rc ? blame(m, rc, "") : 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* Step 6: the groups after the first (schema, selection and segments each) and the column
+ * map of a grouped view: every column of every group shown once, groups of one length, no
+ * name in two groups; then nothing. *out is the first group, replaced by the grouped view. */
+static int load_groups(mload *m, idt_view **out) {
+    idt_reader *r = &m->r;
+    uint64_t extra;
+    /* a group takes at least 64 bytes (a column description, a selection, the counts) */
+    if (idt_get_u64(r, "extra group count", &extra) ||
+        idt_check_range(r, "extra group count", extra, 0, idt_reader_left(r) / 64))
+        return r->rc;
+    if (extra == 0) {
+        if (idt_reader_left(r))
+            return idt_reader_fail(r, "%zu trailing bytes after the segments", idt_reader_left(r));
+        return 0;
+    }
+    uint64_t ng = extra + 1, ncols;
+    idt_view **gs = idt_calloc(ng, sizeof *gs);
+    int64_t *grp = NULL, *gcol = NULL;
+    char **seen = idt_calloc(ng, sizeof *seen);
+    int rc = gs && seen ? 0 : oom(m);
+    if (!rc) {
+        gs[0] = *out;
+        *out = NULL;
+    }
+    uint64_t total = 0;
+    for (uint64_t g = 0; g < ng && !rc; g++) {
+        if (g > 0 && !(rc = load_schema(m)) && !(rc = load_selection(m)) && !(rc = load_segments(m)))
+            rc = assemble_group(m, &gs[g]);
+        if (rc) break;
+        if (idt_view_len(gs[g]) != idt_view_len(gs[0]))
+            rc = idt_reader_fail(r, "bad groups: group %llu has %lld rows, group 0 has %lld", (unsigned long long)g,
+                                 (long long)idt_view_len(gs[g]), (long long)idt_view_len(gs[0]));
+        else if (!(seen[g] = idt_calloc((size_t)gs[g]->ncols, 1)))
+            rc = oom(m);
+        total += (uint64_t)(gs[g] ? gs[g]->ncols : 0);
+    }
+    if (!rc && (idt_get_u64(r, "grouped column count", &ncols) ||
+                idt_check_range(r, "grouped column count", ncols, total, total)))
+        rc = r->rc;
+    if (!rc && (!(grp = idt_malloc(ncols * 8)) || !(gcol = idt_malloc(ncols * 8)))) rc = oom(m);
+    for (uint64_t j = 0; j < ncols && !rc; j++) {
+        uint64_t g, c;
+        if ((rc = idt_get_u64(r, "column group", &g)) || (rc = idt_check_range(r, "column group", g, 0, ng - 1)) ||
+            (rc = idt_get_u64(r, "group column", &c)) ||
+            (rc = idt_check_range(r, "group column", c, 0, (uint64_t)gs[g]->ncols - 1)))
+            break;
+        if (seen[g][c]++)
+            rc = idt_reader_fail(r, "bad groups: column '%s' of group %llu is shown twice",
+                                 idt_view_column(gs[g], (int64_t)c)->name, (unsigned long long)g);
+        grp[j] = (int64_t)g;
+        gcol[j] = (int64_t)c;
+    }
+    if (!rc) { /* no name in two groups */
+        const char **names = idt_malloc(ncols * sizeof *names);
+        if (!names) rc = oom(m);
+        for (uint64_t j = 0; j < ncols && !rc; j++) names[j] = idt_view_column(gs[grp[j]], gcol[j])->name;
+        if (!rc) qsort(names, ncols, sizeof *names, cmp_str);
+        for (uint64_t j = 1; j < ncols && !rc; j++)
+            if (!strcmp(names[j], names[j - 1]))
+                rc = idt_reader_fail(r, "bad groups: column '%s' is in two groups", names[j]);
+        idt_free((void *)names);
+    }
+    if (!rc && idt_reader_left(r))
+        rc = idt_reader_fail(r, "%zu trailing bytes after the column map", idt_reader_left(r));
+    if (!rc) rc = idt_group_make(gs, (int64_t)ng, grp, gcol, (int64_t)ncols, out, m->err);
+    for (uint64_t g = 0; gs && g < ng; g++) idt_view_decref(gs[g]);
+    for (uint64_t g = 0; seen && g < ng; g++) idt_free(seen[g]);
+    idt_free(seen);
+    idt_free(gs);
+    idt_free(grp);
+    idt_free(gcol);
+    return rc;
 }
 
 /* Parse and load a manifest held in buf. dir is the saved directory (SAVED mode), or NULL. */
@@ -996,8 +1213,11 @@ static int load_manifest(const char *buf, size_t len, const char *dir, int verif
     if (!rc) rc = load_selection(&m);
     if (!rc) rc = load_files(&m);
     if (!rc) rc = load_segments(&m);
-    if (!rc && (rc = idt_view_assemble(m.schema, m.sel, (int64_t)m.nsel, m.segs, (int64_t)m.nseg, out, err)))
-        rc = blame(&m, rc, "");
+    idt_view *v = NULL;
+    if (!rc) rc = assemble_group(&m, &v);
+    if (!rc) rc = load_groups(&m, &v);
+    if (!rc) *out = v;
+    else idt_view_decref(v);
     for (uint64_t i = 0; m.objs && i < m.nobj; i++) {
         idt_store_decref(m.objs[i].store);
         idt_refs_decref(m.objs[i].refs);
@@ -1034,8 +1254,6 @@ int idt_view_load_ex(const char *dir, const char *name, int verify, idt_view **o
 }
 
 int idt_view_describe(const idt_view *v, char **out, size_t *len, idt_error *err) {
-    if (idt_view_has_aliases(v))
-        return idt_error_set(err, IDT_EVALUE, "pickling a view with zipped or renamed columns is not supported yet");
     objects o;
     idt_writer w;
     idt_writer_init(&w);

@@ -25,7 +25,8 @@
 #include "error.h"
 #include "tmp.h"
 
-#define IDT_FORMAT_VERSION 2 /* 2: the list column kind */
+#define IDT_FORMAT_VERSION 2 /* 2: the list column kind; column groups and
+                               renamed columns in manifests */
 
 /* A schema: columns sorted by name. Immutable once made; reference counted. */
 typedef struct idt_schema {
