@@ -3,13 +3,15 @@ views they make (several column groups, each with its own rows) under every view
 checked against NumPy (strict dtypes)."""
 
 import gc
+import os
 import pickle
+import struct
 
 import numpy as np
 import pytest
 
 import infinidata
-from conftest import assert_same, data_files, expected, sort_order, sys_stats
+from conftest import assert_same, data_files, expected, run_python, sort_order, sys_stats
 
 TableView = infinidata.TableView
 
@@ -326,13 +328,189 @@ def test_dropped_sources_keep_zipped_rows_alive():
     gc.collect()
 
 
-# ---- persistence (not yet supported: a clear error, never a wrong save) ----
+# ---- persistence ----
 
-def test_save_and_pickle_of_edited_views_refused_for_now(tmp_path):
-    z, _ = zipped(5)
-    r = TableView(table(5)).rename_columns({"i": "x"})
-    for v in (z, r):
-        with pytest.raises(ValueError, match="not supported"):
-            v.save_to_disk(str(tmp_path), "v")
-        with pytest.raises(ValueError, match="not supported"):
-            pickle.dumps(v)
+def persisted_views():
+    z, model = zipped(21)
+    yield "zipped", z, model
+    t = TableView(table(21))
+    m = table(21)
+    r = t.rename_columns({"i": "j", "s": "text"})
+    yield "renamed", r, {{"i": "j", "s": "text"}.get(k, k): v for k, v in m.items()}
+    perm = TableView({"p": np.arange(21)}).shuffle(seed=2)[:]["p"]
+    rz = TableView.zip([r.shuffle(seed=2).select_columns(["j", "text"]), t.select_columns(["b"])])
+    yield "renamed zipped", rz, {"j": m["i"][perm], "text": m["s"][perm], "b": m["b"]}
+    cat = TableView.concat([t, t.rename_columns({"i": "q"}).rename_columns({"q": "i"}).new_view(slice(None, None, -1))])
+    yield "concat of renamed", cat, {k: np.concatenate([v, v[::-1]]) for k, v in m.items()}
+    w = z.with_columns(TableView({"zi": np.arange(21, dtype=np.uint8)}).rename_columns({"zi": "zi"}))
+    mw = dict(model)
+    mw["zi"] = np.arange(21, dtype=np.uint8)
+    yield "with_columns", w, mw
+
+
+@pytest.mark.parametrize("kind", ["zipped", "renamed", "renamed zipped", "concat of renamed", "with_columns"])
+def test_save_load_and_pickle(tmp_path, kind):
+    [(tv, model)] = [(v, m) for k, v, m in persisted_views() if k == kind]
+    tv.save_to_disk(str(tmp_path), "v")
+    loaded = TableView.load_from_disk(str(tmp_path), "v")
+    check(loaded, model)
+    assert loaded.schema == tv.schema
+    check(loaded.new_view(slice(3, 12)).shuffle(seed=1).sort(list(model)[0]),
+          (lambda mm: {k: v[sort_order(mm, [list(model)[0]], False)] for k, v in mm.items()})(
+              {k: v[3:12][TableView({"p": np.arange(9)}).shuffle(seed=1)[:]["p"]] for k, v in model.items()}))
+    check(pickle.loads(pickle.dumps(tv)), model)
+    check(pickle.loads(pickle.dumps(loaded)), model)
+    # saved again from the loaded view, into the same directory: the same files
+    before = sorted(os.listdir(tmp_path))
+    loaded.save_to_disk(str(tmp_path), "again")
+    assert sorted(os.listdir(tmp_path)) == sorted(before + ["again.idtview"])
+    infinidata.gc_saved(str(tmp_path))  # aliases name no file: nothing a manifest needs goes
+    check(TableView.load_from_disk(str(tmp_path), "again"), model)
+
+
+def test_rename_saves_no_second_copy(tmp_path):
+    t = TableView(table(50)).shuffle(seed=3)
+    t.save_to_disk(str(tmp_path), "a")
+    stores = sorted(f for f in os.listdir(tmp_path) if f.startswith("s-"))
+    t.rename_columns({"i": "x"}).save_to_disk(str(tmp_path), "b")
+    assert sorted(f for f in os.listdir(tmp_path) if f.startswith("s-")) == stores
+    assert len([f for f in os.listdir(tmp_path) if f.startswith("r-")]) == 2  # one ref array each
+
+
+def test_pickle_to_spawned_child(tmp_path):
+    rz = [v for k, v, m in persisted_views() if k == "renamed zipped"][0]
+    path = tmp_path / "p.pkl"
+    path.write_bytes(pickle.dumps(rz))
+    code = ("import pickle, sys, numpy as np\n"
+            f"v = pickle.loads(open({str(path)!r}, 'rb').read())\n"
+            "print(v.column_names, int(v[:]['j'].sum()), len(v))\n")
+    out = run_python(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[0] == f"{rz.column_names} {int(rz[:]['j'].sum())} {len(rz)}"
+
+
+# ---- saved groups and aliases are validated ----
+
+def _parse(raw):
+    """Offsets in a manifest: {"files": [(kind, offset)], "extra": offset of the extra group
+    count, "groups": [(schema offset, segments offset)], "map": offset of the column map}."""
+    pos = 32
+    out = {"files": [], "groups": []}
+
+    def u32():
+        nonlocal pos
+        pos += 4
+        return struct.unpack_from("<I", raw, pos - 4)[0]
+
+    def u64():
+        nonlocal pos
+        pos += 8
+        return struct.unpack_from("<Q", raw, pos - 8)[0]
+
+    def pad():
+        nonlocal pos
+        pos += -pos % 8
+
+    def columns():
+        start = pos
+        for _ in range(u64()):
+            _kind, ndim, nl, dl = u32(), u32(), u32(), u32()
+            u64()
+            for _ in range(ndim):
+                u64()
+            nonlocal_skip(nl + dl)
+            pad()
+        for _ in range(u64()):
+            u64()
+        return start
+
+    def nonlocal_skip(n):
+        nonlocal pos
+        pos += n
+
+    def segments():
+        start = pos
+        nonlocal_skip(40 * u64())
+        return start
+
+    sch = columns()
+    for _ in range(u64()):
+        at = pos
+        kind = u32()
+        out["files"].append((kind, at))
+        if kind == 2:
+            nc = u32()
+            u64()
+            for _ in range(nc):
+                u64()
+                nl = u32()
+                u32()
+                nonlocal_skip(nl)
+                pad()
+            continue
+        pl = u32()
+        nonlocal_skip(8 + 8 + 16 + pl)
+        pad()
+        if kind == 1:
+            u64()
+            u64()
+            nonlocal_skip(8 * u64())
+    out["groups"].append((sch, segments()))
+    out["extra"] = pos
+    for _ in range(u64()):
+        sch = columns()
+        out["groups"].append((sch, segments()))
+    out["map"] = pos
+    return out
+
+
+def _forge(tmp_path, patch):
+    from test_persist import fix_manifest
+    a = TableView({"aaaa": np.arange(10, dtype=np.int64), "s": np.array(["x"] * 10)}).shuffle(seed=1)
+    b = TableView({"cc": np.arange(10, dtype=np.int32)}).rename_columns({"cc": "bbbb"})
+    TableView.zip([a, b]).save_to_disk(str(tmp_path), "v")
+    m = tmp_path / "v.idtview"
+    raw = bytearray(m.read_bytes())
+    TableView.load_from_disk(str(tmp_path), "v")  # sound before the patch
+    patch(raw, _parse(bytes(raw)))
+    m.write_bytes(fix_manifest(bytes(raw)))
+    with pytest.raises(infinidata.CorruptDataError) as ei:
+        TableView.load_from_disk(str(tmp_path), "v")
+    return str(ei.value)
+
+
+def _put(raw, off, value):
+    struct.pack_into("<Q", raw, off, value)
+
+
+FORGERIES = {
+    # group counts
+    "no extra group": (lambda r, p: _put(r, p["extra"], 0), "trailing bytes"),
+    "extra groups": (lambda r, p: _put(r, p["extra"], 3), ""),
+    "huge group count": (lambda r, p: _put(r, p["extra"], 1 << 60), "extra group count"),
+    # the column map
+    "map too short": (lambda r, p: _put(r, p["map"], 2), "grouped column count"),
+    "map group out of range": (lambda r, p: _put(r, p["map"] + 8, 2), "column group"),
+    "map column out of range": (lambda r, p: _put(r, p["map"] + 16, 9), "group column"),
+    "column shown twice": (lambda r, p: (_put(r, p["map"] + 8 + 32, 0), _put(r, p["map"] + 8 + 40, 0)),
+                           "shown twice"),
+    # group lengths: group 1 is one run of the 10-row table
+    "group lengths differ": (lambda r, p: _put(r, p["groups"][1][1] + 8 + 32, 9), "group 1 has 9 rows"),
+    # a name in two groups: the alias and group 1's schema call "bbbb" "aaaa"
+    "column in two groups": (lambda r, p: r.__setitem__(slice(None), bytes(r).replace(b"bbbb", b"aaaa")),
+                             "'aaaa' is in two groups"),
+    # aliases
+    "alias base not a store": (lambda r, p: _put(r, [o for k, o in p["files"] if k == 2][0] + 8,
+                                                  [i for i, (k, o) in enumerate(p["files"]) if k == 1][0]),
+                               "base"),
+    "alias column out of range": (lambda r, p: _put(r, [o for k, o in p["files"] if k == 2][0] + 16, 5),
+                                  "alias column"),
+    "alias of a later file": (lambda r, p: _put(r, [o for k, o in p["files"] if k == 2][0] + 8, 99), "base"),
+}
+
+
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_forged_groups_and_aliases_are_corrupt(tmp_path, forgery):
+    patch, needle = FORGERIES[forgery]
+    msg = _forge(tmp_path, patch)
+    assert needle in msg, msg
