@@ -2,7 +2,8 @@
 
 A Hypothesis RuleBasedStateMachine builds tables and views of them (new_view with every key
 kind, shuffle, concat, select_columns, filter, remove_matching_strings, sort, shard,
-train_test_split, filter by predicate, map, drop_columns, save/load, pickle),
+train_test_split, filter by predicate, map, drop_columns, rename_columns, zip, with_columns,
+save/load, pickle),
 reads them (int, slice, int array, bool mask, batch_iter with threads and readahead) and
 drops them, and checks every read against the same operation on a dict of NumPy arrays
 (conftest.expected / assert_same: np.testing.assert_array_equal(..., strict=True), so
@@ -341,6 +342,53 @@ class TableModel(RuleBasedStateMachine):
                                    unique=True))
         new = tv.drop_columns(names)
         nm = {k: a for k, a in model.items() if k not in names}
+        self.check_full(new, nm)
+        return (new, nm)
+
+    @rule(target=views, v=views, data=st.data())
+    def rename_columns(self, v, data):
+        STEPS["rename_columns"] += 1
+        tv, model = v
+        names = data.draw(st.lists(st.sampled_from(list(model)), min_size=1, unique=True))
+        # toggle a "~" suffix: a renamed view concatenates with the others again (through
+        # its aliases) once renamed back
+        mapping = {k: k[:-1] if k.endswith("~") else k + "~" for k in names}
+        new = tv.rename_columns(mapping)
+        nm = {mapping.get(k, k): a for k, a in model.items()}
+        self.check_full(new, nm)
+        assert new.schema == {mapping.get(k, k): d for k, d in tv.schema.items()}
+        return (new, nm)
+
+    @rule(target=views, v=views, seed=st.integers(0, 2**64 - 1), data=st.data())
+    def zip_columns(self, v, seed, data):
+        STEPS["zip"] += 1
+        tv, model = v
+        names = data.draw(st.permutations(list(model)))
+        assume(len(names) >= 2)
+        k = data.draw(st.integers(1, len(names) - 1))
+        left, right = names[:k], names[k:]
+        other = tv.shuffle(seed=seed)  # rows of its own: a second column group
+        new = TableView.zip([tv.select_columns(left), other.select_columns(right)])
+        perm = TableView({"p": np.arange(len(tv), dtype=np.int64)}).shuffle(seed=seed)[:]["p"]
+        nm = {c: model[c] for c in left}
+        nm.update({c: model[c][perm] for c in right})
+        self.check_full(new, nm)
+        return (new, nm)
+
+    @rule(target=views, v=views, append=st.booleans(), data=st.data())
+    def with_columns(self, v, append, data):
+        STEPS["with_columns"] += 1
+        tv, model = v
+        names = data.draw(st.lists(st.sampled_from(list(model)), min_size=1, unique=True))
+        other = tv.new_view(slice(None, None, -1)).select_columns(names)
+        nm = dict(model)
+        if append:
+            assume(not any(c + "+" in model for c in names))
+            other = other.rename_columns({c: c + "+" for c in names})
+            nm.update({c + "+": model[c][::-1] for c in names})
+        else:
+            nm.update({c: model[c][::-1] for c in names})
+        new = tv.with_columns(other)
         self.check_full(new, nm)
         return (new, nm)
 
