@@ -514,3 +514,31 @@ def test_forged_groups_and_aliases_are_corrupt(tmp_path, forgery):
     patch, needle = FORGERIES[forgery]
     msg = _forge(tmp_path, patch)
     assert needle in msg, msg
+
+
+# ---- the torch adapter ----
+
+def _passthrough(b):
+    return b
+
+
+@pytest.mark.parametrize("ctx", ["fork", "spawn"])
+def test_torch_loader_over_zipped_and_renamed_view(ctx):
+    torch = pytest.importorskip("torch")
+    from infinidata.torch import TableLoader
+    n = 40
+    a = TableView({"row": np.arange(n, dtype=np.int64), "s": np.array([f"r{i}" for i in range(n)])})
+    b = TableView({"v": np.arange(n, dtype=np.float32) * 10}).shuffle(seed=7)
+    perm = TableView({"p": np.arange(n)}).shuffle(seed=7)[:]["p"]
+    z = TableView.zip([a, b]).rename_columns({"v": "value"})
+    inproc = [np.asarray(bt["row"]).tolist() for bt in TableLoader(z, 8, seed=4)]
+    dl = torch.utils.data.DataLoader(TableLoader(z, 8, seed=4), batch_size=None, num_workers=2,
+                                     multiprocessing_context=ctx, collate_fn=_passthrough)
+    got = []
+    for bt in dl:
+        rows = np.asarray(bt["row"])
+        np.testing.assert_array_equal(np.asarray(bt["value"]), (perm[rows] * 10).astype(np.float32))
+        np.testing.assert_array_equal(np.asarray(bt["s"]), np.array([f"r{i}" for i in rows]))
+        got.append(rows.tolist())
+    assert got == inproc
+    assert sorted(r for g in got for r in g) == list(range(n))
