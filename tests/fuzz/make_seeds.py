@@ -100,6 +100,10 @@ def views():
         "lists": TV(list_table(6)),
         "lists_shuffled": TV.concat([TV(list_table(6)), TV(list_table(3))]).shuffle(seed=5),
         "lists_zero_rows": TV(list_table(0)),
+        "renamed_concat": TV.concat([small.rename_columns({"name": "n"}).shuffle(seed=5),
+                                     wide.select_columns(["x", "name"]).rename_columns({"name": "n"})]),
+        "zipped": TV.zip([t.select_columns(["s", "i8"]),
+                          t.shuffle(seed=6).rename_columns({"s": "s2", "i8": "k"}).select_columns(["s2", "k"])]),
     }
     return out
 
