@@ -183,6 +183,7 @@ static int check_col(const idt_view *v, int64_t j, idt_error *err) {
 int idt_pack_cumlen(const idt_view *v, int64_t j, int64_t *cum, idt_error *err) {
     int rc = check_col(v, j, err);
     if (rc) return rc;
+    v = idt_view_group_of(v, j, &j); /* a zipped view: the group holding the column */
     int64_t i = 0, total = 0;
     const idt_store *last = NULL;
     const uint64_t *offs = NULL;
@@ -215,6 +216,7 @@ int idt_pack_view(const idt_view *v, int64_t j, const int64_t *cum, int64_t row0
         return idt_error_set(err, IDT_EVALUE, "pad value has %lld bytes, the column's values %lld",
                              (long long)pad_size, (long long)isz);
     if (row0 < 0) return idt_error_set(err, IDT_EVALUE, "row0 must be >= 0, got %lld", (long long)row0);
+    v = idt_view_group_of(v, j, &j); /* a zipped view: the group holding the column */
     int64_t n = idt_view_len(v);
     idt_pack_cursor cur = idt_pack_seek(cum, n, row_token(row0, seq_len));
     pack_src s = {NULL, cum, n, isz, v, j};

@@ -542,3 +542,22 @@ def test_torch_loader_over_zipped_and_renamed_view(ctx):
         got.append(rows.tolist())
     assert got == inproc
     assert sorted(r for g in got for r in g) == list(range(n))
+
+
+def test_packing_a_column_of_a_zipped_view():
+    pytest.importorskip("torch")
+    from infinidata.torch import TableLoader
+    rng = np.random.default_rng(5)
+    n = 50
+    docs = [rng.integers(1, 256, int(k)).astype(np.uint8).tobytes() for k in rng.integers(1, 30, n)]
+    tokens = TableView({"tokens": np.array(docs, dtype="S")}).new_view(np.arange(n)[::-1])
+    ids = TableView({"id": np.arange(n)})
+    z = TableView.zip([ids, tokens.rename_columns({"tokens": "toks"})])
+    assert z.column_names == ["id", "toks"]
+    plain = z.flatten()  # the same rows in one table: the model
+    pack = {"column": "toks", "seq_len": 16, "pad_id": 0}
+    got = [b["tokens"].numpy() for b in TableLoader(z, 4, seed=2, pack=pack)]
+    want = [b["tokens"].numpy() for b in TableLoader(plain, 4, seed=2, pack=pack)]
+    assert len(got) == len(want) > 3
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
