@@ -561,3 +561,34 @@ def test_packing_a_column_of_a_zipped_view():
     assert len(got) == len(want) > 3
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+def test_list_columns_in_zipped_and_renamed_views(tmp_path):
+    values = np.arange(20, dtype=np.int32)
+    offsets = np.array([0, 2, 2, 5, 9, 10, 14, 20])
+    rows = [values[offsets[i]:offsets[i + 1]] for i in range(7)]
+    a = TableView({"tok": infinidata.Ragged(values, offsets), "id": np.arange(7)})
+    b = TableView({"y": np.arange(7.0)}).shuffle(seed=1)
+    perm = TableView({"p": np.arange(7)}).shuffle(seed=1)[:]["p"]
+    z = TableView.zip([a.rename_columns({"tok": "t"}), b])
+    assert z.schema["t"] == (np.dtype("int32"), "list")
+
+    def same(view, idx):
+        got = view[:]
+        assert [list(r) for r in got["t"].tolist()] == [list(rows[i]) for i in idx]
+        np.testing.assert_array_equal(got["y"], perm[idx].astype(np.float64), strict=True)
+
+    same(z, np.arange(7))
+    sh = TableView({"p": np.arange(7)}).shuffle(seed=3)[:]["p"]
+    same(z.shuffle(seed=3), sh)
+    np.testing.assert_array_equal(z[2]["t"], rows[2], strict=True)
+    for k, bt in enumerate(z.batch_iter(3, threads=2, pad={"t": (-1, 3)})):
+        for q, i in enumerate(range(3 * k, min(3 * k + 3, 7))):
+            m = min(3, len(rows[i]))
+            assert bt["t_lengths"][q] == m
+            np.testing.assert_array_equal(bt["t"][q][:m], rows[i][:m])
+            assert (bt["t"][q][m:] == -1).all()
+    z.save_to_disk(str(tmp_path), "z")
+    same(TableView.load_from_disk(str(tmp_path), "z"), np.arange(7))
+    same(pickle.loads(pickle.dumps(z)), np.arange(7))
+    same(z.flatten(), np.arange(7))
