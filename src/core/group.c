@@ -494,9 +494,8 @@ static idt_refs *alias_refs(aliaser *a, idt_refs *r, idt_error *err) {
     uint8_t uid[16];
     idt_random_bytes(uid, sizeof uid);
     idt_refs *n = NULL;
-    idt_blob_incref(r->blob);
+    idt_blob_incref(r->blob); /* idt_refs_new takes this reference, whatever happens */
     if (idt_refs_new(r->blob, r->n, t, r->nstores, uid, &n, err) != 0) {
-        idt_blob_decref(r->blob);
         idt_free(t);
         return NULL;
     }
