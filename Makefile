@@ -9,7 +9,7 @@ SRC := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h python
 ROWS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all build demo test test-c test-py bench bench-ops bench-torch bench-io bench-quick bench-scale probe clean sanitize tsan fuzz soak
+.PHONY: all build demo test test-c test-py bench bench-lists bench-ops bench-torch bench-io bench-quick bench-scale probe clean sanitize tsan fuzz soak
 
 all: build
 
@@ -71,6 +71,13 @@ bench: build $(BUILD)/limits
 	$(PY) bench/torch_bench.py
 	$(PY) bench/writes.py
 	$(PY) bench/io_parquet.py
+	$(PY) bench/lists_bench.py
+
+# A shuffled pass over a list column (Ragged and padded) vs fixed-width columns of the same
+# bytes and HF datasets' Sequence(int32) (bench/lists_bench.py, ~1-2 minutes; results in
+# bench/results/lists.{md,json})
+bench-lists: build
+	$(PY) bench/lists_bench.py $(LISTS_ARGS)
 
 # Parquet import (~218 MB in 4 files) against pyarrow.parquet.read_table and HF from_parquet
 bench-io: build

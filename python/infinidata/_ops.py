@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _infinidata, _progress
 from ._infinidata import TableView
+from ._ragged import Ragged, _as_list_column
 
 
 def _int_arg(value, what, minimum):
@@ -249,8 +250,14 @@ def _map_outputs(out, rows, start):
         if not isinstance(name, str):
             raise TypeError(f"the map function returned a column name of type {type(name).__name__} "
                             f"for the batch at row {start}; names must be str")
-        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-        if arr.ndim == 0 or len(arr) != rows:
+        arr = value if isinstance(value, np.ndarray) else _as_list_column(value, name)  # a list column
+        if arr is None:
+            arr = np.asarray(value)
+        if isinstance(arr, Ragged):
+            if len(arr) != rows:
+                raise ValueError(f"the map function returned {len(arr)} rows in column {name!r} for the "
+                                 f"batch at row {start}, which has {rows} rows")
+        elif arr.ndim == 0 or len(arr) != rows:
             got = "a scalar" if arr.ndim == 0 else f"{len(arr)} rows"
             raise ValueError(f"the map function returned {got} in column {name!r} for the batch at "
                              f"row {start}, which has {rows} rows")

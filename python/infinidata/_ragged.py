@@ -224,12 +224,22 @@ class Ragged:
         return (Ragged, (self._values, self._offsets))
 
 
-def _as_list_column(val, name):
+def _as_list_column(val, name, want_list=False):
     """What the constructor calls for a column value that may be a list column: a Ragged, or a
     list or object array of 1-D arrays (lengths differing, for a list) -> a Ragged; anything
-    else -> None (NumPy's conversion decides)."""
+    else -> None (NumPy's conversion decides). With want_list (a writer whose schema has a list
+    column here), rows of equal length (a list of them, or a 2-D array) are a Ragged too."""
     if isinstance(val, Ragged):
         return val
+    if want_list:
+        r = _as_list_column(val, name)
+        if r is not None:
+            return r
+        arr = val if isinstance(val, np.ndarray) else np.asarray(val)
+        if arr.ndim == 2 and arr.dtype != object:
+            n, k = arr.shape
+            return Ragged(arr.reshape(-1), np.arange(n + 1, dtype=np.int64) * k)
+        return None
     if isinstance(val, np.ndarray):
         if val.dtype != object or val.ndim != 1 or val.shape[0] == 0:
             return None

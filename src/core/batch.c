@@ -97,15 +97,23 @@ static bufpool *pool_new(int64_t cap) {
     return p;
 }
 
+/* A buffer of at least n bytes: the smallest cached one of n .. 2n bytes (a list column's
+ * values vary in size from batch to batch; a fixed column's match exactly), else a new one. */
 static void *pool_get(bufpool *p, size_t n) {
     pthread_mutex_lock(&p->mu);
+    int64_t best = -1;
     for (int64_t i = p->ncache - 1; i >= 0; i--) {
-        bufhdr *h = p->cache[i];
-        if (h->size == n) {
-            p->cache[i] = p->cache[--p->ncache];
-            pthread_mutex_unlock(&p->mu);
-            return (char *)h + BUF_HDR;
-        }
+        const bufhdr *h = p->cache[i];
+        if (h->size >= n && h->size / 2 <= n &&
+            (best < 0 || h->size < ((const bufhdr *)p->cache[best])->size))
+            best = i;
+        if (best >= 0 && ((const bufhdr *)p->cache[best])->size == n) break;
+    }
+    if (best >= 0) {
+        bufhdr *h = p->cache[best];
+        p->cache[best] = p->cache[--p->ncache];
+        pthread_mutex_unlock(&p->mu);
+        return (char *)h + BUF_HDR;
     }
     pthread_mutex_unlock(&p->mu);
     if (n > SIZE_MAX - BUF_HDR) return NULL;

@@ -510,10 +510,16 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
         Py_INCREF(key);
         PyTuple_SET_ITEM(names, i, key);
         sc[i].name = key;
-        if (!PyArray_Check(val) || PyArray_TYPE((PyArrayObject *)val) == NPY_OBJECT) {
-            /* maybe a list column: a Ragged, or a list or object array of 1-D arrays */
+        const char *kname = expect ? PyUnicode_AsUTF8(key) : NULL;
+        if (expect && !kname) goto done;
+        int64_t ek = expect ? idt_schema_find(expect, kname) : -1;
+        int want_list = ek >= 0 && idt_column_is_list(&expect->cols[ek]);
+        if (want_list || !PyArray_Check(val) || PyArray_TYPE((PyArrayObject *)val) == NPY_OBJECT) {
+            /* maybe a list column: a Ragged, or a list or object array of 1-D arrays (for a
+             * writer whose schema has a list column here, rows of equal length too) */
             if (idt_py_ragged_load(st)) goto done;
-            PyObject *rag = PyObject_CallFunctionObjArgs(st->as_list_column, val, key, NULL);
+            PyObject *rag = PyObject_CallFunctionObjArgs(st->as_list_column, val, key,
+                                                         want_list ? Py_True : Py_False, NULL);
             if (!rag) goto done;
             if (rag != Py_None) {
                 int r = list_column(st, key, rag, &sc[i]);

@@ -450,3 +450,36 @@ def test_forged_list_in_manifest_is_refused(saved_lists):
 
 def test_old_format_version_is_named(saved_lists):
     assert infinidata.FORMAT_VERSION == 2
+
+
+def test_dataset_operations_carry_list_columns(table):
+    tv, rows = table
+    f = tv.filter(lambda b: b["tok"].lengths > 2, batch_size=7)
+    same_rows(f[:]["tok"], [r for r in rows if len(r) > 2])
+    m = tv.map(lambda b: {"t": b["tok"][::-1], "n": b["tok"].lengths}, batch_size=8)
+    assert m.schema == {"t": (np.dtype("int32"), "list"), "n": (np.dtype("int64"), ())}
+    want = [r for k in range(0, 50, 8) for r in rows[k:k + 8][::-1]]
+    same_rows(m[:]["t"], want)
+    np.testing.assert_array_equal(m[:]["n"], np.array([len(r) for r in rows], np.int64), strict=True)
+    m2 = tv.map(lambda b: {"t": list(b["tok"])}, batch_size=8, num_proc=2)  # a list of arrays
+    same_rows(m2[:]["t"], rows)
+    with pytest.raises(ValueError, match="3 rows in column 'bad'"):
+        tv.map(lambda b: {"bad": b["tok"][:3]}, batch_size=8)
+    same_rows(tv.shard(3, 1)[:]["tok"], rows[np.array_split(np.arange(50), 3)[1][0]:
+                                            np.array_split(np.arange(50), 3)[1][-1] + 1])
+    s = tv.train_test_split(10, seed=0)
+    assert len(s.train) == 40 and s.train.schema == tv.schema
+    same_rows(tv.sort("x", descending=True)[:]["tok"], rows[::-1])
+
+
+def test_writer_list_column_takes_rows_of_equal_length():
+    w = infinidata.TableWriter({"l": (np.int16, "list")})
+    w.append({"l": [np.arange(3, dtype=np.int16), np.arange(1, dtype=np.int16)]})
+    w.append({"l": np.arange(6, dtype=np.int16).reshape(2, 3)})     # equal lengths: still rows
+    w.append({"l": [np.arange(2, dtype=np.int16)] * 2})
+    out = w.finish()
+    assert out.schema == {"l": (np.dtype("int16"), "list")}
+    assert out[:]["l"].tolist() == [[0, 1, 2], [0], [0, 1, 2], [3, 4, 5], [0, 1], [0, 1]]
+    w = infinidata.TableWriter({"l": (np.int16, "list")})
+    with pytest.raises(ValueError, match="list of int16"):
+        w.append({"l": np.arange(4, dtype=np.int16)})  # 1-D: a fixed column, not rows
