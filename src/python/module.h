@@ -76,6 +76,8 @@ void idt_py_prog_close(idt_py_prog *pp);
 void idt_py_state_set_def(PyModuleDef *def);
 idt_module_state *idt_py_state_of(PyObject *self);
 idt_module_state *idt_py_state_of_type(PyTypeObject *tp);
+
+/* ---- ragged.c (calls nothing in the extension) ---- */
 /* Import infinidata._ragged into st->Ragged / st->as_list_column once. 0, or -1 with an
  * exception set. */
 int idt_py_ragged_load(idt_module_state *st);

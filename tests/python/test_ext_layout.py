@@ -103,3 +103,15 @@ def test_only_errors_c_turns_core_errors_into_exceptions():
     assert re.search(r"(\.|->)msg\b", files["errors.c"])  # the check sees the reads it forbids
     readers = sorted(n for n, t in files.items() if n != "errors.c" and re.search(r"(\.|->)msg\b", t))
     assert readers == [], f"{readers} build exceptions from idt_error.msg; use idt_py_raise[_in]"
+
+
+def test_the_graph_in_architecture_md_is_the_sources_graph():
+    doc = (SRC.parents[1] / "docs" / "architecture.md").read_text()
+    drawn = {}
+    for m in re.finditer(r"^(\w+\.c) .*-> (.*)$", doc, re.M):
+        targets = m.group(2).strip()
+        drawn[m.group(1)] = set() if targets == "(nothing)" else {t.strip() + ".c" for t in targets.split(",")}
+    _, deps = _graph(_sources())
+    assert set(drawn) == set(deps) - {"module.c"}, "architecture.md draws other files than src/python has"
+    for name, targets in drawn.items():
+        assert targets == deps[name], f"{name}: drawn -> {sorted(targets)}, calls {sorted(deps[name])}"
