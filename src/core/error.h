@@ -31,19 +31,19 @@
 
 enum {
     IDT_OK = 0,
-    IDT_E_BASE = -1000,
-    IDT_ENOMEM = IDT_E_BASE - 1,     /* an allocation failed */
-    IDT_EIO = IDT_E_BASE - 2,        /* a system call failed; sys_errno holds errno */
-    IDT_EINDEX = IDT_E_BASE - 3,     /* an index out of range */
-    IDT_EVALUE = IDT_E_BASE - 4,     /* a bad argument value */
-    IDT_ETYPE = IDT_E_BASE - 5,      /* an argument of the wrong kind */
-    IDT_EKEY = IDT_E_BASE - 6,       /* an unknown column name */
-    IDT_ECORRUPT = IDT_E_BASE - 7,   /* a damaged or foreign file */
-    IDT_EEXIST = IDT_E_BASE - 8,     /* the target already exists */
-    IDT_ECANCELLED = IDT_E_BASE - 9, /* a progress callback asked to stop (e.g. Ctrl-C); nothing is left behind */
-    IDT_E_FIRST = IDT_ENOMEM,
-    IDT_E_LAST = IDT_ECANCELLED,
+    IDT_ENOMEM = -1001,     /* an allocation failed */
+    IDT_EIO = -1002,        /* a system call failed; sys_errno holds errno */
+    IDT_EINDEX = -1003,     /* an index out of range */
+    IDT_EVALUE = -1004,     /* a bad argument value */
+    IDT_ETYPE = -1005,      /* an argument of the wrong kind */
+    IDT_EKEY = -1006,       /* an unknown column name */
+    IDT_ECORRUPT = -1007,   /* a damaged or foreign file */
+    IDT_EEXIST = -1008,     /* the target already exists */
+    IDT_ECANCELLED = -1009, /* a progress callback asked to stop (e.g. Ctrl-C); nothing is left behind */
 };
+/* The reserved range, first and last code (a new code takes -1010 and becomes IDT_E_LAST). */
+#define IDT_E_FIRST IDT_ENOMEM
+#define IDT_E_LAST IDT_ECANCELLED
 
 /* 1 when `code` is one of the IDT_E* codes above. */
 static inline int idt_error_known(int code) { return code <= IDT_E_FIRST && code >= IDT_E_LAST; }
