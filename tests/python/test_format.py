@@ -69,9 +69,7 @@ def read_manifest(b):
     m = dict(version=r.u32(), mode=r.u32(), length=r.u64(), checksum=r.u64())
     assert m["length"] == len(b)
     m["cols_at"] = r.pos
-    m["cols"] = [read_desc(r) for _ in range(r.u64())]
-    m["sel_at"] = r.pos
-    m["sel"] = [r.u64() for _ in range(r.u64())]
+    m["cols"], m["sel_at"], m["sel"] = read_columns(r)
     m["files_at"] = r.pos
     files = []
     for _ in range(r.u64()):
@@ -85,15 +83,34 @@ def read_manifest(b):
         files.append(f)
     m["files"] = files
     m["segs_at"] = r.pos
+    m["segs"] = read_segments(r)
+    # the groups after the first of a grouped view (none for a plain one), then its column map
+    m["groups_at"] = r.pos
+    m["groups"] = []
+    for _ in range(r.u64()):
+        cols, _, sel = read_columns(r)
+        m["groups"].append(dict(cols=cols, sel=sel, segs=read_segments(r)))
+    if m["groups"]:
+        m["column_map"] = [(r.u64(), r.u64()) for _ in range(r.u64())]
+    assert r.pos == len(b), "trailing bytes"
+    return m
+
+
+def read_columns(r):
+    """A schema and a selection: (descriptions, offset of the selection, selection)."""
+    cols = [read_desc(r) for _ in range(r.u64())]
+    sel_at = r.pos
+    return cols, sel_at, [r.u64() for _ in range(r.u64())]
+
+
+def read_segments(r):
     segs = []
     for _ in range(r.u64()):
         s = dict(at=r.pos, kind=r.u32())
         assert r.u32() == 0
         s.update(file=r.u64(), start=r.u64(), step=r.u64(), len=r.u64())
         segs.append(s)
-    m["segs"] = segs
-    assert r.pos == len(b), "trailing bytes"
-    return m
+    return segs
 
 
 def read_store(b):
@@ -139,6 +156,7 @@ def test_format_md_matches_the_files(saved):
     assert refs["path"] == "r-" + refs["uid"].hex() + ".idt" and refs["slots"] == [0]
     assert refs["n"] == 10 and refs["size"] == 80
     assert [(s["kind"], s["file"], s["start"], s["step"], s["len"]) for s in m["segs"]] == [(1, 1, 2, 1, 8)]
+    assert m["groups"] == [] and m["groups_at"] == len(raw) - 8
 
     sb = open(os.path.join(saved, store["path"]), "rb").read()
     h = read_store(sb)
@@ -191,7 +209,7 @@ def test_manifest_messages_name_value_and_bound(saved):
     case(m["sel_at"] + 16, "<Q", 7, f"selected column 1 is 7, outside [0, {ncol - 1}]")
     case(m["sel_at"] + 16, "<Q", 0, "column 'a' selected twice")
     f1 = m["files"][1]["at"]
-    case(f1, "<I", 5, "file kind is 5, outside [0, 1]")
+    case(f1, "<I", 5, "file kind is 5, outside [0, ")
     case(f1 + 4, "<I", 5000, "path length is 5000, outside [1, 4096]")
     slots_at = f1 + 40 + 40 + 16  # entry, path (38 + pad), ref count and checksum
     case(slots_at, "<Q", 3, "store slot count is 3, outside [0, 2]")
@@ -203,6 +221,7 @@ def test_manifest_messages_name_value_and_bound(saved):
     case(s0 + 32, "<Q", 9, "segment 0 is out of bounds: start 2, step 1, length 9 over 10 rows")
     open(mp, "wb").write(fix_manifest(good + b"\0" * 8))
     expect(saved, "8 trailing bytes after the segments")
+    case(m["groups_at"], "<Q", 1 << 40, "extra group count is 1099511627776, outside [0, 0]")
     # checksum and length: the stored and computed values
     b = bytearray(good)
     b[m["sel_at"] + 8] ^= 1
