@@ -1,10 +1,12 @@
 """Data in and out: Arrow, Parquet, pandas and Hugging Face datasets.
 
 Everything here moves Arrow buffers, never Python rows. Out: record batches are built from
-the batch iterator's arrays (fixed-width columns, zero copy) and from the stored strings in
-Arrow's own layout (`TableView._packed_strings`). In: Arrow record batches are grouped into
-stored tables of up to GROUP_BYTES each by `_infinidata._from_parts` (numeric buffers are
-passed as NumPy views of Arrow's memory, strings as Arrow's offsets + bytes), on a
+the batch iterator's arrays (fixed-width columns, zero copy; list columns as Ragged, whose
+offsets and values become an Arrow list array) and from the stored strings in Arrow's own
+layout (`TableView._packed_strings`). In: Arrow record batches are grouped into stored
+tables of up to GROUP_BYTES each by `_infinidata._from_parts` (numeric buffers are passed as
+NumPy views of Arrow's memory, strings as Arrow's offsets + bytes, lists as Arrow's offsets
++ a NumPy view of the values), on a
 background thread so that decoding the next batches overlaps the writing; the groups are
 concatenated into one view at the end. Memory is bounded by about two groups.
 
@@ -47,7 +49,8 @@ def _pa(what):
 
 class _Col:
     """How one Arrow column becomes a stored column: kind 'F' (fixed-width NumPy dtype),
-    'U' (str) or 'S' (bytes), the row shape, and the Arrow leaf type conversion."""
+    'U' (str), 'S' (bytes) or 'L' (a list column of dtype values), the row shape, and the
+    Arrow leaf type conversion."""
 
     __slots__ = ("name", "kind", "dtype", "shape", "leaf", "cast")
 
@@ -72,11 +75,11 @@ def _plan(pa, field):
             continue
         break
     cast = None
-    if pat.is_list(typ) or pat.is_large_list(typ) or (hasattr(pat, "is_list_view") and (
-            pat.is_list_view(typ) or pat.is_large_list_view(typ))):
-        raise TypeError(f"column {name!r} has Arrow type {field.type}: variable-length list "
-                        f"columns are not supported yet (only fixed_size_list, which becomes a "
-                        f"row shape)")
+    if pat.is_list(typ) or pat.is_large_list(typ):
+        return _plan_list(pa, field, typ, shape)
+    if hasattr(pat, "is_list_view") and (pat.is_list_view(typ) or pat.is_large_list_view(typ)):
+        raise TypeError(f"column {name!r} has Arrow type {field.type}: list views are not "
+                        f"supported (cast the column to list<T> first)")
     if pat.is_boolean(typ) or pat.is_integer(typ) or pat.is_floating(typ):
         kind, dtype = "F", np.dtype(typ.to_pandas_dtype())
     elif pat.is_timestamp(typ):
@@ -106,6 +109,23 @@ def _plan(pa, field):
     return _Col(name, kind, dtype, tuple(shape), typ, cast)
 
 
+def _plan_list(pa, field, typ, shape):
+    """The _Col of a list<T> / large_list<T> field: a list column of T's NumPy dtype, T being
+    bool, an integer or a float (a dictionary of those is decoded)."""
+    pat = pa.types
+    vt = typ.value_type
+    if pat.is_dictionary(vt):
+        vt = vt.value_type
+    if shape:
+        raise TypeError(f"column {field.name!r} has Arrow type {field.type}: a fixed_size_list "
+                        f"of lists cannot be stored (a list column has no row shape)")
+    if not (pat.is_boolean(vt) or pat.is_integer(vt) or pat.is_floating(vt)):
+        raise TypeError(f"column {field.name!r} has Arrow type {field.type}, which infinidata "
+                        f"cannot store: list values must be bool, integers or floats (list<{vt}> "
+                        f"is not supported)")
+    return _Col(field.name, "L", np.dtype(vt.to_pandas_dtype()), (), typ, None)
+
+
 def _plans(pa, schema, fill_null):
     cols = [_plan(pa, f) for f in schema]
     names = [c.name for c in cols]
@@ -119,9 +139,16 @@ def _plans(pa, schema, fill_null):
 
 
 def _total_nulls(arr):
-    """Nulls in an array at every nesting level of fixed_size_list."""
+    """Nulls in an array at every nesting level of fixed_size_list, or in a list array: null
+    lists plus null values inside the lists shown."""
     n = arr.null_count
     pa = importlib.import_module("pyarrow")
+    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        offs = arr.offsets
+        if len(arr):
+            a0, z = offs[0].as_py(), offs[len(arr)].as_py()
+            n += arr.values.slice(a0, z - a0).null_count
+        return n
     while pa.types.is_fixed_size_list(arr.type):
         arr = arr.flatten()
         n += arr.null_count
@@ -134,6 +161,8 @@ def _leaf(pa, col, arr, fill, null_hint):
     pc = importlib.import_module("pyarrow.compute")
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
+    if col.kind == "L":
+        return _list_leaf(pa, col, arr, fill, null_hint)
     if fill is None:
         nulls = _total_nulls(arr)
         if nulls:
@@ -159,6 +188,36 @@ def _leaf(pa, col, arr, fill, null_hint):
     return arr
 
 
+def _list_leaf(pa, col, arr, fill, null_hint):
+    """A list array (one chunk) -> (offsets, values) with no nulls: null lists and null values
+    raise ValueError naming the column and the count, unless `fill` is given: then a null
+    list becomes an empty list and a null value becomes `fill`."""
+    pc = importlib.import_module("pyarrow.compute")
+    nulls = _total_nulls(arr)
+    if nulls and fill is None:
+        total = null_hint(col.name) if null_hint else None
+        raise ValueError(f"column {col.name!r} holds {total if total else nulls} null values "
+                         f"(null lists and nulls inside lists){'' if total else ' (in one batch)'}; "
+                         f"pass fill_null={{{col.name!r}: value}} to replace them (a null list "
+                         f"becomes an empty list)")
+    if arr.null_count:
+        arr = pc.fill_null(arr, pa.scalar([], arr.type))
+    offs = arr.offsets
+    values = arr.values
+    if pa.types.is_dictionary(values.type):
+        a0 = offs[0].as_py() if len(arr) else 0
+        z = offs[len(arr)].as_py() if len(arr) else 0
+        values = values.slice(a0, z - a0).dictionary_decode()
+        offs = pc.subtract(offs, pa.scalar(a0, offs.type))
+    if values.null_count:
+        try:
+            values = pc.fill_null(values, pa.scalar(fill, values.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as e:
+            raise ValueError(f"fill_null value {fill!r} does not fit the values of column "
+                             f"{col.name!r} (Arrow type {values.type}): {e}") from None
+    return offs, values
+
+
 def _fill_slots(pa, arr, fill):
     """A fixed_size_list array with null slots -> its flat leaf values, every value under a
     null slot (at any level) or null itself replaced by `fill`."""
@@ -177,8 +236,27 @@ def _fill_slots(pa, arr, fill):
             from None
 
 
+def _numpy_values(pa, dtype, arr):
+    """A primitive Arrow array without nulls as a NumPy array of `dtype` (a view of Arrow's
+    buffer when aligned; bool, bit-packed in Arrow, is converted)."""
+    if dtype == np.bool_:
+        return arr.to_numpy(zero_copy_only=False)
+    a = np.frombuffer(arr.buffers()[1], dtype=dtype.newbyteorder("="), count=len(arr),
+                      offset=arr.offset * dtype.itemsize)
+    a = a.astype(dtype, copy=False)
+    if not a.flags.c_contiguous or not a.flags.aligned:
+        a = np.ascontiguousarray(a)
+    return a
+
+
 def _part(pa, col, arr, nrows):
     """A leaf array -> what _from_parts takes for one chunk of this column."""
+    if col.kind == "L":
+        offs, values = arr
+        o = np.asarray(offs)    # int32 or int64, no nulls: a view of Arrow's buffer
+        if not o.flags.aligned or not o.flags.c_contiguous:
+            o = np.ascontiguousarray(o)
+        return (o, _numpy_values(pa, col.dtype, values))
     if col.kind == "F":
         if col.dtype.kind in "mM" and pa.types.is_date32(arr.type):
             a = arr.to_numpy(zero_copy_only=False)          # int32 days -> datetime64[D]
@@ -264,6 +342,7 @@ def _import(pa, schema, batches, fill_null=None, null_hint=None, progress=None, 
                 bar.close()
     if not views:
         empty = {c.name: ([np.empty((0,) + c.shape, c.dtype)] if c.kind == "F"
+                          else [(np.zeros(1, np.int64), np.empty(0, c.dtype))] if c.kind == "L"
                           else [(np.zeros(1, np.int64), None)]) for c in cols}
         return _build(cols, 0, empty)
     return views[0] if len(views) == 1 else _C.TableView.concat(views)
@@ -460,6 +539,11 @@ _TIME_UNITS = ("s", "ms", "us", "ns")
 
 def _arrow_type(pa, name, dtype, kind, shape):
     """(Arrow type, NumPy dtype to convert to first or None) for a stored column."""
+    if kind == "L":
+        if dtype.kind == "c":
+            raise TypeError(f"column {name!r} is a list column of {dtype}, which Arrow has no "
+                            f"type for")
+        return pa.list_(pa.from_numpy_dtype(dtype)), None
     if kind == "U":
         t, conv = pa.string(), None
     elif kind == "S":
@@ -495,10 +579,11 @@ def _arrow_type(pa, name, dtype, kind, shape):
 def _schema_plan(pa, tv):
     plan = []
     for name, (dtype, shape) in tv.schema.items():
-        if isinstance(shape, str):  # "list": a list column
-            raise TypeError(f"column {name!r} is a list column; exporting list columns to Arrow is not "
-                            "provided yet")
-        kind = "U" if dtype.kind == "U" else "S" if dtype.kind == "S" else "F"
+        dtype = np.dtype(dtype)
+        if isinstance(shape, str):  # "list": a list column of dtype values
+            kind, shape = "L", ()
+        else:
+            kind = "U" if dtype.kind == "U" else "S" if dtype.kind == "S" else "F"
         t, conv = _arrow_type(pa, name, dtype, kind, tuple(shape))
         plan.append((name, kind, dtype, tuple(shape), t, conv))
     return plan
@@ -528,6 +613,9 @@ def _wrap_shape(pa, leaf, shape):
 def _default_batch(tv):
     row = 0
     for dtype, shape in tv.schema.values():
+        if isinstance(shape, str):  # a list column: guess 32 values a row
+            row += 32 * np.dtype(dtype).itemsize
+            continue
         per = int(np.prod(shape)) if shape else 1
         row += per * (dtype.itemsize if dtype.kind not in "US" else 32)
     return max(1, min(1 << 20, EXPORT_BYTES // max(row, 1)))
@@ -539,8 +627,8 @@ def iter_arrow(self, batch_size=None):
     The rows in order as Arrow record batches of batch_size rows (the last may be shorter;
     None: about 64 MB of fixed-width data per batch), holding at most a few batches in
     memory. Fixed-width columns are handed over without a copy; strings are built from the
-    stored UTF-8 directly. Row shapes become (nested) fixed_size_list. Column types as the
-    README's table says.
+    stored UTF-8 directly. Row shapes become (nested) fixed_size_list, list columns list<T>.
+    Column types as the README's table says.
     """
     pa = _pa("TableView.iter_arrow")
     plan = _schema_plan(pa, self)
@@ -556,7 +644,7 @@ def iter_arrow(self, batch_size=None):
 
 def _iter_batches(pa, tv, plan, schema, batch_size):
     n = len(tv)
-    fixed = [p[0] for p in plan if p[1] == "F"]
+    fixed = [p[0] for p in plan if p[1] in "FL"]   # list columns come as Ragged
     position = {p[0]: j for j, p in enumerate(plan)}
     it = tv.select_columns(fixed).batch_iter(batch_size, threads=1, readahead=2) if fixed else None
     try:
@@ -565,7 +653,9 @@ def _iter_batches(pa, tv, plan, schema, batch_size):
             fb = next(it) if it is not None else {}
             arrays = []
             for name, kind, dtype, shape, t, conv in plan:
-                if kind == "F":
+                if kind == "L":
+                    arrays.append(_list_array(pa, name, fb[name], t, count))
+                elif kind == "F":
                     a = fb[name]
                     if conv is not None:
                         a = a.astype(conv)
@@ -603,6 +693,25 @@ def _iter_batches(pa, tv, plan, schema, batch_size):
     finally:
         if it is not None:
             it.close()
+
+
+def _list_array(pa, name, rag, t, count):
+    """A Ragged (a batch of a list column) as an Arrow list<T> array (the values' buffer
+    shared, int32 offsets)."""
+    offs = np.asarray(rag.offsets, dtype=np.int64)
+    values = np.ascontiguousarray(rag.values[offs[0]:offs[-1]] if len(offs) else rag.values[:0])
+    offs = offs - offs[0] if len(offs) else np.zeros(1, np.int64)
+    if len(offs) != count + 1:
+        raise AssertionError("list batch of the wrong length")
+    if offs[-1] > 0x7FFFFFFF:
+        raise ValueError(f"column {name!r}: {count} rows hold {int(offs[-1])} list values, over "
+                         f"Arrow list's 2**31 - 1 per array; use a smaller batch_size")
+    vt = t.value_type
+    if values.dtype == np.bool_:
+        leaf = pa.array(values, type=pa.bool_())
+    else:
+        leaf = pa.Array.from_buffers(vt, len(values), [None, pa.py_buffer(values)])
+    return pa.ListArray.from_arrays(pa.array(offs.astype(np.int32)), leaf, type=t)
 
 
 def to_arrow(self, batch_size=None):
@@ -663,8 +772,8 @@ def to_parquet(self, path, row_group_size=None, compression="snappy"):
 def to_pandas(self):
     """to_pandas() -> pandas.DataFrame
 
-    The whole table in memory as a DataFrame (through Arrow). Columns with a row shape
-    become object columns holding one array per row.
+    The whole table in memory as a DataFrame (through Arrow). Columns with a row shape, and
+    list columns, become object columns holding one array per row.
     """
     _need("pandas", "TableView.to_pandas")
     return to_arrow(self).to_pandas()

@@ -1,12 +1,13 @@
 /* io.c: _from_parts(), the extension's entry point for data from other formats (Arrow's
- * layout: fixed-width buffers, and strings as offsets + bytes). The Python package
+ * layout: fixed-width buffers, strings as offsets + bytes, lists as offsets + values). The
+ * Python package
  * (infinidata/_arrow.py) does the format work; this file only moves buffers. */
 #include "module.h"
 
 #include "../core/store.h"
 #include "../core/sys.h"
 
-/* One string piece of a column: n strings in Arrow's layout. */
+/* One string or list piece of a column: n strings or lists in Arrow's layout. */
 typedef struct strpart {
     const void *offsets;
     int off64;
@@ -17,10 +18,10 @@ typedef struct strpart {
 } strpart;
 
 typedef struct partcol {
-    char kind;              /* 'F', 'U', 'S' */
-    PyArray_Descr *descr;   /* fixed: native-order dtype (owned) */
+    char kind;              /* 'F', 'U', 'S', 'L' (list) */
+    PyArray_Descr *descr;   /* fixed: native-order dtype; list: the values' (owned) */
     PyObject *chunks;       /* PySequence_Fast of the chunks (owned) */
-    strpart *sp;            /* strings: one per chunk */
+    strpart *sp;            /* strings and lists: one per chunk */
     idt_column cd;
     int64_t str_bytes;
 } partcol;
@@ -76,7 +77,17 @@ static int parse_chunks(idt_module_state *st, partcol *pc, const char *name, int
         sp->off64 = PyArray_TYPE(oa) == NPY_INT64;
         sp->n = PyArray_DIM(oa, 0) - 1;
         int64_t dlen = 0;
-        if (data != Py_None) {
+        if (pc->kind == 'L') { /* the values: an array the chunk tuple keeps alive */
+            PyArrayObject *va = (PyArrayObject *)data;
+            if (!PyArray_Check(data) || PyArray_NDIM(va) != 1 || !PyArray_IS_C_CONTIGUOUS(va) ||
+                !PyArray_ISALIGNED(va) || !PyArray_EquivTypes(PyArray_DESCR(va), pc->descr)) {
+                PyErr_Format(PyExc_ValueError, "column '%s': chunk %zd values must be a contiguous "
+                             "1-d array of %R", name, i, (PyObject *)pc->descr);
+                return -1;
+            }
+            sp->data = PyArray_DATA(va);
+            dlen = PyArray_DIM(va, 0);
+        } else if (data != Py_None) {
             if (PyObject_GetBuffer(data, &sp->buf, PyBUF_SIMPLE) < 0) return -1;
             sp->has_buf = 1;
             sp->data = sp->buf.buf;
@@ -92,7 +103,11 @@ static int parse_chunks(idt_module_state *st, partcol *pc, const char *name, int
             return -1;
         }
         rows += per ? sp->n / per : 0;
-        pc->str_bytes += sp->data ? idt_packed_len(sp->offsets, sp->off64, sp->n, sp->data) : 0;
+        if (pc->kind == 'L') /* values, all kept (no trailing-NUL rule) */
+            pc->str_bytes += sp->off64 ? ((const int64_t *)sp->offsets)[sp->n] - ((const int64_t *)sp->offsets)[0]
+                                       : ((const int32_t *)sp->offsets)[sp->n] - ((const int32_t *)sp->offsets)[0];
+        else
+            pc->str_bytes += sp->data ? idt_packed_len(sp->offsets, sp->off64, sp->n, sp->data) : 0;
     }
     if (per != 0 && rows != nrows) {
         PyErr_Format(PyExc_ValueError, "column '%s' has %lld rows, not %lld", name, (long long)rows,
@@ -130,9 +145,11 @@ static int write_parts(partcol *pcs, int64_t nc, const int64_t *order, idt_store
 
 /* _from_parts(columns, nrows) -> TableView: one stored table of nrows rows from buffers.
  * columns: a list of (name, kind, dtype, row_shape, chunks) with kind 'F' (chunks: C-contiguous
- * arrays of `dtype`, native order, leading axis rows) or 'U' / 'S' (chunks: (offsets, data)
+ * arrays of `dtype`, native order, leading axis rows), 'U' / 'S' (chunks: (offsets, data)
  * pairs in Arrow's layout, offsets an int32 or int64 array, data any buffer or None; each
- * row holds prod(row_shape) strings). Columns keep the list's order. */
+ * row holds prod(row_shape) strings) or 'L' (a list column of `dtype` values, row_shape ();
+ * chunks: (offsets, values) pairs, offsets as for strings but counting values, values a
+ * contiguous 1-d array of `dtype`). Columns keep the list's order. */
 PyObject *idt_py_from_parts(PyObject *m, PyObject *args) {
     PyObject *cols;
     long long nrows;
@@ -166,7 +183,8 @@ PyObject *idt_py_from_parts(PyObject *m, PyObject *args) {
         if (!PyTuple_Check(t) ||
             !PyArg_ParseTuple(t, "UsOOO", &name, &kind, &dt, &shape, &chunks))
             goto bad_tuple;
-        if (strlen(kind) != 1 || !strchr("FUS", kind[0]) || !PyTuple_Check(shape)) goto bad_tuple;
+        if (strlen(kind) != 1 || !strchr("FUSL", kind[0]) || !PyTuple_Check(shape)) goto bad_tuple;
+        if (kind[0] == 'L' && PyTuple_GET_SIZE(shape) != 0) goto bad_tuple;
         pc->kind = kind[0];
         pc->cd.name = (char *)PyUnicode_AsUTF8(name);
         if (!pc->cd.name) goto done;
@@ -185,7 +203,7 @@ PyObject *idt_py_from_parts(PyObject *m, PyObject *args) {
             pc->cd.shape[q] = d;
             pc->cd.row_elems *= d;
         }
-        if (pc->kind == 'F') {
+        if (pc->kind == 'F' || pc->kind == 'L') {
             PyArray_Descr *d = NULL;
             if (!PyArray_DescrConverter(dt, &d)) goto done;
             pc->descr = PyArray_DescrNewByteorder(d, NPY_NATIVE);
@@ -205,7 +223,7 @@ PyObject *idt_py_from_parts(PyObject *m, PyObject *args) {
             }
             strcpy(pc->cd.dtype, u);
             Py_DECREF(s);
-            pc->cd.kind = IDT_COL_FIXED;
+            pc->cd.kind = pc->kind == 'L' ? IDT_COL_LIST : IDT_COL_FIXED;
             pc->cd.itemsize = PyDataType_ELSIZE(pc->descr);
         } else {
             pc->cd.kind = pc->kind == 'U' ? IDT_COL_UTF8 : IDT_COL_BYTES;
@@ -263,8 +281,8 @@ PyObject *idt_py_from_parts(PyObject *m, PyObject *args) {
 bad_tuple:
     if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
         PyErr_Clear();
-        PyErr_SetString(PyExc_ValueError, "_from_parts(): each column is (name, 'F'|'U'|'S', dtype, "
-                        "row_shape tuple, chunks)");
+        PyErr_SetString(PyExc_ValueError, "_from_parts(): each column is (name, 'F'|'U'|'S'|'L', "
+                        "dtype, row_shape tuple (() for 'L'), chunks)");
     }
 done:
     if (builder) {
