@@ -699,10 +699,8 @@ def _list_array(pa, name, rag, t, count):
     """A Ragged (a batch of a list column) as an Arrow list<T> array (the values' buffer
     shared, int32 offsets)."""
     offs = np.asarray(rag.offsets, dtype=np.int64)
-    values = np.ascontiguousarray(rag.values[offs[0]:offs[-1]] if len(offs) else rag.values[:0])
-    offs = offs - offs[0] if len(offs) else np.zeros(1, np.int64)
-    if len(offs) != count + 1:
-        raise AssertionError("list batch of the wrong length")
+    values = np.ascontiguousarray(rag.values[offs[0]:offs[-1]])
+    offs = offs - offs[0]
     if offs[-1] > 0x7FFFFFFF:
         raise ValueError(f"column {name!r}: {count} rows hold {int(offs[-1])} list values, over "
                          f"Arrow list's 2**31 - 1 per array; use a smaller batch_size")

@@ -401,3 +401,43 @@ def test_distributed_gloo_packing_four_ranks_then_resume_on_two(tmp_path):
     p = run_python(code, env={"DATA": str(data), "INFINIDATA_TMPDIR": str(tmp_path / "area")},
                    timeout=240)
     assert p.stdout.strip().endswith("OK"), p.stdout
+
+
+# ---- list columns without packing ----
+
+def test_loader_list_columns_as_ragged_or_padded():
+    tv, docs = make_docs("list", n=50, seq_len=6, seed=8)
+    order = tv.shuffle(seed=itorch._epoch_seed(0, 0))[:]["id"]
+    plain = list(TableLoader(tv, 8, threads=2))
+    rag = plain[0]["tokens"]
+    assert isinstance(rag, infinidata.Ragged) and rag.dtype == np.int32
+    got = [np.asarray(r) for b in plain for r in b["tokens"]]
+    assert len(got) == 50
+    for g, i in zip(got, order):
+        np.testing.assert_array_equal(g, docs[i], strict=True)
+    padded = list(TableLoader(tv, 8, threads=2, pad={"tokens": (-1, 5)}))
+    assert [len(b["tokens"]) for b in padded] == [8] * 6 + [2]
+    for b, p in zip(plain, padded):
+        want, lens = b["tokens"].to_padded(-1, 5)
+        assert isinstance(p["tokens"], torch.Tensor) and p["tokens"].dtype == torch.int32
+        np.testing.assert_array_equal(p["tokens"].numpy(), want, strict=True)
+        np.testing.assert_array_equal(p["tokens_lengths"].numpy(), lens, strict=True)
+        np.testing.assert_array_equal(p["id"].numpy(), b["id"].numpy(), strict=True)
+    # an empty last batch (fewer rows than ranks) keeps the padded shape
+    small = tv.new_view(slice(0, 3))
+    per = [list(TableLoader(small, 2, rank=r, world_size=4, pad={"tokens": (0, 5)})) for r in range(4)]
+    assert [len(x) for x in per] == [1, 1, 1, 1]
+    last = per[3][0]
+    assert tuple(last["tokens"].shape) == (0, 5) and tuple(last["tokens_lengths"].shape) == (0,)
+    assert last["tokens"].dtype == torch.int32 and last["tokens_lengths"].dtype == torch.int64
+
+
+def test_fingerprint_of_list_columns_sees_their_values():
+    tv, _ = make_docs("list", n=30, seed=1)
+    same = TV({"tokens": tv[:]["tokens"], "id": np.arange(30)})
+    assert itorch.view_fingerprint(tv) == itorch.view_fingerprint(same)
+    rag = tv[:]["tokens"]
+    vals = rag.values.copy()
+    vals[rag.offsets[0]] += 1 if len(vals) else 0
+    other = TV({"tokens": infinidata.Ragged(vals, rag.offsets), "id": np.arange(30)})
+    assert itorch.view_fingerprint(tv) != itorch.view_fingerprint(other)
