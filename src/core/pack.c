@@ -162,11 +162,12 @@ int64_t idt_pack_cu_bound(const int64_t *cum, int64_t n, int64_t row0, int64_t r
     return bound;
 }
 
-/* The token itemsize of column c for packing, or 0 when it cannot be packed: a list column's
- * value itemsize, 1 for a string column without a row shape. */
+/* The token itemsize of column c for packing, or 0 when it cannot be packed: the unit of a
+ * variable-length column with one element per row (a list column's value size; 1 for a
+ * string column without a row shape). */
 static int64_t pack_itemsize(const idt_column *c) {
-    if (c->kind == IDT_COL_FIXED || c->ndim != 0) return 0;
-    return c->itemsize > 0 ? c->itemsize : 1;
+    if (!idt_column_is_var(c) || idt_column_var_per_row(c) != 1) return 0;
+    return idt_column_unit(c);
 }
 
 static int check_col(const idt_view *v, int64_t j, idt_error *err) {
@@ -174,9 +175,12 @@ static int check_col(const idt_view *v, int64_t j, idt_error *err) {
         return idt_error_set(err, IDT_EINDEX, "column %lld out of range for %lld columns", (long long)j,
                              (long long)v->ncols);
     const idt_column *c = idt_view_column(v, j);
-    if (!pack_itemsize(c))
-        return idt_error_set(err, IDT_ETYPE, "column '%s' is not a list column (kind %d, %d dims): "
-                             "only list columns can be packed", c->name, (int)c->kind, (int)c->ndim);
+    if (!pack_itemsize(c)) {
+        char what[96];
+        idt_column_describe(c, what, sizeof what);
+        return idt_error_set(err, IDT_ETYPE, "column '%s' is not a list column (%s): only list "
+                             "columns can be packed", c->name, what);
+    }
     return 0;
 }
 

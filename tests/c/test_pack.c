@@ -3,7 +3,8 @@
  * neighbouring tokens' documents. From arrays (idt_pack_fill with a cursor carried batch to
  * batch, every itemsize), straight from views (idt_pack_view over shuffled, concatenated
  * and sliced views, at any starting row), idt_pack_seek, idt_pack_cu_bound,
- * idt_pack_cumlen and the errors. */
+ * idt_pack_cumlen and the errors; list columns of int32 tokens and string columns (bytes as
+ * tokens) both. */
 #include <stdlib.h>
 
 #include "harness.h"
@@ -404,6 +405,112 @@ static void test_view_packing_errors(void) {
     CHECK_SNAP(before);
 }
 
+/* ---- list columns: int32 tokens, unique ids ---- */
+
+/* A store of n documents: "id" (int64 row number) and "tok" (a list column of int32, doc d's
+ * tokens being offs[d]..offs[d+1] of a running count from 1). */
+static int list_store(int64_t n, const int64_t *offs, idt_store **out, idt_error *err) {
+    idt_column cs[2];
+    memset(cs, 0, sizeof cs);
+    cs[0].name = "id";
+    cs[0].kind = IDT_COL_FIXED;
+    snprintf(cs[0].dtype, sizeof cs[0].dtype, "<i8");
+    cs[0].itemsize = 8;
+    cs[1].name = "tok";
+    cs[1].kind = IDT_COL_LIST;
+    snprintf(cs[1].dtype, sizeof cs[1].dtype, "<i4");
+    cs[1].itemsize = 4;
+    idt_schema *schema;
+    int rc = idt_schema_new(cs, 2, &schema, err);
+    if (rc) return rc;
+    int64_t sizes[2] = {0, offs[n]}; /* schema order: id, tok */
+    idt_store_builder *b;
+    rc = idt_store_builder_new(schema, n, sizes, &b, err);
+    idt_schema_decref(schema);
+    if (rc) return rc;
+    int64_t *ids = malloc((size_t)(n ? n : 1) * 8);
+    int32_t *vals = malloc((size_t)(offs[n] ? offs[n] : 1) * 4);
+    for (int64_t i = 0; i < n; i++) ids[i] = i;
+    for (int64_t t = 0; t < offs[n]; t++) vals[t] = (int32_t)(t + 1);
+    rc = idt_store_builder_write_fixed(b, 0, 0, n, ids, err);
+    if (!rc) rc = idt_store_builder_append_packed(b, 1, n, offs, 1, (const char *)vals, err);
+    free(ids);
+    free(vals);
+    if (rc) {
+        idt_store_builder_free(b);
+        return rc;
+    }
+    return idt_store_builder_finish(b, out, err);
+}
+
+/* The documents of view v in view order (by its "id" column) as values + lengths. */
+static int32_t *list_stream(const idt_view *v, const int64_t *offs, int64_t **lens_out) {
+    int64_t n = idt_view_len(v), *ids = h_col_i64(v, h_vcol(v, "id")), total = 0;
+    int64_t *lens = malloc((size_t)(n ? n : 1) * sizeof *lens);
+    for (int64_t i = 0; i < n; i++) total += lens[i] = offs[ids[i] + 1] - offs[ids[i]];
+    int32_t *vals = malloc((size_t)(total ? total : 1) * 4), *p = vals;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t t = offs[ids[i]]; t < offs[ids[i] + 1]; t++) *p++ = (int32_t)(t + 1);
+    free(ids);
+    *lens_out = lens;
+    return vals;
+}
+
+static void test_list_column_packing_every_view_shape(void) {
+    h_snap before;
+    h_snap_take(&before);
+    h_seed(4);
+    idt_error err;
+    enum { N = 300 };
+    int64_t lens[N], offs[N + 1];
+    random_lens(lens, N, 12);
+    offs[0] = 0;
+    for (int64_t d = 0; d < N; d++) offs[d + 1] = offs[d] + lens[d];
+    idt_store *st;
+    REQUIRE(CHECK_OK(list_store(N, offs, &st, &err), err) == 0);
+    idt_view *v, *sh, *cat, *sl;
+    REQUIRE(CHECK_OK(h_view_of(st, &v, &err), err) == 0);
+    idt_store_decref(st);
+    REQUIRE(CHECK_OK(idt_view_shuffle(v, 3, &sh, &err), err) == 0);
+    idt_view *parts[2] = {sh, v};
+    REQUIRE(CHECK_OK(idt_view_concat(parts, 2, &cat, &err), err) == 0);
+    REQUIRE(CHECK_OK(idt_view_slice(cat, 2 * N - 2, -2, N - 1, &sl, &err), err) == 0);
+    idt_view *views[4] = {v, sh, cat, sl};
+    int64_t j = h_vcol(v, "tok");
+    for (int k = 0; k < 4; k++) {
+        int64_t n = idt_view_len(views[k]), *vl;
+        int32_t *vals = list_stream(views[k], offs, &vl);
+        stream s;
+        stream_make(&s, vl, n);
+        int64_t *cum = malloc((size_t)(n + 1) * sizeof *cum);
+        REQUIRE(CHECK_OK(idt_pack_cumlen(views[k], j, cum, &err), err) == 0);
+        CHECK(!memcmp(cum, s.offs, (size_t)(n + 1) * sizeof *cum));
+        int32_t pad = -7;
+        for (int64_t seq_len = 1; seq_len <= 40; seq_len += 13) {
+            int64_t total_rows = (s.total + seq_len - 1) / seq_len;
+            for (int64_t row0 = 0; row0 <= total_rows; row0 += h_range(1, 4)) {
+                int64_t rows = h_range(0, 3), bound = idt_pack_cu_bound(cum, n, row0, rows, seq_len);
+                idt_pack_out o;
+                out_alloc(&o, rows ? rows : 1, seq_len, 4, bound);
+                REQUIRE(CHECK_OK(idt_pack_view(views[k], j, cum, row0, rows, seq_len, &pad, 4, &o, &err), err) == 0);
+                check_batch(&s, vals, 4, (uint32_t)pad, row0, rows, seq_len, &o);
+                out_free(&o);
+            }
+        }
+        /* the id column is not a list column */
+        CHECK_ERR(idt_pack_cumlen(views[k], h_vcol(views[k], "id"), cum, &err), IDT_ETYPE, err, "'id' is not a list column");
+        free(cum);
+        stream_free(&s);
+        free(vl);
+        free(vals);
+    }
+    idt_view_decref(sl);
+    idt_view_decref(cat);
+    idt_view_decref(sh);
+    idt_view_decref(v);
+    CHECK_SNAP(before);
+}
+
 int main(int argc, char **argv) {
     static const h_test tests[] = {
         H_TEST(test_fill_matches_model_batch_after_batch),
@@ -412,6 +519,7 @@ int main(int argc, char **argv) {
         H_TEST(test_seek_and_bound),
         H_TEST(test_view_packing_every_view_shape),
         H_TEST(test_view_packing_errors),
+        H_TEST(test_list_column_packing_every_view_shape),
     };
     return h_main(tests, (int)(sizeof tests / sizeof tests[0]), argc, argv);
 }
