@@ -38,6 +38,7 @@ __all__ = ["TableDataset", "TableLoader", "collate", "view_fingerprint", "defaul
            "default_readahead", "python_pack"]
 
 _STATE_VERSION = 1
+_PACK_GROUP_TOKENS = 1 << 18  # tokens packed per C call (consecutive batches of a rank together)
 _FP_SAMPLES = 64  # rows read to fingerprint a view
 
 
@@ -586,39 +587,49 @@ class TableLoader(_tud.IterableDataset):
         return batch
 
     def _run_pack(self, ev, cum, blocks, after, mine, threads, readahead, n):
-        """Packed batches: block k is packed rows [s, s + m) of the epoch, packed in C
-        (ev._pack, the GIL released) on `threads` threads, `readahead` batches ahead."""
+        """Packed batches: block k is packed rows [s, s + m) of the epoch. Consecutive batches
+        of `mine` are packed together in groups of about _PACK_GROUP_TOKENS tokens, one C call
+        each (ev._pack, the GIL released), on `threads` threads with about `readahead`
+        batches in flight; each batch is then a slice of its group's arrays (no copy)."""
         spec = self._pack
-        pack = ev._pack
+        L = spec.seq_len
+        g = max(1, min(64, _PACK_GROUP_TOKENS // max(1, self.batch_size * L)))
+        groups = [mine[i:i + g] for i in range(0, len(mine), g)]
 
-        def make(k):
-            s, m = blocks[k]
-            return pack(0, cum, s, m, spec.seq_len, spec.pad)
+        def make(group):
+            blk = np.array([blocks[k] for k in group], dtype=np.int64).reshape(-1, 2)
+            return ev._pack(0, cum, blk, L, spec.pad)
 
-        ahead = max(1, readahead)
         pool = concurrent.futures.ThreadPoolExecutor(threads) if threads > 1 else None
+        ahead = max(threads, -(-readahead // g))
         pending = collections.deque()
-        todo = iter(mine)
+        todo = iter(groups)
         try:
             while True:
                 while pool is not None and len(pending) < ahead:
-                    k = next(todo, None)
-                    if k is None:
+                    group = next(todo, None)
+                    if group is None:
                         break
-                    pending.append((k, pool.submit(make, k)))
+                    pending.append((group, pool.submit(make, group)))
                 if pool is None:
-                    k = next(todo, None)
-                    if k is None:
+                    group = next(todo, None)
+                    if group is None:
                         break
-                    tokens, pos, cu = make(k)
+                    packed = make(group)
                 elif pending:
-                    k, fut = pending.popleft()
-                    tokens, pos, cu = fut.result()
+                    group, fut = pending.popleft()
+                    packed = fut.result()
                 else:
                     break
-                out = self._finish({"tokens": tokens, "position_ids": pos, "cu_seqlens": cu})
-                self._consumed = after[k]
-                yield out
+                tokens, pos, cu, starts = packed
+                row = 0
+                for i, k in enumerate(group):
+                    m = blocks[k][1]
+                    out = self._finish({"tokens": tokens[row:row + m], "position_ids": pos[row:row + m],
+                                        "cu_seqlens": cu[starts[i]:starts[i + 1]]})
+                    row += m
+                    self._consumed = after[k]
+                    yield out
         finally:
             if pool is not None:
                 for _, fut in pending:

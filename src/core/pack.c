@@ -226,3 +226,38 @@ int idt_pack_view(const idt_view *v, int64_t j, const int64_t *cum, int64_t row0
     pack_src s = {NULL, cum, n, isz, v, j};
     return pack_rows(&s, &cur, rows, seq_len, pad, out, err);
 }
+
+int64_t idt_pack_blocks_cu_bound(const int64_t *cum, int64_t n, const int64_t *blocks,
+                                 int64_t nblocks, int64_t seq_len) {
+    int64_t total = 0;
+    for (int64_t k = 0; k < nblocks; k++)
+        if (__builtin_add_overflow(total, idt_pack_cu_bound(cum, n, blocks[2 * k], blocks[2 * k + 1], seq_len),
+                                   &total))
+            return INT64_MAX;
+    return total;
+}
+
+int idt_pack_view_blocks(const idt_view *v, int64_t j, const int64_t *cum, const int64_t *blocks,
+                         int64_t nblocks, int64_t seq_len, const void *pad, int64_t pad_size,
+                         idt_pack_out *out, int64_t *cu_start, idt_error *err) {
+    int rc = check_col(v, j, err);
+    if (rc) return rc;
+    int64_t isz = pack_itemsize(idt_view_column(v, j));
+    if (seq_len < 1)
+        return idt_error_set(err, IDT_EVALUE, "seq_len must be >= 1, got %lld", (long long)seq_len);
+    int64_t row = 0, ncu = 0, ntok = 0;
+    cu_start[0] = 0;
+    for (int64_t k = 0; k < nblocks; k++) {
+        idt_pack_out o = {(char *)out->tokens + row * seq_len * isz, out->position_ids + row * seq_len,
+                          out->cu_seqlens + ncu, out->cu_cap - ncu, 0, 0};
+        rc = idt_pack_view(v, j, cum, blocks[2 * k], blocks[2 * k + 1], seq_len, pad, pad_size, &o, err);
+        if (rc) return rc;
+        row += blocks[2 * k + 1];
+        ncu += o.ncu;
+        ntok += o.ntokens;
+        cu_start[k + 1] = ncu;
+    }
+    out->ncu = ncu;
+    out->ntokens = ntok;
+    return 0;
+}

@@ -88,4 +88,18 @@ int idt_pack_view(const idt_view *v, int64_t j, const int64_t *cum, int64_t row0
                   int64_t seq_len, const void *pad, int64_t pad_size, idt_pack_out *out,
                   idt_error *err);
 
+/* Several batches in one call: block k is rows blocks[2k + 1] packed rows from packed row
+ * blocks[2k] (as idt_pack_view), written one after another: block k's rows follow block
+ * k - 1's in out->tokens and out->position_ids, and its cu_seqlens (starting at 0, relative
+ * to the block, as a batch of its own) are out->cu_seqlens[cu_start[k] .. cu_start[k + 1]),
+ * cu_start having nblocks + 1 entries. out->cu_cap must hold them all
+ * (idt_pack_blocks_cu_bound); out->ncu and out->ntokens are totals. Each block obeys
+ * idt_pack_view's limits. Errors: those of idt_pack_view (naming the block's first row). */
+int idt_pack_view_blocks(const idt_view *v, int64_t j, const int64_t *cum, const int64_t *blocks,
+                         int64_t nblocks, int64_t seq_len, const void *pad, int64_t pad_size,
+                         idt_pack_out *out, int64_t *cu_start, idt_error *err);
+/* Sum of idt_pack_cu_bound over the blocks (saturating at INT64_MAX). */
+int64_t idt_pack_blocks_cu_bound(const int64_t *cum, int64_t n, const int64_t *blocks,
+                                 int64_t nblocks, int64_t seq_len);
+
 #endif

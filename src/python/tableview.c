@@ -1009,21 +1009,22 @@ static PyObject *idt_tv_pack_cumlen(PyObject *self, PyObject *args) {
     return cum;
 }
 
-/* tv._pack(j, cum, row0, rows, seq_len, pad) -> (tokens, position_ids, cu_seqlens): packed
- * rows [row0, row0 + rows) of list column j (idt_pack_view): tokens (rows, seq_len) of the
- * column's value dtype, position_ids int64 (rows, seq_len), cu_seqlens int32 (segments + 1,).
+/* tv._pack(j, cum, blocks, seq_len, pad) -> (tokens, position_ids, cu_seqlens, cu_start):
+ * packed rows of list column j for several batches at once (idt_pack_view_blocks): blocks is
+ * an int64 array of (first packed row, rows) pairs; tokens (total rows, seq_len) of the
+ * column's value dtype and position_ids int64 hold the blocks one after another, block k's
+ * cu_seqlens (int32, relative to the block) are cu_seqlens[cu_start[k]:cu_start[k + 1]].
  * cum is _pack_cumlen(j)'s array; pad the pad value's bytes in the value dtype. */
 static PyObject *idt_tv_pack(PyObject *self, PyObject *args) {
-    long long j, row0, rows, seq_len;
-    PyObject *cumobj;
+    long long j, seq_len;
+    PyObject *cumobj, *blkobj;
     Py_buffer pad;
-    if (!PyArg_ParseTuple(args, "LOLLLy*:_pack", &j, &cumobj, &row0, &rows, &seq_len, &pad))
-        return NULL;
-    PyObject *res = NULL, *tok = NULL, *pos = NULL, *cu = NULL;
+    if (!PyArg_ParseTuple(args, "LOOLy*:_pack", &j, &cumobj, &blkobj, &seq_len, &pad)) return NULL;
+    PyObject *res = NULL, *tok = NULL, *pos = NULL, *cu = NULL, *cs = NULL;
     const idt_view *v = ((TableViewObject *)self)->v;
     const idt_column *c = pack_column(v, j);
     if (!c) goto done;
-    PyArrayObject *cum = (PyArrayObject *)cumobj;
+    PyArrayObject *cum = (PyArrayObject *)cumobj, *blk = (PyArrayObject *)blkobj;
     int64_t n = idt_view_len(v);
     if (!PyArray_Check(cumobj) || PyArray_TYPE(cum) != NPY_INT64 || PyArray_NDIM(cum) != 1 ||
         !PyArray_IS_C_CONTIGUOUS(cum) || PyArray_DIM(cum, 0) != n + 1) {
@@ -1031,10 +1032,26 @@ static PyObject *idt_tv_pack(PyObject *self, PyObject *args) {
                      "(from _pack_cumlen)", (long long)n + 1);
         goto done;
     }
-    if (rows < 0 || seq_len < 1 || rows > INT32_MAX / seq_len) {
-        PyErr_Format(PyExc_ValueError, "a batch of %lld rows x seq_len %lld is not a valid shape "
-                     "(rows >= 0, seq_len >= 1, at most %d tokens)", rows, seq_len, INT32_MAX);
+    if (!PyArray_Check(blkobj) || PyArray_TYPE(blk) != NPY_INT64 || PyArray_NDIM(blk) != 2 ||
+        PyArray_DIM(blk, 1) != 2 || !PyArray_IS_C_CONTIGUOUS(blk)) {
+        PyErr_SetString(PyExc_ValueError, "blocks must be a contiguous int64 array of "
+                        "(first row, rows) pairs");
         goto done;
+    }
+    if (seq_len < 1) {
+        PyErr_Format(PyExc_ValueError, "seq_len must be >= 1, got %lld", seq_len);
+        goto done;
+    }
+    int64_t nb = PyArray_DIM(blk, 0), total = 0;
+    const int64_t *bp = PyArray_DATA(blk);
+    for (int64_t k = 0; k < nb; k++) {
+        if (bp[2 * k] < 0 || bp[2 * k + 1] < 0 || bp[2 * k + 1] > INT32_MAX / seq_len ||
+            __builtin_add_overflow(total, bp[2 * k + 1], &total) || total > PY_SSIZE_T_MAX / seq_len / 8) {
+            PyErr_Format(PyExc_ValueError, "block %lld (%lld rows from row %lld) x seq_len %lld is not a "
+                         "valid batch (rows >= 0, at most %d tokens a batch)", (long long)k,
+                         (long long)bp[2 * k + 1], (long long)bp[2 * k], seq_len, INT32_MAX);
+            goto done;
+        }
     }
     /* the tokens' dtype: the list column's value dtype (bytes of a string column: uint8) */
     PyObject *descr = PyTuple_GET_ITEM(((TableViewObject *)self)->descrs, j);
@@ -1045,19 +1062,27 @@ static PyObject *idt_tv_pack(PyObject *self, PyObject *args) {
     } else {
         dt = PyArray_DescrFromType(NPY_UINT8);
     }
-    npy_intp shape[2] = {(npy_intp)rows, (npy_intp)seq_len};
+    npy_intp shape[2] = {(npy_intp)total, (npy_intp)seq_len}, nstart = (npy_intp)nb + 1;
     const int64_t *cump = PyArray_DATA(cum);
-    npy_intp ncap = (npy_intp)idt_pack_cu_bound(cump, n, row0, rows, seq_len);
+    int64_t bound = idt_pack_blocks_cu_bound(cump, n, bp, nb, seq_len);
+    if (bound > PY_SSIZE_T_MAX / 4) {
+        Py_DECREF(dt);
+        PyErr_NoMemory();
+        goto done;
+    }
+    npy_intp ncap = (npy_intp)bound;
     tok = PyArray_NewFromDescr(&PyArray_Type, dt, 2, shape, NULL, NULL, 0, NULL);
     pos = tok ? PyArray_SimpleNew(2, shape, NPY_INT64) : NULL;
     cu = pos ? PyArray_SimpleNew(1, &ncap, NPY_INT32) : NULL;
-    if (!cu) goto done;
+    cs = cu ? PyArray_SimpleNew(1, &nstart, NPY_INT64) : NULL;
+    if (!cs) goto done;
     idt_pack_out out = {PyArray_DATA((PyArrayObject *)tok), PyArray_DATA((PyArrayObject *)pos),
                         PyArray_DATA((PyArrayObject *)cu), (int64_t)ncap, 0, 0};
     idt_error err;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = idt_pack_view(v, j, cump, row0, rows, seq_len, pad.buf, (int64_t)pad.len, &out, &err);
+    rc = idt_pack_view_blocks(v, j, cump, bp, nb, seq_len, pad.buf, (int64_t)pad.len, &out,
+                              PyArray_DATA((PyArrayObject *)cs), &err);
     Py_END_ALLOW_THREADS
     if (rc) {
         idt_py_raise(idt_py_state_of(self), &err);
@@ -1065,12 +1090,12 @@ static PyObject *idt_tv_pack(PyObject *self, PyObject *args) {
     }
     /* cu_seqlens as long as the segments: a slice of the bound-sized buffer */
     PyObject *used = PySequence_GetSlice(cu, 0, (Py_ssize_t)out.ncu);
-    if (!used) goto done;
-    res = Py_BuildValue("(OON)", tok, pos, used);
+    if (used) res = Py_BuildValue("(OONO)", tok, pos, used, cs);
 done:
     Py_XDECREF(tok);
     Py_XDECREF(pos);
     Py_XDECREF(cu);
+    Py_XDECREF(cs);
     PyBuffer_Release(&pad);
     return res;
 }
@@ -1141,7 +1166,7 @@ static PyMethodDef idt_tv_methods[] = {
     {"_pack_cumlen", idt_tv_pack_cumlen, METH_VARARGS,
      "_pack_cumlen($self, j, /)\n--\n\n_pack_cumlen(j) -> int64 array: cumulative lengths of list column j (sequence packing)."},
     {"_pack", idt_tv_pack, METH_VARARGS,
-     "_pack($self, j, cum, row0, rows, seq_len, pad, /)\n--\n\n_pack(j, cum, row0, rows, seq_len, pad) -> (tokens, position_ids, cu_seqlens): packed rows of list column j."},
+     "_pack($self, j, cum, blocks, seq_len, pad, /)\n--\n\n_pack(j, cum, blocks, seq_len, pad) -> (tokens, position_ids, cu_seqlens, cu_start): packed rows of list column j for batches given as (first row, rows) pairs."},
     {"_files", idt_tv_files, METH_NOARGS,
      "_files($self, /)\n--\n\n_files() -> list of (path, offset, size): the file ranges this view reads."},
     {NULL, NULL, 0, NULL},

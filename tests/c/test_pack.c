@@ -318,6 +318,30 @@ static void check_view_packing(idt_view *v, int64_t seq_len) {
         check_batch(&s, data, 1, (uint8_t)pad, row0, rows, seq_len, &o);
         out_free(&o);
     }
+    /* several blocks in one call: each exactly as packed on its own, one after another */
+    int64_t blocks[6] = {h_range(0, total_rows), h_range(0, 3), 0, h_range(1, 2), h_range(0, total_rows + 2), 2};
+    int64_t bound = idt_pack_blocks_cu_bound(cum, n, blocks, 3, seq_len), starts[4];
+    int64_t allrows = blocks[1] + blocks[3] + blocks[5];
+    idt_pack_out all;
+    out_alloc(&all, allrows, seq_len, 1, bound);
+    REQUIRE(CHECK_OK(idt_pack_view_blocks(v, 1, cum, blocks, 3, seq_len, &pad, 1, &all, starts, &err), err) == 0);
+    CHECK_EQ(starts[0], 0);
+    CHECK_EQ(starts[3], all.ncu);
+    for (int64_t k = 0, row = 0, tok = 0; k < 3; row += blocks[2 * k + 1], k++) {
+        idt_pack_out one;
+        out_alloc(&one, blocks[2 * k + 1] ? blocks[2 * k + 1] : 1, seq_len, 1,
+                  idt_pack_cu_bound(cum, n, blocks[2 * k], blocks[2 * k + 1], seq_len));
+        REQUIRE(CHECK_OK(idt_pack_view(v, 1, cum, blocks[2 * k], blocks[2 * k + 1], seq_len, &pad, 1, &one, &err), err) == 0);
+        size_t cells = (size_t)(blocks[2 * k + 1] * seq_len);
+        CHECK(!memcmp((char *)all.tokens + row * seq_len, one.tokens, cells));
+        CHECK(!memcmp(all.position_ids + row * seq_len, one.position_ids, cells * 8));
+        CHECK_EQ(starts[k + 1] - starts[k], one.ncu);
+        CHECK(!memcmp(all.cu_seqlens + starts[k], one.cu_seqlens, (size_t)one.ncu * 4));
+        tok += one.ntokens;
+        if (k == 2) CHECK_EQ(all.ntokens, tok);
+        out_free(&one);
+    }
+    out_free(&all);
     free(cum);
     stream_free(&s);
     free(lens);

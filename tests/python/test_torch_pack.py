@@ -274,20 +274,37 @@ def test_pack_argument_errors():
 def test_pack_core_refuses_foreign_cumulative_lengths():
     tv, _ = make_docs("bytes", n=10)
     cum = tv._pack_cumlen(0)
+    blk = np.array([[0, 2]], dtype=np.int64)
     lying = cum.copy()
     lying[1:] += 5
     with pytest.raises(ValueError, match="do not match the view"):
-        tv._pack(0, lying, 0, 2, 4, b"\x00")
+        tv._pack(0, lying, blk, 4, b"\x00")
     with pytest.raises(ValueError, match="int64 array of 11 entries"):
-        tv._pack(0, cum[:-1], 0, 2, 4, b"\x00")
+        tv._pack(0, cum[:-1], blk, 4, b"\x00")
     with pytest.raises(ValueError, match="int64 array"):
-        tv._pack(0, cum.astype(np.int32), 0, 2, 4, b"\x00")
+        tv._pack(0, cum.astype(np.int32), blk, 4, b"\x00")
     with pytest.raises(ValueError, match="pad value has 2 bytes"):
-        tv._pack(0, cum, 0, 2, 4, b"\x00\x00")
+        tv._pack(0, cum, blk, 4, b"\x00\x00")
+    for bad in (np.array([[0, -1]]), np.array([[-1, 2]]), np.array([[0, 2**40]]), np.array([0, 2]),
+                np.array([[0, 2]], dtype=np.int32)):
+        with pytest.raises(ValueError, match="block|blocks"):
+            tv._pack(0, cum, bad, 4, b"\x00")
+    with pytest.raises(ValueError, match="seq_len"):
+        tv._pack(0, cum, blk, 0, b"\x00")
     with pytest.raises(TypeError, match="not a list column"):
         tv._pack_cumlen(1)
     with pytest.raises(IndexError, match="column 2 out of range"):
         tv._pack_cumlen(2)
+    # several blocks in one call: each as a batch of its own
+    tok, pos, cu, starts = tv._pack(0, cum, np.array([[1, 2], [0, 1], [5, 0]], dtype=np.int64), 4, b"\x00")
+    assert tok.shape == (3, 4) and starts[0] == 0 and len(starts) == 4 and starts[3] == starts[2] + 1
+    for i, (r0, m) in enumerate([(1, 2), (0, 1), (5, 0)]):
+        t1, p1, c1, _ = tv._pack(0, cum, np.array([[r0, m]], dtype=np.int64), 4, b"\x00")
+        row = [0, 2, 3][i]
+        np.testing.assert_array_equal(tok[row:row + m], t1, strict=True)
+        np.testing.assert_array_equal(pos[row:row + m], p1, strict=True)
+        np.testing.assert_array_equal(cu[starts[i]:starts[i + 1]], c1, strict=True)
+    assert len(cu) == starts[-1]
 
 
 # ---- DataLoader workers ----
