@@ -170,11 +170,14 @@ static int64_t pack_itemsize(const idt_column *c) {
     return idt_column_unit(c);
 }
 
-static int check_col(const idt_view *v, int64_t j, idt_error *err) {
-    if (j < 0 || j >= v->ncols)
-        return idt_error_set(err, IDT_EINDEX, "column %lld out of range for %lld columns", (long long)j,
-                             (long long)v->ncols);
-    const idt_column *c = idt_view_column(v, j);
+/* Check shown column j of *v and make (*v, *j) the plain view of its group and its column
+ * there (grouped views: each group is read on its own). */
+static int check_col(const idt_view **v, int64_t *j, idt_error *err) {
+    if (*j < 0 || *j >= (*v)->ncols)
+        return idt_error_set(err, IDT_EINDEX, "column %lld out of range for %lld columns", (long long)*j,
+                             (long long)(*v)->ncols);
+    *v = idt_view_group_of(*v, *j, j);
+    const idt_column *c = idt_view_column(*v, *j);
     if (!pack_itemsize(c)) {
         char what[96];
         idt_column_describe(c, what, sizeof what);
@@ -185,7 +188,7 @@ static int check_col(const idt_view *v, int64_t j, idt_error *err) {
 }
 
 int idt_pack_cumlen(const idt_view *v, int64_t j, int64_t *cum, idt_error *err) {
-    int rc = check_col(v, j, err);
+    int rc = check_col(&v, &j, err);
     if (rc) return rc;
     v = idt_view_group_of(v, j, &j); /* a zipped view: the group holding the column */
     int64_t i = 0, total = 0;
@@ -212,7 +215,7 @@ int idt_pack_cumlen(const idt_view *v, int64_t j, int64_t *cum, idt_error *err) 
 int idt_pack_view(const idt_view *v, int64_t j, const int64_t *cum, int64_t row0, int64_t rows,
                   int64_t seq_len, const void *pad, int64_t pad_size, idt_pack_out *out,
                   idt_error *err) {
-    int rc = check_col(v, j, err);
+    int rc = check_col(&v, &j, err);
     if (rc) return rc;
     int64_t isz = pack_itemsize(idt_view_column(v, j));
     if ((rc = check_shape(rows, seq_len, isz, err))) return rc;
@@ -240,7 +243,7 @@ int64_t idt_pack_blocks_cu_bound(const int64_t *cum, int64_t n, const int64_t *b
 int idt_pack_view_blocks(const idt_view *v, int64_t j, const int64_t *cum, const int64_t *blocks,
                          int64_t nblocks, int64_t seq_len, const void *pad, int64_t pad_size,
                          idt_pack_out *out, int64_t *cu_start, idt_error *err) {
-    int rc = check_col(v, j, err);
+    int rc = check_col(&v, &j, err);
     if (rc) return rc;
     int64_t isz = pack_itemsize(idt_view_column(v, j));
     if (seq_len < 1)

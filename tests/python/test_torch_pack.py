@@ -458,3 +458,18 @@ def test_fingerprint_of_list_columns_sees_their_values():
     vals[rag.offsets[0]] += 1 if len(vals) else 0
     other = TV({"tokens": infinidata.Ragged(vals, rag.offsets), "id": np.arange(30)})
     assert itorch.view_fingerprint(tv) != itorch.view_fingerprint(other)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_packing_a_column_of_a_zipped_view(kind):
+    tv, docs = make_docs(kind, n=60, seq_len=8, seed=9)
+    other = TV({"w": np.arange(60.0)})
+    for z in (TV.zip([other, tv]), TV.zip([tv.select_columns(["id"]), other, tv.select_columns(["tokens"])])):
+        pack = {"column": "tokens", "seq_len": 8}
+        got = [b["tokens"].numpy() for b in TableLoader(z, 3, seed=1, pack=pack)]
+        want = [b["tokens"].numpy() for b in TableLoader(tv, 3, seed=1, pack=pack)]
+        assert len(got) == len(want)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b, strict=True)
+        j = list(z.column_names).index("tokens")
+        np.testing.assert_array_equal(z._pack_cumlen(j), tv._pack_cumlen(0), strict=True)
