@@ -20,7 +20,9 @@
  *  - idt_<noun>_decref: drop one reference to a shared, reference-counted object (schema,
  *    store, refs, view, blob); the object goes with its last reference. Paired with _incref.
  *  - idt_<noun>_free: destroy an object the caller owns alone (builder, writer, batcher,
- *    batch, a batch's buffer), with whatever it still holds.
+ *    batch), with whatever it still holds. (One exception kept for now: a buffer taken
+ *    from a batch goes back with idt_batch_buffer_release, which returns it to its
+ *    iterator's pool rather than destroying it.)
  *  - idt_<noun>_reset: release what a caller-owned struct holds and leave it empty and safe
  *    to reset again (the struct itself is the caller's: idt_col_desc_reset).
  *  - idt_close: a descriptor from the seam (sys.h); idt_free: memory from the seam. */
