@@ -5,6 +5,7 @@ at import time of this conftest (before any test module imports infinidata), to 
 directory, so the suite never touches ./.infinidata_tmp and can count the files it makes.
 """
 
+import atexit
 import gc
 import os
 import shutil
@@ -24,6 +25,18 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 _SUITE_TMP = tempfile.mkdtemp(prefix="infinidata-pytest-")
 os.environ["INFINIDATA_TMPDIR"] = os.path.join(_SUITE_TMP, "tmp")
+_SUITE_PID = os.getpid()
+
+
+def _remove_suite_tmp():
+    # Spawned children (multiprocessing, DataLoader workers) import this module too and make a
+    # directory of their own: each removes its own at exit; a forked child never removes its
+    # parent's.
+    if os.getpid() == _SUITE_PID:
+        shutil.rmtree(_SUITE_TMP, ignore_errors=True)
+
+
+atexit.register(_remove_suite_tmp)
 
 import infinidata  # noqa: E402
 from infinidata import _infinidata as _core  # noqa: E402
@@ -54,7 +67,7 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_unconfigure(config):
     # infinidata removes its own process directory at exit; the parent is ours to remove.
-    shutil.rmtree(_SUITE_TMP, ignore_errors=True)
+    _remove_suite_tmp()
 
 
 # ---- temp files ----
