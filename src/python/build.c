@@ -462,6 +462,20 @@ static const char *from_hint(PyObject *o) {
     return hint;
 }
 
+/* Every column of a dict has the table's row count: the first column (`key`, `n` rows) sets
+ * *nrows and *first; a later one with another count is a ValueError naming both. */
+static int same_rows(int64_t *nrows, PyObject **first, PyObject *key, int64_t n) {
+    if (*nrows < 0) {
+        *nrows = n;
+        *first = key;
+    } else if (n != *nrows) {
+        PyErr_Format(PyExc_ValueError, "columns differ in length: %R has %lld rows, %R has %lld",
+                     *first, (long long)*nrows, key, (long long)n);
+        return -1;
+    }
+    return 0;
+}
+
 int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what,
                        const idt_schema *expect, idt_blob_pool *pool, PyObject *progress,
                        idt_store **out, PyObject **names_out, int64_t **order_out) {
@@ -525,15 +539,7 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
                 int r = list_column(st, key, rag, &sc[i]);
                 Py_DECREF(rag);
                 if (r) goto done;
-                int64_t n = col_rows(&sc[i]);
-                if (nrows < 0) {
-                    nrows = n;
-                    first_name = key;
-                } else if (n != nrows) {
-                    PyErr_Format(PyExc_ValueError, "columns differ in length: %R has %lld rows, %R has %lld",
-                                 first_name, (long long)nrows, key, (long long)n);
-                    goto done;
-                }
+                if (same_rows(&nrows, &first_name, key, col_rows(&sc[i]))) goto done;
                 continue;
             }
             Py_DECREF(rag);
@@ -552,15 +558,7 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
                          key);
             goto done;
         }
-        int64_t n = PyArray_DIM(sc[i].arr, 0);
-        if (nrows < 0) {
-            nrows = n;
-            first_name = key;
-        } else if (n != nrows) {
-            PyErr_Format(PyExc_ValueError, "columns differ in length: %R has %lld rows, %R has %lld",
-                         first_name, (long long)nrows, key, (long long)n);
-            goto done;
-        }
+        if (same_rows(&nrows, &first_name, key, PyArray_DIM(sc[i].arr, 0))) goto done;
         if (classify(key, sc[i].arr, &sc[i])) goto done;
     }
     for (Py_ssize_t i = 0; i < nc; i++)
