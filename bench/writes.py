@@ -8,7 +8,8 @@ For B = --mib MiB of row data, in one run and alternating, best of --reps:
     fsync included (`build/limits pwrite`, bench/limits.c): the machine's limit;
   - construction: TableView({"x": float32 rows of 512 B}) from an in-memory array of B bytes;
   - append: a TableWriter fed the same bytes as 32 MiB batches;
-  - text: construction of a str column of B/4 bytes of UTF-8 (from a `U` array of B bytes);
+  - text: construction of a str column of B/4 bytes of UTF-8 (from a `U` array of B bytes),
+    next to the probe writing the same number of bytes as the column stores;
   - flatten of the table, and of a shuffled view of it (its source in the page cache), output
     B bytes, default threads; with --drop-caches also the table's flatten from a cold cache.
 Rates are MB/s of bytes the table holds; `ratio` is that over the probe's pwrite MB/s.
@@ -72,6 +73,7 @@ def main(argv=None):
     x = np.ones((rows, 128), np.float32)
     x[:, 0] = np.arange(rows)
     text = np.array([f"{i:012d}" + "abcdefghijklmnopqrstuvwxyz"[i % 26] * 115 for i in range(nbytes // 4 // 128)])
+    text_bytes = int(np.char.str_len(text).sum())  # ASCII: the UTF-8 bytes the column stores
     tmpdir = core._tmp_dir()
     res = {"bytes": nbytes, "reps": a.reps, "drop_caches": a.drop_caches, "tmp_dir": tmpdir,
            "loadavg_start": os.getloadavg()[0], "runs": []}
@@ -103,8 +105,11 @@ def main(argv=None):
         run["append_mb_s"] = nbytes / 1e6 / s
         prep()
         s, tt = timed(lambda: infinidata.TableView({"t": text}))
-        run["text_construct_mb_s"] = sum(len(t) for t in text[:1000]) * len(text) / 1000 / 1e6 / s
+        run["text_construct_mb_s"] = text_bytes / 1e6 / s
         del tt
+        prep()
+        p = probe_pwrite(text_bytes, tmpdir)
+        run["pwrite_text_bytes_before_fsync_mb_s"] = (text_bytes / 1e6 / p["seconds_before_fsync"]) if p else None
         prep()
         if a.drop_caches:  # the source read from disk as it is flattened
             s, f = timed(lambda: tv.flatten())
@@ -133,6 +138,7 @@ NAMES = [("pwrite_mb_s", "probe: sequential pwrite + fsync (build/limits pwrite)
          ("construct_mb_s", "TableView(dict) of float32 rows"),
          ("append_mb_s", "TableWriter.append, 32 MiB batches"),
          ("text_construct_mb_s", "TableView(dict) of a str column (UTF-8 bytes stored)"),
+         ("pwrite_text_bytes_before_fsync_mb_s", "probe: pwrite before fsync of the str column's stored bytes"),
          ("flatten_contiguous_mb_s", "flatten() of the table (source in the page cache)"),
          ("flatten_contiguous_cold_mb_s", "flatten() of the table, source read from disk (--drop-caches)"),
          ("flatten_shuffled_mb_s", "flatten() of a shuffled view (default threads)"),
@@ -160,6 +166,12 @@ def write_report(res, out):
         r1 = f"{best[k] / lim:.2f}" if lim else "-"
         r0 = f"{best[k] / lim0:.2f}" if lim0 else "-"
         lines.append(f"| {name} | {best[k]:.0f} | {r1} | {r0} | {rng} |")
+    t, t0 = best.get("text_construct_mb_s"), best.get("pwrite_text_bytes_before_fsync_mb_s")
+    if t and t0:
+        per = [r["text_construct_mb_s"] / r["pwrite_text_bytes_before_fsync_mb_s"] for r in runs
+               if r.get("text_construct_mb_s") and r.get("pwrite_text_bytes_before_fsync_mb_s")]
+        lines += ["", f"The str column against the probe writing the same bytes before its fsync: "
+                  f"{t / t0:.2f} (bests), {min(per):.2f}-{max(per):.2f} per run."]
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "writes.json"), "w") as f:
         json.dump(res, f, indent=1)

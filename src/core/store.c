@@ -226,19 +226,23 @@ static void write_header(char *dst, size_t hdr_size, const idt_schema *s, int64_
 
 typedef struct build_col {
     char *data;
-    uint64_t *offsets;
     int64_t nstr, nstr_max;     /* strings appended / expected */
-    int64_t bytes, bytes_max;   /* data bytes used / announced */
+    int64_t bytes, bytes_max;   /* data units used / announced (open: at most) */
     int ascii;
     int positional;             /* filled by idt_store_builder_put_strings */
     /* Appends go through heap stages written with idt_blob_write (pwrite), which beats
      * stores through a fresh shared mapping: data bytes [flushed, bytes) and offsets
      * [ostart, ostart + ofill) are staged. */
     char *stage;
-    size_t fill;
+    size_t fill, stage_cap;
     int64_t flushed;
     uint64_t *ostage;
     int64_t ostart, ofill;
+    /* An open column (idt_store_builder_new_open): laid out at the builder's tail when its
+     * first strings come, data first, its offsets (kept in oheap until then) right after
+     * the data once it is sealed. */
+    int open, started, sealed;
+    uint64_t *oheap;
 } build_col;
 
 enum { STAGE_BYTES = 1 << 20, OSTAGE_N = 1 << 14 };
@@ -256,6 +260,11 @@ struct idt_store_builder {
     idt_hasher hs;
     uint64_t hashed_to;
     int streaming;             /* 0 once a write came out of order */
+    /* Open columns: where the next one starts (the blob's bytes past it are unwritten),
+     * the one taking strings now (-1: none), and whether one outgrew its reservation. */
+    uint64_t tail;
+    int64_t open_col;
+    int overflowed, has_open;
 };
 
 /* 1 when no column buffer overlaps [from, to): the bytes there are padding (zeros). */
@@ -285,6 +294,8 @@ static void stream_hash(idt_store_builder *b, uint64_t off, const void *src, siz
 
 void idt_store_builder_unordered(idt_store_builder *b) { b->streaming = 0; }
 
+int idt_store_builder_overflowed(const idt_store_builder *b) { return b->overflowed; }
+
 /* Write n bytes at blob offset off, hashing them on the way in steps small enough to stay
  * in cache between the hash and the copy. */
 static int builder_write(idt_store_builder *b, uint64_t off, const char *src, size_t n, idt_error *err) {
@@ -304,6 +315,7 @@ void idt_store_builder_free(idt_store_builder *b) {
     for (int64_t i = 0; b->bc && i < b->schema->ncols; i++) {
         idt_free(b->bc[i].stage);
         idt_free(b->bc[i].ostage);
+        idt_free(b->bc[i].oheap);
     }
     idt_blob_decref(b->blob);
     idt_schema_decref(b->schema);
@@ -319,12 +331,19 @@ int idt_store_builder_new(idt_schema *schema, int64_t nrows, const int64_t *str_
 
 int idt_store_builder_new_in(idt_schema *schema, int64_t nrows, const int64_t *str_bytes,
                              idt_blob_pool *pool, idt_store_builder **out, idt_error *err) {
+    return idt_store_builder_new_open(schema, nrows, str_bytes, NULL, pool, out, err);
+}
+
+int idt_store_builder_new_open(idt_schema *schema, int64_t nrows, const int64_t *str_bytes,
+                               const int64_t *str_max, idt_blob_pool *pool,
+                               idt_store_builder **out, idt_error *err) {
     if (nrows < 0) return idt_error_set(err, IDT_EVALUE, "negative row count %lld", (long long)nrows);
     idt_store_builder *b = idt_calloc(1, sizeof *b);
     if (!b) return idt_error_set(err, IDT_ENOMEM, "out of memory");
     idt_schema_incref(schema);
     b->schema = schema;
     b->nrows = nrows;
+    b->open_col = -1;
     int64_t nc = schema->ncols;
     b->lay = idt_calloc((size_t)nc, sizeof *b->lay);
     b->bc = idt_calloc((size_t)nc, sizeof *b->bc);
@@ -335,7 +354,7 @@ int idt_store_builder_new_in(idt_schema *schema, int64_t nrows, const int64_t *s
     size_t hdr = IDT_STORE_FIXED;
     for (int64_t i = 0; i < nc; i++) hdr += col_hdr_size(&schema->cols[i]);
     b->hdr_size = hdr;
-    uint64_t pos = align64(hdr);
+    uint64_t pos = align64(hdr), open_room = 0; /* open columns' room past the layout */
     const uint64_t lim = (uint64_t)1 << 62;
     /* Fixed columns first, strings after (the header records every offset; the order is
      * the builder's choice): the constructor writes fixed columns in this order, so their
@@ -356,7 +375,8 @@ int idt_store_builder_new_in(idt_schema *schema, int64_t nrows, const int64_t *s
                 l->buf_off = pos;
                 pos = align64(pos + l->buf_len);
             } else {
-                int64_t sb = str_bytes ? str_bytes[i] : -1, unit = idt_column_unit(c);
+                int open = str_max && str_max[i] >= 0;
+                int64_t sb = open ? str_max[i] : str_bytes ? str_bytes[i] : -1, unit = idt_column_unit(c);
                 if (sb < 0 || (uint64_t)sb > lim / (uint64_t)unit) {
                     idt_store_builder_free(b);
                     return idt_error_set(err, IDT_EVALUE, "column '%s': bad %s count %lld", c->name,
@@ -364,31 +384,36 @@ int idt_store_builder_new_in(idt_schema *schema, int64_t nrows, const int64_t *s
                 }
                 if (c->row_elems && (uint64_t)nrows > lim / 8 / (uint64_t)c->row_elems) goto too_big;
                 uint64_t nstr = (uint64_t)nrows * (uint64_t)c->row_elems;
+                b->bc[i].nstr_max = (int64_t)nstr;
+                b->bc[i].bytes_max = sb;
+                b->bc[i].ascii = !idt_column_is_list(c); /* lists: no text */
+                if (open) { /* laid out when its strings come: room for data, offsets, padding */
+                    b->bc[i].open = b->has_open = 1;
+                    open_room += (uint64_t)sb * (uint64_t)unit + (nstr + 1) * 8 + 2 * BUF_ALIGN;
+                    if (open_room > lim) goto too_big;
+                    continue;
+                }
                 l->off_off = pos;
                 l->off_len = (nstr + 1) * 8;
                 pos = align64(pos + l->off_len);
                 l->buf_off = pos;
                 l->buf_len = (uint64_t)sb * (uint64_t)unit;
                 pos = align64(pos + l->buf_len);
-                b->bc[i].nstr_max = (int64_t)nstr;
-                b->bc[i].bytes_max = sb;
-                b->bc[i].ascii = !idt_column_is_list(c); /* lists: no text */
             }
             if (pos > lim) goto too_big;
         }
-    int rc = idt_blob_pool_take(pool, (size_t)pos, &b->blob, err);
+    if (pos + open_room > lim) goto too_big;
+    /* Disk is reserved for the layout known now; open columns' room is a hole until written. */
+    int rc = idt_blob_pool_take_open(pool, (size_t)(pos + open_room), (size_t)pos, &b->blob, err);
     if (rc) {
         idt_store_builder_free(b);
         return rc;
     }
     b->hashed_to = align64(hdr);
+    b->tail = pos;
     b->streaming = 1;
     idt_hasher_init(&b->hs, 0);
-    for (int64_t i = 0; i < nc; i++) {
-        b->bc[i].data = b->blob->data + b->lay[i].buf_off;
-        if (idt_column_is_var(&schema->cols[i]))
-            b->bc[i].offsets = (uint64_t *)(b->blob->data + b->lay[i].off_off);
-    }
+    for (int64_t i = 0; i < nc; i++) b->bc[i].data = b->blob->data + b->lay[i].buf_off;
     *out = b;
     return 0;
 too_big:
@@ -409,17 +434,14 @@ int idt_store_builder_write_fixed(idt_store_builder *b, int64_t c, int64_t row0,
                          (size_t)(n * rb), err);
 }
 
-/* `strings_only`: the appender encodes strings (NumPy 'U'/'S' elements), which a list column
- * cannot take; the others take strings or lists (units of idt_column_unit bytes). */
-static int check_append(idt_store_builder *b, int64_t c, int64_t n, int strings_only, idt_error *err) {
-    if (c < 0 || c >= b->schema->ncols || !idt_column_is_var(&b->schema->cols[c]) ||
-        (strings_only && !idt_column_is_str(&b->schema->cols[c])))
-        return idt_error_set(err, IDT_EVALUE, "column %lld is not a %s column", (long long)c,
-                             strings_only ? "string" : "string or list");
-    if (n < 0 || b->bc[c].nstr > b->bc[c].nstr_max - n)
-        return idt_error_set(err, IDT_EVALUE, "column '%s': more strings than rows",
-                             b->schema->cols[c].name);
-    return 0;
+/* Write n data bytes of column c at its end in the file (after what was flushed). An open
+ * column's bytes come in file order: they go through the streaming hash. */
+static int col_write(idt_store_builder *b, int64_t c, const char *src, size_t n, idt_error *err) {
+    build_col *bc = &b->bc[c];
+    uint64_t at = b->lay[c].buf_off + (uint64_t)bc->flushed;
+    int rc = bc->open ? builder_write(b, at, src, n, err) : idt_blob_write(b->blob, at, src, n, err);
+    if (!rc) bc->flushed += (int64_t)n;
+    return rc;
 }
 
 /* Write what column c's stages hold. */
@@ -427,9 +449,8 @@ static int flush_col(idt_store_builder *b, int64_t c, idt_error *err) {
     build_col *bc = &b->bc[c];
     const col_layout *l = &b->lay[c];
     if (bc->fill) {
-        int rc = idt_blob_write(b->blob, l->buf_off + (uint64_t)bc->flushed, bc->stage, bc->fill, err);
+        int rc = col_write(b, c, bc->stage, bc->fill, err);
         if (rc) return rc;
-        bc->flushed += (int64_t)bc->fill;
         bc->fill = 0;
     }
     if (bc->ofill) {
@@ -442,8 +463,64 @@ static int flush_col(idt_store_builder *b, int64_t c, idt_error *err) {
     return 0;
 }
 
+/* Seal open column c: its data is complete; its offsets go right after it, and the tail
+ * moves past them. */
+static int open_seal(idt_store_builder *b, int64_t c, idt_error *err) {
+    build_col *bc = &b->bc[c];
+    col_layout *l = &b->lay[c];
+    int rc = flush_col(b, c, err);
+    if (rc) return rc;
+    l->buf_len = (uint64_t)bc->flushed;
+    l->off_off = align64(l->buf_off + l->buf_len);
+    l->off_len = ((uint64_t)bc->nstr_max + 1) * 8;
+    rc = builder_write(b, l->off_off, (const char *)bc->oheap, l->off_len, err);
+    if (rc) return rc;
+    idt_free(bc->oheap);
+    bc->oheap = NULL;
+    bc->sealed = 1;
+    b->tail = align64(l->off_off + l->off_len);
+    if (b->open_col == c) b->open_col = -1;
+    return 0;
+}
+
+/* Lay open column c out at the tail (sealing the open column before it): its strings come
+ * now. An open column takes all its strings in one run. */
+static int open_start(idt_store_builder *b, int64_t c, idt_error *err) {
+    build_col *bc = &b->bc[c];
+    if (bc->sealed)
+        return idt_error_set(err, IDT_EVALUE, "column '%s': strings appended after another column's "
+                             "began (an open column takes its strings in one run)",
+                             b->schema->cols[c].name);
+    if (bc->started) return 0;
+    if (b->open_col >= 0) {
+        int rc = open_seal(b, b->open_col, err);
+        if (rc) return rc;
+    }
+    bc->oheap = idt_calloc((size_t)bc->nstr_max + 1, sizeof *bc->oheap);
+    if (!bc->oheap) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    b->lay[c].buf_off = b->tail;
+    bc->data = b->blob->data + b->tail;
+    bc->started = 1;
+    b->open_col = c;
+    return 0;
+}
+
+/* `strings_only`: the appender encodes strings (NumPy 'U'/'S' elements), which a list column
+ * cannot take; the others take strings or lists (units of idt_column_unit bytes). */
+static int check_append(idt_store_builder *b, int64_t c, int64_t n, int strings_only, idt_error *err) {
+    if (c < 0 || c >= b->schema->ncols || !idt_column_is_var(&b->schema->cols[c]) ||
+        (strings_only && !idt_column_is_str(&b->schema->cols[c])))
+        return idt_error_set(err, IDT_EVALUE, "column %lld is not a %s column", (long long)c,
+                             strings_only ? "string" : "string or list");
+    if (n < 0 || b->bc[c].nstr > b->bc[c].nstr_max - n)
+        return idt_error_set(err, IDT_EVALUE, "column '%s': more strings than rows",
+                             b->schema->cols[c].name);
+    return b->bc[c].open ? open_start(b, c, err) : 0;
+}
+
 /* Room for `need` more data bytes of column c: a pointer into the stage (flushing it when
- * full), or, for a string larger than the stage, straight into the mapping. NULL with err
+ * full), or, for a string larger than the stage, straight into the mapping (an open
+ * column's stage grows instead: its room in the file has no disk reserved). NULL with err
  * set on failure. */
 static char *stage_room(idt_store_builder *b, int64_t c, int64_t need, idt_error *err) {
     build_col *bc = &b->bc[c];
@@ -454,10 +531,20 @@ static char *stage_room(idt_store_builder *b, int64_t c, int64_t need, idt_error
             idt_error_set(err, IDT_ENOMEM, "out of memory");
             return NULL;
         }
+        bc->stage_cap = STAGE_BYTES;
         bc->ostart = 1; /* offsets[0] = 0 is there already (the blob starts zeroed) */
     }
     if (bc->fill + (size_t)need > STAGE_BYTES && flush_col(b, c, err)) return NULL;
-    if (need > STAGE_BYTES) { /* the stage is empty now: go straight to the file's mapping */
+    if (need > STAGE_BYTES && bc->open && (size_t)need > bc->stage_cap) { /* the stage is empty */
+        char *ns = idt_realloc(bc->stage, (size_t)need);
+        if (!ns) {
+            idt_error_set(err, IDT_ENOMEM, "out of memory");
+            return NULL;
+        }
+        bc->stage = ns;
+        bc->stage_cap = (size_t)need;
+    }
+    if (need > STAGE_BYTES && !bc->open) { /* the stage is empty now: go straight to the file's mapping */
         char *p = bc->data + bc->flushed;
         bc->flushed += need;
         return p;
@@ -470,6 +557,10 @@ static char *stage_room(idt_store_builder *b, int64_t c, int64_t need, idt_error
 /* Record the end offset of the string just staged. */
 static int stage_offset(idt_store_builder *b, int64_t c, idt_error *err) {
     build_col *bc = &b->bc[c];
+    if (bc->oheap) {
+        bc->oheap[++bc->nstr] = (uint64_t)bc->bytes;
+        return 0;
+    }
     if (bc->ofill == OSTAGE_N && flush_col(b, c, err)) return -1;
     bc->ostage[bc->ofill++] = (uint64_t)bc->bytes;
     bc->nstr++;
@@ -518,6 +609,7 @@ enum {
     UCS4_PAR_MIN = 8 << 20,  /* input bytes from which measuring and encoding use threads */
     UCS4_PART = 4 << 20,     /* input bytes per thread and round */
     UCS4_SUB = 256 << 10,    /* input bytes measured then encoded while in cache */
+    UCS4_PIPE_PART = 4 << 20, /* input bytes per part of an append's pipeline */
     UCS4_MAX_THREADS = 8
 };
 
@@ -569,6 +661,11 @@ static void *ucs4_len_main(void *arg) {
 }
 
 static int too_many_bytes(idt_store_builder *b, int64_t c, idt_error *err) {
+    if (b->bc[c].open) {
+        b->overflowed = 1;
+        return idt_error_set(err, IDT_EVALUE, "column '%s': more string bytes than the %lld "
+                             "reserved for it", b->schema->cols[c].name, (long long)b->bc[c].bytes_max);
+    }
     return idt_error_set(err, IDT_EVALUE,
                          "column '%s': strings changed while the table was built "
                          "(more bytes than measured)", b->schema->cols[c].name);
@@ -589,6 +686,65 @@ typedef struct ucs4_enc_part {
     int ascii, oom;
 } ucs4_enc_part;
 
+/* Bytes of a narrowed element of `w` bytes without its trailing NULs. */
+static inline int64_t strip_narrowed(const char *e, int64_t w) {
+    uint64_t x;
+    while (w >= 8 && (memcpy(&x, e + w - 8, 8), x == 0)) w -= 8;
+    while (w > 0 && e[w - 1] == 0) w--;
+    return w;
+}
+
+/* Grow p's buffer to hold `need` more bytes; 0, or -1 (p->oom set). */
+static int enc_room(ucs4_enc_part *p, size_t need) {
+    if (p->len + need <= p->cap) return 0;
+    size_t cap = p->cap ? p->cap : 1 << 20;
+    while (cap < p->len + need) cap *= 2;
+    char *nb = idt_realloc(p->buf, cap);
+    if (!nb) {
+        p->oom = 1;
+        return -1;
+    }
+    p->buf = nb;
+    p->cap = cap;
+    return 0;
+}
+
+/* Elements [a, a + m) of part p in general (some code point is not ASCII): measured, then
+ * encoded from cache. */
+static int enc_general(ucs4_enc_part *p, int64_t a, int64_t m) {
+    int64_t w = p->width;
+    size_t need = 0;
+    for (int64_t i = a; i < a + m; i++) {
+        const uint32_t *s = p->src + i * w;
+        uint32_t any;
+        int64_t len = ucs4_scan(s, w, &any);
+        uint64_t bytes = (uint64_t)ucs4_bytes(s, len, any);
+        need += bytes;
+        p->lens[i] = bytes | (any >= 0x80 ? UCS4_NON_ASCII : 0);
+    }
+    if (enc_room(p, need)) return -1;
+    char *out = p->buf + p->len; /* locals: a char store may alias p's fields */
+    uint64_t *lens = p->lens;
+    for (int64_t i = a; i < a + m; i++) {
+        const uint32_t *s = p->src + i * w;
+        uint64_t bytes = lens[i] & ~UCS4_NON_ASCII;
+        if (lens[i] & UCS4_NON_ASCII) {
+            uint32_t any;
+            p->ascii = 0;
+            idt_utf8_encode(s, (size_t)ucs4_scan(s, w, &any), out);
+            lens[i] = bytes;
+        } else {
+            for (uint64_t k = 0; k < bytes; k++) out[k] = (char)s[k];
+        }
+        out += bytes;
+    }
+    p->len = (size_t)(out - p->buf);
+    return 0;
+}
+
+/* Encode part p: UCS4_SUB bytes of input at a time, narrowed in one vectorized sweep that
+ * also tells whether they are all ASCII (then each element's trailing NULs are dropped and
+ * the elements closed up, in cache), else encoded in general. */
 static void *ucs4_enc_main(void *arg) {
     ucs4_enc_part *p = arg;
     int64_t w = p->width, step = UCS4_SUB / (w * 4) > 0 ? UCS4_SUB / (w * 4) : 1;
@@ -597,94 +753,148 @@ static void *ucs4_enc_main(void *arg) {
     p->oom = 0;
     for (int64_t a = 0; a < p->n; a += step) {
         int64_t m = p->n - a < step ? p->n - a : step;
-        size_t need = 0;
-        for (int64_t i = a; i < a + m; i++) {
-            const uint32_t *s = p->src + i * w;
-            uint32_t any;
-            int64_t len = ucs4_scan(s, w, &any);
-            uint64_t bytes = (uint64_t)ucs4_bytes(s, len, any);
-            need += bytes;
-            p->lens[i] = bytes | (any >= 0x80 ? UCS4_NON_ASCII : 0);
+        if (enc_room(p, (size_t)(m * w))) return NULL;
+        char *out = p->buf + p->len;
+        if (idt_ucs4_narrow(p->src + a * w, (size_t)(m * w), out) >= 0x80) {
+            if (enc_general(p, a, m)) return NULL;
+            continue;
         }
-        if (p->len + need > p->cap) {
-            size_t cap = p->cap ? p->cap : 1 << 20;
-            while (cap < p->len + need) cap *= 2;
-            char *nb = idt_realloc(p->buf, cap);
-            if (!nb) {
-                p->oom = 1;
-                return NULL;
-            }
-            p->buf = nb;
-            p->cap = cap;
-        }
-        char *out = p->buf + p->len; /* locals: a char store may alias p's fields */
         uint64_t *lens = p->lens;
-        for (int64_t i = a; i < a + m; i++) {
-            const uint32_t *s = p->src + i * w;
-            uint64_t bytes = lens[i] & ~UCS4_NON_ASCII;
-            if (lens[i] & UCS4_NON_ASCII) {
-                uint32_t any;
-                p->ascii = 0;
-                idt_utf8_encode(s, (size_t)ucs4_scan(s, w, &any), out); /* from cache */
-                lens[i] = bytes;
-            } else {
-                for (uint64_t k = 0; k < bytes; k++) out[k] = (char)s[k];
-            }
-            out += bytes;
+        int64_t o = 0;
+        for (int64_t i = 0; i < m; i++) {
+            const char *e = out + i * w;
+            int64_t len = strip_narrowed(e, w);
+            if (o != i * w) memmove(out + o, e, (size_t)len);
+            lens[a + i] = (uint64_t)len;
+            o += len;
         }
-        p->len = (size_t)(out - p->buf);
+        p->len += (size_t)o;
     }
     return NULL;
 }
 
-/* Append n elements on t threads, in rounds of t * UCS4_PART input bytes: each thread
- * measures and encodes its share into its own buffer, then this thread writes the shares in
- * order (the data straight to the file, the offsets through the stage). */
-static int append_ucs4_threads(idt_store_builder *b, int64_t c, int64_t n, const uint32_t *src,
-                               int64_t width, int t, idt_error *err) {
+/* Append n elements as a pipeline: the input is cut into parts of UCS4_PIPE_PART bytes; t - 1
+ * helper threads and this one claim parts in order and encode each into a slot of its own
+ * (ucs4_enc_main); this thread writes the encoded parts in order (the data to the file, its
+ * bytes hashed on the way when they come in file order, the offsets through the stage), and
+ * encodes a part itself when the next one to write is not ready. At most UCS4_SLOTS parts
+ * are encoded ahead of the writing, so memory stays a few MB whatever n. */
+enum { UCS4_SLOTS = 2 * UCS4_MAX_THREADS };
+
+typedef struct ucs4_pipe {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    const uint32_t *src;
+    int64_t n, width, per, nparts;
+    int64_t claimed, written;   /* parts claimed for encoding / written, in order */
+    int slots, stop;
+    int ready[UCS4_SLOTS];
+    ucs4_enc_part part[UCS4_SLOTS];
+} ucs4_pipe;
+
+/* Encode part i into its slot (called without the lock). */
+static void ucs4_pipe_encode(ucs4_pipe *q, int64_t i) {
+    ucs4_enc_part *p = &q->part[i % q->slots];
+    int64_t a = i * q->per;
+    p->src = q->src + a * q->width;
+    p->n = q->n - a < q->per ? q->n - a : q->per;
+    p->width = q->width;
+    ucs4_enc_main(p);
+    pthread_mutex_lock(&q->mu);
+    q->ready[i % q->slots] = 1;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* The next part to encode, or -1 when there is none (caller holds the lock). */
+static int64_t ucs4_pipe_claim(ucs4_pipe *q) {
+    if (q->stop || q->claimed >= q->nparts || q->claimed >= q->written + q->slots) return -1;
+    return q->claimed++;
+}
+
+static void *ucs4_pipe_helper(void *arg) {
+    ucs4_pipe *q = arg;
+    pthread_mutex_lock(&q->mu);
+    while (!q->stop && q->claimed < q->nparts) {
+        int64_t i = ucs4_pipe_claim(q);
+        if (i < 0) {
+            pthread_cond_wait(&q->cv, &q->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&q->mu);
+        ucs4_pipe_encode(q, i);
+        pthread_mutex_lock(&q->mu);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+/* Write encoded part p of column c. */
+static int ucs4_pipe_write(idt_store_builder *b, int64_t c, const ucs4_enc_part *p, idt_error *err) {
     build_col *bc = &b->bc[c];
-    ucs4_enc_part parts[UCS4_MAX_THREADS];
-    memset(parts, 0, sizeof parts);
-    int64_t per = UCS4_PART / (width * 4) > 0 ? UCS4_PART / (width * 4) : 1;
+    if (p->oom) return idt_error_set(err, IDT_ENOMEM, "out of memory");
+    if (p->len > (uint64_t)(bc->bytes_max - bc->bytes)) return too_many_bytes(b, c, err);
+    if (!p->ascii) bc->ascii = 0;
+    int rc = col_write(b, c, p->buf, p->len, err);
+    for (int64_t j = 0; j < p->n && !rc; j++) {
+        bc->bytes += (int64_t)p->lens[j];
+        if (stage_offset(b, c, err)) rc = err ? err->code : IDT_EIO;
+    }
+    return rc;
+}
+
+static int append_ucs4_pipe(idt_store_builder *b, int64_t c, int64_t n, const uint32_t *src,
+                            int64_t width, int t, idt_error *err) {
+    ucs4_pipe q;
+    memset(&q, 0, sizeof q);
+    q.src = src;
+    q.n = n;
+    q.width = width;
+    q.per = UCS4_PIPE_PART / (width * 4) > 0 ? UCS4_PIPE_PART / (width * 4) : 1;
+    q.nparts = (n + q.per - 1) / q.per;
+    q.slots = 2 * t < UCS4_SLOTS ? 2 * t : UCS4_SLOTS;
     int rc = 0;
-    for (int i = 0; i < t && !rc; i++)
-        if (!(parts[i].lens = idt_malloc((size_t)per * sizeof *parts[i].lens)))
+    for (int i = 0; i < q.slots && !rc; i++)
+        if (!(q.part[i].lens = idt_malloc((size_t)q.per * sizeof *q.part[i].lens)))
             rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
+    /* data goes straight to the file: nothing may wait in the stage before it */
     if (!rc && (!stage_room(b, c, 0, err) || flush_col(b, c, err))) rc = err ? err->code : IDT_EIO;
-    for (int64_t a = 0; a < n && !rc;) {
-        int k = 0;
-        for (; k < t && a < n; k++) {
-            int64_t m = n - a < per ? n - a : per;
-            parts[k].src = src + a * width;
-            parts[k].n = m;
-            parts[k].width = width;
-            a += m;
-        }
-        ucs4_run(ucs4_enc_main, (char *)parts, sizeof parts[0], k);
-        uint64_t total = 0;
-        for (int i = 0; i < k; i++) {
-            if (parts[i].oom) rc = idt_error_set(err, IDT_ENOMEM, "out of memory");
-            total += parts[i].len;
-        }
-        if (rc) break;
-        if (total > (uint64_t)(bc->bytes_max - bc->bytes)) {
-            rc = too_many_bytes(b, c, err);
-            break;
-        }
-        for (int i = 0; i < k && !rc; i++) {
-            if (!parts[i].ascii) bc->ascii = 0;
-            rc = idt_blob_write(b->blob, b->lay[c].buf_off + (uint64_t)bc->bytes, parts[i].buf,
-                                parts[i].len, err);
-            bc->flushed += (int64_t)parts[i].len;
-            for (int64_t j = 0; j < parts[i].n && !rc; j++) {
-                bc->bytes += (int64_t)parts[i].lens[j];
-                if (stage_offset(b, c, err)) rc = err ? err->code : IDT_EIO;
+    pthread_t th[UCS4_MAX_THREADS];
+    int nth = 0;
+    if (!rc) {
+        pthread_mutex_init(&q.mu, NULL);
+        pthread_cond_init(&q.cv, NULL);
+        for (int i = 1; i < t && i < q.nparts; i++) /* one that cannot start is not needed */
+            if (pthread_create(&th[nth], NULL, ucs4_pipe_helper, &q) == 0) nth++;
+        pthread_mutex_lock(&q.mu);
+        while (!rc && q.written < q.nparts) {
+            int s = (int)(q.written % q.slots);
+            int64_t i;
+            if (q.ready[s]) {
+                pthread_mutex_unlock(&q.mu);
+                rc = ucs4_pipe_write(b, c, &q.part[s], err);
+                pthread_mutex_lock(&q.mu);
+                q.ready[s] = 0;
+                q.written++;
+                pthread_cond_broadcast(&q.cv);
+            } else if ((i = ucs4_pipe_claim(&q)) >= 0) {
+                pthread_mutex_unlock(&q.mu);
+                ucs4_pipe_encode(&q, i);
+                pthread_mutex_lock(&q.mu);
+            } else {
+                pthread_cond_wait(&q.cv, &q.mu);
             }
         }
+        q.stop = 1;
+        pthread_cond_broadcast(&q.cv);
+        pthread_mutex_unlock(&q.mu);
+        for (int i = 0; i < nth; i++) pthread_join(th[i], NULL);
+        pthread_cond_destroy(&q.cv);
+        pthread_mutex_destroy(&q.mu);
     }
-    for (int i = 0; i < t; i++) {
-        idt_free(parts[i].lens);
-        idt_free(parts[i].buf);
+    for (int i = 0; i < q.slots; i++) {
+        idt_free(q.part[i].lens);
+        idt_free(q.part[i].buf);
     }
     return rc;
 }
@@ -693,8 +903,9 @@ int idt_store_builder_append_ucs4(idt_store_builder *b, int64_t c, int64_t n,
                                   const uint32_t *src, int64_t width, idt_error *err) {
     int rc = check_append(b, c, n, 1, err);
     if (rc) return rc;
-    int t = width >= 16 ? ucs4_threads(n, width) : 1; /* narrow ones: a length per 64 bytes */
-    if (t > 1) return append_ucs4_threads(b, c, n, src, width, t, err);
+    /* large inputs of wide elements (narrow ones: a length per 64 bytes) as a pipeline */
+    if (width >= 16 && n * width * 4 >= UCS4_PAR_MIN)
+        return append_ucs4_pipe(b, c, n, src, width, ucs4_threads(n, width), err);
     build_col *bc = &b->bc[c];
     for (int64_t i = 0; i < n; i++) {
         const uint32_t *s = src + i * width;
@@ -763,6 +974,9 @@ int idt_store_builder_put_strings(idt_store_builder *b, int64_t c, int64_t s0, i
         return idt_error_set(err, IDT_EVALUE, "column %lld is not a string or list column", (long long)c);
     build_col *bc = &b->bc[c];
     uint64_t unit = (uint64_t)idt_column_unit(&b->schema->cols[c]);
+    if (bc->open)
+        return idt_error_set(err, IDT_EVALUE, "column '%s' is open: its strings are appended in order",
+                             b->schema->cols[c].name);
     if (s0 < 0 || n < 0 || s0 > bc->nstr_max - n || b0 < 0 || b0 > bc->bytes_max)
         return idt_error_set(err, IDT_EVALUE, "strings %lld..%lld out of range", (long long)s0,
                              (long long)(s0 + n));
@@ -875,11 +1089,9 @@ int idt_store_builder_append_packed(idt_store_builder *b, int64_t c, int64_t n, 
     if (bulk) {
         if (zn - a0 > bc->bytes_max - bc->bytes) return too_many_bytes(b, c, err);
         if (!stage_room(b, c, 0, err) || flush_col(b, c, err)) return err ? err->code : IDT_EIO;
-        rc = idt_blob_write(b->blob, b->lay[c].buf_off + (uint64_t)bc->flushed, data + a0 * unit,
-                            (size_t)((zn - a0) * unit), err);
+        rc = col_write(b, c, data + a0 * unit, (size_t)((zn - a0) * unit), err);
         if (rc) return rc;
         int64_t base = bc->bytes - a0;
-        bc->flushed += (zn - a0) * unit;
         for (int64_t i = 1; i <= n; i++) {
             bc->bytes = base + packed_off(offsets, off64, i);
             if (stage_offset(b, c, err)) return err ? err->code : IDT_EIO;
@@ -914,13 +1126,13 @@ int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *e
     for (int64_t i = 0; i < nc; i++) {
         build_col *bc = &b->bc[i];
         if (!idt_column_is_var(&b->schema->cols[i])) continue;
-        int frc = flush_col(b, i, err);
+        int frc = bc->open ? 0 : flush_col(b, i, err);
         if (frc) {
             idt_free(ascii);
             idt_store_builder_free(b);
             return frc;
         }
-        if (!bc->positional && (bc->nstr != bc->nstr_max || bc->bytes != bc->bytes_max)) {
+        if (!bc->positional && (bc->nstr != bc->nstr_max || (!bc->open && bc->bytes != bc->bytes_max))) {
             int rc = idt_error_set(err, IDT_EVALUE,
                                    "column '%s': strings changed while the table was built "
                                    "(%lld of %lld strings, %lld of %lld bytes)",
@@ -932,6 +1144,18 @@ int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *e
             return rc;
         }
         ascii[i] = bc->ascii;
+    }
+    if (b->has_open) { /* seal the open columns (in the order they came), then drop the room left */
+        int frc = b->open_col >= 0 ? open_seal(b, b->open_col, err) : 0;
+        for (int64_t i = 0; i < nc && !frc; i++)
+            if (b->bc[i].open && !b->bc[i].sealed && !(frc = open_start(b, i, err)))
+                frc = open_seal(b, i, err);
+        if (frc) {
+            idt_free(ascii);
+            idt_store_builder_free(b);
+            return frc;
+        }
+        idt_blob_shrink_unwritten(b->blob, (size_t)b->tail);
     }
     uint8_t uid[16];
     idt_random_bytes(uid, sizeof uid);
@@ -1184,6 +1408,11 @@ int64_t idt_ucs4_utf8_len(const uint32_t *src, int64_t n, int64_t width, int *as
         if (!parts[i].ascii && ascii) *ascii = 0;
     }
     return total;
+}
+
+int64_t idt_ucs4_open_bound(int64_t n, int64_t width) {
+    if (n < 0 || width < 16 || n > INT64_MAX / 4 / width || n * width * 4 < UCS4_PAR_MIN) return -1;
+    return n * width * 4;
 }
 
 int64_t idt_fixed_bytes_len(const char *src, int64_t n, int64_t width) {

@@ -12,7 +12,8 @@
  * same column order.
  *
  * A store is built by a builder that is given the row count and, for string columns, the
- * total encoded bytes up front; rows are written in any order (fixed) or in order
+ * total encoded bytes up front (or, for an open column, a bound: see
+ * idt_store_builder_new_open); rows are written in any order (fixed) or in order
  * (strings); finishing seals it. A store is immutable after that and safe to read from any
  * number of threads. References are atomic. */
 #ifndef IDT_STORE_H
@@ -81,6 +82,20 @@ int idt_store_builder_new(idt_schema *schema, int64_t nrows, const int64_t *str_
 /* The same, its blob taken from `pool` (idt_blob_pool_take; NULL: as idt_store_builder_new). */
 int idt_store_builder_new_in(idt_schema *schema, int64_t nrows, const int64_t *str_bytes,
                              idt_blob_pool *pool, idt_store_builder **out, idt_error *err);
+/* The same, where string or list column c with str_max[c] >= 0 is *open*: its byte (value)
+ * count is found as its strings come instead of announced, at most str_max[c] (str_bytes[c]
+ * is then ignored; str_max may be NULL). An open column is laid out after the columns whose
+ * sizes are known, its data first and its offsets after the data, in the order the open
+ * columns get their first strings, so its strings come in one run (strings for it after
+ * another open column began are an IDT_EVALUE error) and are read once: no measuring pass.
+ * The blob takes room for str_max bytes but disk only for what is written; finish gives the
+ * rest back. More bytes than str_max: IDT_EVALUE, and idt_store_builder_overflowed says so
+ * (the caller can measure and build again). Open columns take no put_strings. */
+int idt_store_builder_new_open(idt_schema *schema, int64_t nrows, const int64_t *str_bytes,
+                               const int64_t *str_max, idt_blob_pool *pool,
+                               idt_store_builder **out, idt_error *err);
+/* 1 when an append failed because an open column outgrew its str_max. */
+int idt_store_builder_overflowed(const idt_store_builder *b);
 /* Copy rows [row0, row0+n) of fixed column c from contiguous native-order `src`. */
 int idt_store_builder_write_fixed(idt_store_builder *b, int64_t c, int64_t row0, int64_t n,
                                   const void *src, idt_error *err);
@@ -126,6 +141,13 @@ void idt_store_builder_free(idt_store_builder *b);
 /* Bytes needed to encode `n` NumPy unicode elements of `width` code points as UTF-8 (trailing
  * NULs stripped); *ascii is cleared when any code point is >= 0x80. */
 int64_t idt_ucs4_utf8_len(const uint32_t *src, int64_t n, int64_t width, int *ascii);
+/* The bound to give idt_store_builder_new_open for a string column of `n` NumPy unicode
+ * elements of `width` code points, when reading them once as an open column pays (large
+ * inputs of wide elements: the offsets it keeps in memory until the column ends are at most
+ * an eighth of the input); else -1 (measure them with idt_ucs4_utf8_len). The bound is 4
+ * bytes per code point, the input's size: only code points past U+1FFFFF, which no Unicode
+ * text has, encode longer. */
+int64_t idt_ucs4_open_bound(int64_t n, int64_t width);
 /* Bytes of `n` fixed `width`-byte elements with trailing NULs stripped. */
 int64_t idt_fixed_bytes_len(const char *src, int64_t n, int64_t width);
 

@@ -853,7 +853,13 @@ void idt_blob_pool_free(idt_blob_pool *p) {
 }
 
 int idt_blob_pool_take(idt_blob_pool *p, size_t size, idt_blob **out, idt_error *err) {
-    if (!p || size <= IDT_ARENA_MAX || size > IDT_POOL_EXTENT_MAX) return idt_blob_new(size, out, err);
+    return idt_blob_pool_take_open(p, size, size, out, err);
+}
+
+int idt_blob_pool_take_open(idt_blob_pool *p, size_t size, size_t reserve, idt_blob **out,
+                            idt_error *err) {
+    if (!p || size <= IDT_ARENA_MAX || size > IDT_POOL_EXTENT_MAX)
+        return idt_blob_new_open(size, reserve, out, err);
     pthread_once(&once, init_once);
     idt_blob *b = idt_calloc(1, sizeof *b);
     if (!b) return idt_error_set(err, IDT_ENOMEM, "out of memory allocating a blob");
@@ -907,17 +913,24 @@ int idt_blob_pool_take(idt_blob_pool *p, size_t size, idt_blob **out, idt_error 
 
 /* ---- dedicated files ---- */
 
-static int blob_new_file(idt_blob *b, size_t size, idt_error *err) {
+/* A file of `size` bytes with disk space reserved for [0, reserve); the rest, if any, is a
+ * hole until written (idt_blob_write then takes every byte there by pwrite). */
+static int blob_new_file(idt_blob *b, size_t size, size_t reserve, idt_error *err) {
     pthread_mutex_lock(&mu);
     int fd = create_file_locked("b", &b->path, err);
     pthread_mutex_unlock(&mu);
     if (fd < 0) return fd;
     int rc;
     struct stat st;
-    if (idt_fallocate(fd, 0, (off_t)size) != 0) {
-        rc = idt_error_sys(err, errno, "cannot reserve %zu bytes for temp file '%s'", size, b->path);
+    if (idt_fallocate(fd, 0, (off_t)reserve) != 0) {
+        rc = idt_error_sys(err, errno, "cannot reserve %zu bytes for temp file '%s'", reserve, b->path);
         goto fail_unlink;
     }
+    if (reserve < size && idt_ftruncate(fd, (off_t)size) != 0) {
+        rc = idt_error_sys(err, errno, "cannot size temp file '%s' to %zu bytes", b->path, size);
+        goto fail_unlink;
+    }
+    b->sparse_from = reserve < size ? reserve : 0;
     if (idt_fstat(fd, &st) != 0) {
         rc = idt_error_sys(err, errno, "cannot stat temp file '%s'", b->path);
         goto fail_unlink;
@@ -946,11 +959,16 @@ fail_unlink:
 }
 
 int idt_blob_new(size_t size, idt_blob **out, idt_error *err) {
+    return idt_blob_new_open(size, size, out, err);
+}
+
+int idt_blob_new_open(size_t size, size_t reserve, idt_blob **out, idt_error *err) {
     pthread_once(&once, init_once);
     idt_blob *b = idt_calloc(1, sizeof *b);
     if (!b) return idt_error_set(err, IDT_ENOMEM, "out of memory allocating a blob");
     b->fd = -1;
-    int rc = size <= IDT_ARENA_MAX ? blob_new_arena(b, size, err) : blob_new_file(b, size, err);
+    if (reserve > size) reserve = size;
+    int rc = size <= IDT_ARENA_MAX ? blob_new_arena(b, size, err) : blob_new_file(b, size, reserve, err);
     if (rc) {
         idt_free(b);
         return rc;
@@ -962,7 +980,15 @@ int idt_blob_new(size_t size, idt_blob **out, idt_error *err) {
     return 0;
 }
 
-void idt_blob_shrink(idt_blob *b, size_t size) {
+static void blob_shrink(idt_blob *b, size_t size, int unwritten);
+
+void idt_blob_shrink(idt_blob *b, size_t size) { blob_shrink(b, size, 0); }
+
+void idt_blob_shrink_unwritten(idt_blob *b, size_t size) { blob_shrink(b, size, 1); }
+
+/* unwritten: the bytes past `size` were never written, so an arena range goes back clean
+ * (it needs no zeroing when taken again). */
+static void blob_shrink(idt_blob *b, size_t size, int unwritten) {
     if (size >= b->size) return;
     if (b->kind == IDT_BLOB_ARENA) {
         size_t keep = align_up(size ? size : 1, IDT_BLOB_ALIGN);
@@ -972,7 +998,8 @@ void idt_blob_shrink(idt_blob *b, size_t size) {
             if (ngens) gens_reap();
             if (!range_in_children(b->fork_seq, fork_seq) &&
                 !range_in_untracked_children(b->fork_seq, fork_seq) &&
-                range_release(c, (size_t)b->offset + keep, b->map_len - keep) == 0) {
+                (unwritten ? free_insert(c, (size_t)b->offset + keep, b->map_len - keep, 0)
+                           : range_release(c, (size_t)b->offset + keep, b->map_len - keep)) == 0) {
                 c->held -= b->map_len - keep;
                 atomic_fetch_sub(&n_arena_bytes, (int64_t)(b->map_len - keep));
                 b->map_len = keep;
@@ -984,8 +1011,11 @@ void idt_blob_shrink(idt_blob *b, size_t size) {
         return;
     }
     if (b->kind != IDT_BLOB_FILE) return;
+    /* the file is exactly the blob (a saved store is its file, checksummed to its end): one
+     * that cannot be cut keeps its size */
+    if (truncate(b->path, (off_t)size) != 0) return;
     size_t keep = align_up(size ? size : 1, page_size);
-    if (keep < b->map_len && truncate(b->path, (off_t)keep) == 0) {
+    if (keep < b->map_len) {
         munmap(b->map + keep, b->map_len - keep); /* the mapping shrinks; still one mapping */
         b->map_len = keep;
     }
@@ -1066,7 +1096,7 @@ int idt_blob_write(idt_blob *b, size_t off, const void *src, size_t n, idt_error
     if (n == 0) return 0;
     /* a pool extent's descriptor is open for the extent's life (and never changes) */
     int fd = b->fd >= 0 ? b->fd : b->kind == IDT_BLOB_ARENA && b->chunk->pooled ? b->chunk->fd : -1;
-    if (fd >= 0 && n >= 65536) {
+    if (fd >= 0 && (n >= 65536 || (b->sparse_from && off + n > b->sparse_from))) {
         if (idt_pwrite_all(fd, src, n, (off_t)off + (b->fd >= 0 ? 0 : b->offset)) < 0)
             return idt_error_sys(err, errno, "cannot write %zu bytes to temp file '%s'", n, b->path);
         return 0;

@@ -78,6 +78,7 @@ typedef struct idt_blob {
     pid_t owner;       /* process that made the file */
     uint64_t dev, ino; /* identity of the file, for dedup when saving */
     int fd;            /* FILE blobs while being written: open for idt_blob_write, else -1 */
+    size_t sparse_from; /* FILE: disk is reserved only below this offset (0: all of it) */
     int64_t random_readers; /* iterators reading it in random order (prefetch.c; its lock) */
     uint64_t fork_seq; /* ARENA: forks of this process before the blob was made */
     _Atomic int pinned; /* other mappings of its bytes may exist: never reuse its range */
@@ -100,6 +101,13 @@ typedef struct idt_blob_pool idt_blob_pool;
 int idt_blob_pool_new(idt_blob_pool **out, idt_error *err);
 /* As idt_blob_new, from pool p (NULL: idt_blob_new itself). */
 int idt_blob_pool_take(idt_blob_pool *p, size_t size, idt_blob **out, idt_error *err);
+/* As idt_blob_pool_take, for a blob of which only [0, reserve) is sure to be written (a
+ * store whose string columns' sizes are found as they come, idt_blob_shrink_unwritten giving
+ * back the rest): a FILE blob reserves disk space for that prefix only, the rest being a hole
+ * until written (idt_blob_write takes every byte there by pwrite, so a full disk is an IDT_EIO
+ * error, never a SIGBUS on the mapping); an arena or pool blob reserves all of it. */
+int idt_blob_pool_take_open(idt_blob_pool *p, size_t size, size_t reserve, idt_blob **out,
+                            idt_error *err);
 /* NULL is a no-op. */
 void idt_blob_pool_free(idt_blob_pool *p);
 
@@ -107,6 +115,8 @@ void idt_blob_pool_free(idt_blob_pool *p);
  * On failure returns IDT_ENOMEM or IDT_EIO (temp area not creatable, disk full) and leaves
  * no file behind. The caller owns one reference. */
 int idt_blob_new(size_t size, idt_blob **out, idt_error *err);
+/* idt_blob_pool_take_open without a pool. */
+int idt_blob_new_open(size_t size, size_t reserve, idt_blob **out, idt_error *err);
 
 /* Copy n bytes of src to offset off of a blob being written. Large blobs take the bytes by
  * pwrite, which on most file systems is several times faster than stores through a fresh
@@ -119,6 +129,9 @@ void idt_blob_seal(idt_blob *b);
 /* Shrink a blob to `size` bytes (<= its size), returning disk space when it can. Only for a
  * blob nobody else references yet. Never fails (a blob that cannot shrink keeps its space). */
 void idt_blob_shrink(idt_blob *b, size_t size);
+/* The same for a blob whose bytes past `size` were never written (the tail of an
+ * idt_blob_pool_take_open reservation): an arena range goes back without needing zeroing. */
+void idt_blob_shrink_unwritten(idt_blob *b, size_t size);
 
 /* Map `path` read-only as a LOADED blob of the whole file. Errors: IDT_EIO. */
 int idt_blob_map_file(const char *path, idt_blob **out, idt_error *err);

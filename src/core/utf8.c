@@ -23,6 +23,54 @@ size_t idt_utf8_encode(const uint32_t *src, size_t n, char *dst) {
     return (size_t)(o - (unsigned char *)dst);
 }
 
+/* idt_ucs4_narrow: four vectors of eight code points become 32 bytes with two saturating
+ * packs (exact for code points below 0x80, which is all the result promises), while the OR
+ * of the inputs says whether they all were. */
+static uint32_t narrow_scalar(const uint32_t *src, size_t n, char *dst) {
+    uint32_t any = 0;
+    for (size_t k = 0; k < n; k++) {
+        any |= src[k];
+        dst[k] = (char)src[k];
+    }
+    return any;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+__attribute__((target("avx2"))) static uint32_t narrow_avx2(const uint32_t *src, size_t n, char *dst) {
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i acc = _mm256_setzero_si256();
+    size_t k = 0;
+    for (; k + 32 <= n; k += 32) {
+        const __m256i *p = (const __m256i *)(src + k);
+        __m256i a = _mm256_loadu_si256(p), b = _mm256_loadu_si256(p + 1);
+        __m256i c = _mm256_loadu_si256(p + 2), d = _mm256_loadu_si256(p + 3);
+        acc = _mm256_or_si256(acc, _mm256_or_si256(_mm256_or_si256(a, b), _mm256_or_si256(c, d)));
+        __m256i x = _mm256_packus_epi16(_mm256_packus_epi32(a, b), _mm256_packus_epi32(c, d));
+        _mm256_storeu_si256((__m256i *)(dst + k), _mm256_permutevar8x32_epi32(x, order));
+    }
+    __m128i h = _mm_or_si128(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    h = _mm_or_si128(h, _mm_srli_si128(h, 8));
+    h = _mm_or_si128(h, _mm_srli_si128(h, 4));
+    return (uint32_t)_mm_cvtsi128_si32(h) | narrow_scalar(src + k, n - k, dst + k);
+}
+
+static uint32_t (*narrow_pick(void))(const uint32_t *, size_t, char *) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? narrow_avx2 : narrow_scalar;
+}
+#else
+static uint32_t (*narrow_pick(void))(const uint32_t *, size_t, char *) { return narrow_scalar; }
+#endif
+
+uint32_t idt_ucs4_narrow(const uint32_t *src, size_t n, char *dst) {
+    static uint32_t (*_Atomic fn)(const uint32_t *, size_t, char *);
+    uint32_t (*f)(const uint32_t *, size_t, char *) = fn;
+    if (!f) fn = f = narrow_pick(); /* a race picks the same function twice */
+    return f(src, n, dst);
+}
+
 int64_t idt_utf8_count(const char *src, size_t n) {
     int64_t k = 0;
     const unsigned char *s = (const unsigned char *)src;

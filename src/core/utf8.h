@@ -20,6 +20,11 @@ static inline int idt_utf8_cp_len(uint32_t cp) {
 /* Encode `n` code points; returns bytes written (dst must have room: idt_utf8_cp_len sum). */
 size_t idt_utf8_encode(const uint32_t *src, size_t n, char *dst);
 
+/* Narrow `n` code points to `n` bytes at dst and return the OR of all of them. When that is
+ * below 0x80 every code point was ASCII and dst holds the text; otherwise dst's bytes mean
+ * nothing (encode with idt_utf8_encode). Vectorized (AVX2 where the CPU has it). */
+uint32_t idt_ucs4_narrow(const uint32_t *src, size_t n, char *dst);
+
 /* 1 if `n` bytes are well-formed generalized UTF-8 (each lead byte followed by exactly its
  * continuation bytes; with ascii set, every byte < 0x80), else 0. */
 int idt_utf8_valid(const char *src, size_t n, int ascii);

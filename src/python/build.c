@@ -22,6 +22,7 @@ typedef struct srccol {
     int64_t row_elems;
     int64_t row_bytes;       /* bytes per row in the source dtype, for chunking */
     int64_t str_bytes;
+    int64_t str_max;         /* >= 0: an open column of at most this many bytes (not measured) */
 } srccol;
 
 /* Rows [a, b) of column sc as a C-contiguous native-order array (new reference). Object
@@ -501,6 +502,7 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
     idt_column *cd = PyMem_Calloc((size_t)nc, sizeof *cd);
     int64_t *sbytes = PyMem_Calloc((size_t)nc, sizeof *sbytes);
     int64_t *order = PyMem_Calloc((size_t)nc, sizeof *order);
+    int64_t *smax = PyMem_Calloc((size_t)nc, sizeof *smax);
     PyObject *names = PyTuple_New(nc);
     int result = -1;
     idt_schema *schema = NULL;
@@ -508,7 +510,7 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
     idt_py_prog pp = {0};
     idt_error err;
     int rc;
-    if (!sc || !cd || !sbytes || !order || !names) {
+    if (!sc || !cd || !sbytes || !order || !smax || !names) {
         if (names) PyErr_NoMemory();
         goto done;
     }
@@ -567,22 +569,31 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
     int64_t total = 0;
     for (Py_ssize_t i = 0; i < nc; i++) total += nrows * sc[i].row_bytes;
     if (idt_py_prog_init(&pp, progress, total, what, "B")) goto done;
-    for (Py_ssize_t i = 0; i < nc; i++)
-        if (idt_column_is_str(&cd[i]) &&
-            measure_strings(&sc[i], nrows, PyUnicode_AsUTF8(sc[i].name)))
+    /* Strings are measured first (the store's layout needs their sizes), except large NumPy
+     * unicode columns: those are open columns, read once, their size found as they are
+     * encoded (idt_store_builder_new_open). */
+    for (Py_ssize_t i = 0; i < nc; i++) {
+        sc[i].str_max = -1;
+        if (!idt_column_is_str(&cd[i])) continue;
+        if (sc[i].source == 'U')
+            sc[i].str_max = idt_ucs4_open_bound(nrows * sc[i].row_elems, PyDataType_ELSIZE(sc[i].native) / 4);
+        if (sc[i].str_max < 0 && measure_strings(&sc[i], nrows, PyUnicode_AsUTF8(sc[i].name)))
             goto done;
+    }
     rc = idt_schema_new(cd, nc, &schema, &err);
     if (rc) {
         idt_py_raise(st, &err);
         goto done;
     }
-    for (Py_ssize_t i = 0; i < nc; i++) {
-        order[i] = idt_schema_find(schema, cd[i].name);
-        sbytes[order[i]] = sc[i].str_bytes;
-    }
+    for (Py_ssize_t i = 0; i < nc; i++) order[i] = idt_schema_find(schema, cd[i].name);
     if (!(expect && nrows == 0)) { /* an empty batch adds nothing to a writer */
+    build:
+        for (Py_ssize_t i = 0; i < nc; i++) {
+            sbytes[order[i]] = sc[i].str_bytes;
+            smax[order[i]] = sc[i].str_max;
+        }
         Py_BEGIN_ALLOW_THREADS
-        rc = idt_store_builder_new_in(schema, nrows, sbytes, pool, &builder, &err);
+        rc = idt_store_builder_new_open(schema, nrows, sbytes, smax, pool, &builder, &err);
         Py_END_ALLOW_THREADS
         if (rc) {
             idt_py_raise(st, &err);
@@ -596,8 +607,22 @@ int idt_py_build_store(idt_module_state *st, PyObject *columns, const char *what
                 Py_ssize_t i = 0;
                 while (order[i] != c) i++;
                 if ((sc[i].kind == IDT_COL_FIXED) != (pass == 0)) continue;
-                if (write_column(st, &sc[i], builder, order[i], nrows, cd[i].name, &pp, &done_bytes))
-                    goto done;
+                if (!write_column(st, &sc[i], builder, order[i], nrows, cd[i].name, &pp, &done_bytes))
+                    continue;
+                if (!idt_store_builder_overflowed(builder)) goto done;
+                /* code points past U+1FFFFF (no Unicode text has them) took more than 4 bytes
+                 * each: measure the open columns and build again */
+                PyErr_Clear();
+                Py_BEGIN_ALLOW_THREADS
+                idt_store_builder_free(builder);
+                Py_END_ALLOW_THREADS
+                builder = NULL;
+                for (Py_ssize_t k = 0; k < nc; k++)
+                    if (sc[k].str_max >= 0) {
+                        sc[k].str_max = -1;
+                        if (measure_strings(&sc[k], nrows, PyUnicode_AsUTF8(sc[k].name))) goto done;
+                    }
+                goto build;
             }
         idt_store_builder *b = builder;
         builder = NULL;
@@ -643,6 +668,7 @@ done:
     PyMem_Free(cd);
     PyMem_Free(sbytes);
     PyMem_Free(order);
+    PyMem_Free(smax);
     Py_XDECREF(names);
     Py_DECREF(items);
     return result;

@@ -372,6 +372,210 @@ static void test_builder_ucs4_large_on_threads(void) {
     free(off);
 }
 
+/* Open columns (idt_store_builder_new_open): NumPy unicode read once, the column's size found
+ * as it comes. The same strings, ASCII flags and a valid checksummed image as announced
+ * columns, laid out compactly (the room left over is given back), for one open column or
+ * several, next to fixed and announced columns, through the threaded pipeline and the
+ * element-by-element path; errors for strings after the column's run, for more bytes than
+ * the bound (flagged, so the caller can measure and build again) and for put_strings. */
+static uint64_t image_end(const idt_store *st, int64_t c) {
+    const idt_store_col *sc = &st->cols[c];
+    uint64_t nstr = (uint64_t)st->nrows * (uint64_t)st->schema->cols[c].row_elems;
+    return ((uint64_t)((const char *)(sc->offsets + nstr + 1) - st->blob->data) + 63) / 64 * 64;
+}
+
+static void test_builder_open(void) {
+    enum { W = 40, N = 90000 }; /* 14 MB of UCS4: the pipeline */
+    uint32_t *u = malloc((size_t)N * W * 4);
+    char *want = malloc((size_t)N * W * 7);
+    uint64_t *off = malloc((N + 1) * sizeof *off);
+    int64_t *x = malloc(N * sizeof *x);
+    REQUIRE(u && want && off && x);
+    h_seed(21);
+    off[0] = 0;
+    for (int64_t i = 0; i < N; i++) {
+        uint32_t *e = u + i * W;
+        int64_t len = h_range(0, W);
+        for (int64_t k = 0; k < W; k++) e[k] = k < len ? (uint32_t)h_range('a', 'z') : 0;
+        if (len > 3 && i % 7 == 0) e[len / 2] = 0;
+        if (len > 0 && i % 3001 == 0) e[0] = 0xE9;          /* a few parts not ASCII */
+        if (len > 1 && i % 5003 == 0) e[len - 1] = 0x10FFFF; /* 4 bytes: still within 4 per cp */
+        int64_t keep = W;
+        while (keep > 0 && e[keep - 1] == 0) keep--;
+        off[i + 1] = off[i] + idt_utf8_encode(e, (size_t)keep, want + off[i]);
+        x[i] = i * 3;
+    }
+    idt_column cd[4] = {str_col("a", IDT_COL_UTF8), str_col("b", IDT_COL_BYTES),
+                        str_col("c", IDT_COL_UTF8), fixed_col("x", "<i8", 8, 0, NULL)};
+    cd[0].row_elems = cd[1].row_elems = cd[2].row_elems = 1;
+    idt_schema *sc;
+    idt_error err;
+    REQUIRE(CHECK_OK(idt_schema_new(cd, 4, &sc, &err), err) == 0);
+    int64_t ca = idt_schema_find(sc, "a"), cb = idt_schema_find(sc, "b"), cc = idt_schema_find(sc, "c"),
+            cx = idt_schema_find(sc, "x");
+    const int64_t bound = (int64_t)N * W * 4;
+    const int64_t small = 1000; /* c: its first 1000 elements' worth, element by element */
+    for (int calls = 1; calls <= 3; calls += 2) {
+        /* a and c open, b announced (bytes of the first 1000 strings of `want`) */
+        int64_t sbytes[4] = {0}, smax[4] = {-1, -1, -1, -1};
+        smax[ca] = bound;
+        smax[cc] = bound;
+        sbytes[cb] = (int64_t)off[N];
+        idt_store_builder *b;
+        REQUIRE(CHECK_OK(idt_store_builder_new_open(sc, N, sbytes, smax, NULL, &b, &err), err) == 0);
+        CHECK_OK(idt_store_builder_write_fixed(b, cx, 0, N, x, &err), err);
+        for (int q = 0; q < calls; q++) {
+            int64_t lo = N * q / calls, hi = N * (q + 1) / calls;
+            CHECK_OK(idt_store_builder_append_ucs4(b, ca, hi - lo, u + lo * W, W, &err), err);
+        }
+        const char **ptrs = malloc(N * sizeof *ptrs);
+        int64_t *lens = malloc(N * sizeof *lens);
+        REQUIRE(ptrs && lens);
+        for (int64_t i = 0; i < N; i++) {
+            ptrs[i] = want + off[i];
+            lens[i] = (int64_t)(off[i + 1] - off[i]);
+        }
+        CHECK_OK(idt_store_builder_append_pieces(b, cb, N, ptrs, lens, &err), err);
+        /* c element by element (small appends), in several calls */
+        for (int64_t lo = 0; lo < N; lo += small) {
+            int64_t m = N - lo < small ? N - lo : small;
+            CHECK_OK(idt_store_builder_append_ucs4(b, cc, m, u + lo * W, W, &err), err);
+        }
+        CHECK(!idt_store_builder_overflowed(b));
+        idt_store *st;
+        REQUIRE(CHECK_OK(idt_store_builder_finish(b, &st, &err), err) == 0);
+        for (int k = 0; k < 3; k++) {
+            int64_t c = k == 0 ? ca : k == 1 ? cb : cc;
+            CHECK(!memcmp(st->cols[c].offsets, off, (N + 1) * sizeof *off));
+            CHECK(!memcmp(st->cols[c].data, want, off[N]));
+            CHECK_EQ(st->cols[c].ascii, 0);
+        }
+        CHECK(!memcmp(st->cols[cx].data, x, N * sizeof *x));
+        CHECK_OK(idt_store_verify(st, "built", &err), err);
+        /* compact: the open column laid out last ends the image, far below the bound */
+        CHECK_EQ(image_end(st, cc), (uint64_t)st->blob->size);
+        CHECK(st->blob->size < (size_t)bound);
+        idt_store_decref(st);
+        free(ptrs);
+        free(lens);
+    }
+    idt_schema_decref(sc);
+
+    /* one open column alone; strings for it after another open column began; put_strings */
+    idt_column two[2] = {str_col("p", IDT_COL_UTF8), str_col("q", IDT_COL_UTF8)};
+    two[0].row_elems = two[1].row_elems = 1;
+    REQUIRE(CHECK_OK(idt_schema_new(two, 2, &sc, &err), err) == 0);
+    int64_t smax2[2] = {bound, bound};
+    idt_store_builder *b;
+    REQUIRE(CHECK_OK(idt_store_builder_new_open(sc, N, NULL, smax2, NULL, &b, &err), err) == 0);
+    CHECK_OK(idt_store_builder_append_ucs4(b, 0, 10, u, W, &err), err);
+    CHECK_OK(idt_store_builder_append_ucs4(b, 1, 10, u, W, &err), err);
+    CHECK_ERR(idt_store_builder_append_ucs4(b, 0, 10, u + 10 * W, W, &err), IDT_EVALUE, err, "one run");
+    const char *one = "z";
+    uint64_t onelen = 1;
+    char stage[64];
+    CHECK_ERR(idt_store_builder_put_strings(b, 1, 10, 1, 0, &one, &onelen, 1, stage, sizeof stage, &err),
+              IDT_EVALUE, err, "open");
+    CHECK(!idt_store_builder_overflowed(b));
+    idt_store_builder_free(b);
+
+    /* more bytes than the bound: refused and flagged, on both paths */
+    for (int big = 0; big < 2; big++) { /* the pipeline, then element by element */
+        int64_t n = big ? N : 10, tight[2] = {big ? (int64_t)off[N] - 1 : 0, bound};
+        REQUIRE(CHECK_OK(idt_store_builder_new_open(sc, N, NULL, tight, NULL, &b, &err), err) == 0);
+        CHECK_ERR(idt_store_builder_append_ucs4(b, 0, n, u, W, &err), IDT_EVALUE, err, "reserved");
+        CHECK(idt_store_builder_overflowed(b));
+        idt_store_builder_free(b);
+    }
+    /* from a writer's pool: each store is carved from the pool's extent with its bound as
+     * room, and what it did not use goes back, so the next one starts right after it */
+    idt_blob_pool *pool;
+    REQUIRE(CHECK_OK(idt_blob_pool_new(&pool, &err), err) == 0);
+    idt_store *ps[3];
+    for (int k = 0; k < 3; k++) {
+        REQUIRE(CHECK_OK(idt_store_builder_new_open(sc, N, NULL, smax2, pool, &b, &err), err) == 0);
+        CHECK_OK(idt_store_builder_append_ucs4(b, 0, N, u, W, &err), err);
+        CHECK_OK(idt_store_builder_append_ucs4(b, 1, N, u, W, &err), err);
+        REQUIRE(CHECK_OK(idt_store_builder_finish(b, &ps[k], &err), err) == 0);
+        CHECK_EQ(ps[k]->blob->kind, IDT_BLOB_ARENA);
+        for (int c = 0; c < 2; c++) {
+            CHECK(!memcmp(ps[k]->cols[c].offsets, off, (N + 1) * sizeof *off));
+            CHECK(!memcmp(ps[k]->cols[c].data, want, off[N]));
+        }
+        CHECK_OK(idt_store_verify(ps[k], "pooled", &err), err);
+        if (k) {
+            CHECK(!strcmp(ps[k]->blob->path, ps[k - 1]->blob->path));
+            CHECK_EQ((uint64_t)ps[k]->blob->offset,
+                     ((uint64_t)ps[k - 1]->blob->offset + ps[k - 1]->blob->size + 63) / 64 * 64);
+        }
+    }
+    for (int k = 0; k < 3; k++) idt_store_decref(ps[k]);
+    idt_blob_pool_free(pool);
+    /* code points past U+1FFFFF take more than 4 bytes: the input-size bound is too small */
+    for (int64_t k = 0; k < (int64_t)N * W; k++) u[k] = 0x7FFFFFFFu;
+    REQUIRE(CHECK_OK(idt_store_builder_new_open(sc, N, NULL, smax2, NULL, &b, &err), err) == 0);
+    CHECK_ERR(idt_store_builder_append_ucs4(b, 0, N, u, W, &err), IDT_EVALUE, err, "reserved");
+    CHECK(idt_store_builder_overflowed(b));
+    idt_store_builder_free(b);
+    /* never appended: fewer strings than rows; no rows: an empty open column */
+    REQUIRE(CHECK_OK(idt_store_builder_new_open(sc, N, NULL, smax2, NULL, &b, &err), err) == 0);
+    idt_store *st;
+    CHECK_ERR(idt_store_builder_finish(b, &st, &err), IDT_EVALUE, err, "0 of 90000 strings");
+    int64_t zero[2] = {0, 0};
+    REQUIRE(CHECK_OK(idt_store_builder_new_open(sc, 0, NULL, zero, NULL, &b, &err), err) == 0);
+    REQUIRE(CHECK_OK(idt_store_builder_finish(b, &st, &err), err) == 0);
+    CHECK_EQ(st->nrows, 0);
+    CHECK_EQ(st->cols[1].offsets[0], 0);
+    CHECK_OK(idt_store_verify(st, "empty", &err), err);
+    idt_store_decref(st);
+
+    /* a string larger than the stage goes through a grown stage (no disk reserved there) */
+    size_t huge = (size_t)3 << 20;
+    char *hs = malloc(huge);
+    REQUIRE(hs);
+    memset(hs, 'h', huge);
+    const char *hp[2] = {"small", hs};
+    int64_t hl[2] = {5, (int64_t)huge};
+    int64_t hmax[2] = {(int64_t)huge + 5, (int64_t)huge + 5};
+    REQUIRE(CHECK_OK(idt_store_builder_new_open(sc, 2, NULL, hmax, NULL, &b, &err), err) == 0);
+    CHECK_OK(idt_store_builder_append_pieces(b, 0, 2, hp, hl, &err), err);
+    CHECK_OK(idt_store_builder_append_pieces(b, 1, 2, hp + 0, hl + 0, &err), err);
+    REQUIRE(CHECK_OK(idt_store_builder_finish(b, &st, &err), err) == 0);
+    CHECK(str_is(st, 0, 0, "small", 5));
+    CHECK(str_is(st, 0, 1, hs, (int64_t)huge));
+    CHECK(str_is(st, 1, 1, hs, (int64_t)huge));
+    CHECK_OK(idt_store_verify(st, "huge", &err), err);
+    idt_store_decref(st);
+    free(hs);
+    idt_schema_decref(sc);
+    free(u);
+    free(want);
+    free(off);
+    free(x);
+}
+
+/* idt_ucs4_narrow: the OR of every code point, and the bytes when all are ASCII, for every
+ * length around the vector width and values anywhere in 32 bits. */
+static void test_ucs4_narrow(void) {
+    uint32_t src[300];
+    char dst[300], want[300];
+    h_seed(5);
+    for (size_t n = 0; n <= 300; n += (n < 70 ? 1 : 23)) {
+        for (int mode = 0; mode < 3; mode++) {
+            uint32_t any = 0;
+            for (size_t k = 0; k < n; k++) {
+                src[k] = (uint32_t)h_range(0, 0x7F);
+                if (mode == 1 && k == n / 2) src[k] = 0x80;
+                if (mode == 2 && k == n - 1) src[k] = 0x80000000u | (uint32_t)h_range(0, 0x7F);
+                any |= src[k];
+                want[k] = (char)src[k];
+            }
+            CHECK_EQ(idt_ucs4_narrow(src, n, dst), any);
+            if (any < 0x80) CHECK(!memcmp(dst, want, n));
+        }
+    }
+}
+
 static void test_builder_fixed_bytes(void) {
     const char s[4][4] = {{'a', 'b', 0, 0}, {0, 0, 0, 0}, {'x', 0, 'y', 0}, {'\xff', 'w', 'x', 'y'}};
     CHECK_EQ(idt_fixed_bytes_len(&s[0][0], 4, 4), 2 + 0 + 3 + 4);
@@ -997,6 +1201,8 @@ int main(int argc, char **argv) {
         H_TEST(test_builder_errors),
         H_TEST(test_builder_ucs4),
         H_TEST(test_builder_ucs4_large_on_threads),
+        H_TEST(test_builder_open),
+        H_TEST(test_ucs4_narrow),
         H_TEST(test_builder_fixed_bytes),
         H_TEST(test_builder_pieces),
         H_TEST(test_builder_string_shapes),

@@ -80,8 +80,15 @@ def big_cols():
     return {"x": np.arange(BIG, dtype=np.float64), "s": np.array(["ab", "c"] * (BIG // 2))}
 
 
+def text_cols():
+    # 9.6 MB of NumPy unicode: an open column, encoded once on the pipeline's threads
+    words = np.array([f"w{i:05d}" + "é" * (i % 3) + "x" * (i % 29) for i in range(1000)], dtype="U40")
+    return {"t": words[np.arange(60_000) % 1000], "x": np.arange(60_000, dtype=np.int32)}
+
+
 SMALL = small_cols()
 BIGC = big_cols()
+TEXT = text_cols()
 
 
 def _table_check(cols):
@@ -123,6 +130,7 @@ def _ops():
     ops = {
         "construct_small": (lambda: TableView(SMALL), _table_check(SMALL)),
         "construct_big": (lambda: TableView(BIGC), _table_check(BIGC)),
+        "construct_text_open": (lambda: TableView(TEXT), _table_check(TEXT)),
         "construct_strings_2d": (
             lambda: TableView({"m": np.array([["a", "bc"], ["", "d"]] * 20)}),
             _table_check({"m": np.array([["a", "bc"], ["", "d"]] * 20)})),
@@ -156,7 +164,7 @@ def _ops():
 
 OPS = _ops()
 ALLOC_OPS = list(OPS)
-FILE_OPS = ["construct_big", "take_big", "mask_big", "shuffle_big", "remove_strings"]
+FILE_OPS = ["construct_big", "construct_text_open", "take_big", "mask_big", "shuffle_big", "remove_strings"]
 
 
 @pytest.mark.parametrize("name", ALLOC_OPS)
@@ -188,7 +196,7 @@ def test_enomem_from_mmap(name):
     assert n > 0
 
 
-@pytest.mark.parametrize("name", ["construct_big", "construct_small", "shuffle_big",
+@pytest.mark.parametrize("name", ["construct_big", "construct_small", "construct_text_open", "shuffle_big",
                                   "compose_through_concat", "batches_threads"])
 def test_any_call_failing(name):
     op, check = OPS[name]

@@ -106,9 +106,10 @@ def test_unicode_beyond_bmp_and_empty_strings():
         assert tv[0:1]["w"].dtype == np.dtype("U1")
 
 
-def test_large_unicode_column_measured_and_encoded_on_threads():
-    # Over 8 MB of NumPy unicode is measured and encoded on threads, in shares: the strings
-    # read back are NumPy's, for ASCII columns and for mixed ones, several 32 MB chunks long.
+def test_large_unicode_column_read_once_and_encoded_on_threads():
+    # Over 8 MB of NumPy unicode (elements of 16+ code points) is an open column: read once,
+    # encoded on threads in parts, its size found as it goes. The strings read back are
+    # NumPy's, for ASCII columns and for mixed ones, several 32 MB chunks long.
     rng = np.random.default_rng(5)
     n, width = 300_000, 40  # 48 MB of UCS4: two construction chunks, many shares
     lens = rng.integers(0, width + 1, n)
@@ -123,6 +124,54 @@ def test_large_unicode_column_measured_and_encoded_on_threads():
         got = tv[:]["t"]
         want = arr.astype(f"U{max(1, int(np.char.str_len(arr).max()))}")
         np.testing.assert_array_equal(got, want, strict=True)
+
+
+def _big_text(n, width, seed):
+    rng = np.random.default_rng(seed)
+    alphabet = np.array(list("abcdefghij é😀\u0000"))
+    codes = alphabet[rng.integers(0, len(alphabet), (n, width))]
+    lens = rng.integers(0, width + 1, n)
+    codes[np.arange(width)[None, :] >= lens[:, None]] = ""
+    return np.array(["".join(r) for r in codes[:2000].tolist()], dtype=f"U{width}")[np.arange(n) % 2000]
+
+
+def test_several_large_unicode_columns_beside_others_save_and_verify(tmp_path):
+    # Open columns are laid out one after another behind the columns of known size; the
+    # image's checksum (hashed as the bytes go) must hold when a verified load reads it all.
+    cols = {"a": _big_text(70_000, 40, 1), "b": _big_text(70_000, 50, 2),
+            "m": np.arange(70_000, dtype=np.float32), "o": np.array(["x", "yé"] * 35_000, dtype=object),
+            "s": np.array([b"q", b"r\xff"] * 35_000)}
+    tv = TableView(cols)
+    check_full_read(tv, cols)
+    tv.save_to_disk(str(tmp_path), "t")
+    back = TableView.load_from_disk(str(tmp_path), "t", verify=True)
+    check_full_read(back, cols)
+
+
+def test_large_unicode_in_other_byte_order_and_strided():
+    a = _big_text(100_000, 30, 3)
+    for arr in (a.astype(">U30"), np.stack([a, a[::-1]], axis=1)[:, 1]):
+        cols = {"t": arr}
+        check_full_read(TableView(cols), cols)
+
+
+def test_large_unicode_beyond_u1fffff_is_measured_and_built_again():
+    # NumPy unicode may hold any 32-bit value; past U+1FFFFF a code point takes 5-7 bytes,
+    # more than the open column's bound (the input's size): the column is measured and the
+    # table built again, with the same result and nothing left behind.
+    raw = np.full((80_000, 32), 0x7FFFFFFF, dtype=np.uint32)  # 7 bytes each
+    raw[::3] = ord("q")
+    raw[1::5, 31] = 0x3FFFFFF
+    arr = raw.view("U32").reshape(-1)
+    assert (raw >= 0x200000).sum() * 7 > raw.size * 4  # more than the bound: built twice
+    files = data_files()
+    tv = TableView({"t": arr, "i": np.arange(80_000)})
+    got = tv[:]["t"]
+    assert got.dtype == np.dtype("U32")
+    np.testing.assert_array_equal(got.view(np.uint32).reshape(-1, 32), raw)
+    del tv, got
+    gc.collect()
+    assert data_files() == files
 
 
 def test_trailing_nul_padding_is_not_part_of_a_string():
