@@ -55,11 +55,12 @@ sanitize: test-c
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	PYTHONPATH=$(CURDIR)/$(BUILD)/asan-pkg $(PY) -m pytest tests/python -q -p no:cacheprovider $(PYTEST_ARGS)
 
-# ThreadSanitizer over the C tests of the batch iterator and reference counting.
+# ThreadSanitizer over the C tests of the batch iterator, reference counting and the threaded
+# text encoding pipeline (test_store).
 tsan: $(STAMP)
 	rm -rf $(BUILD)/tsan
 	$(MESON) setup $(BUILD)/tsan --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false
-	TSAN_OPTIONS=halt_on_error=1 $(MESON) test -C $(BUILD)/tsan --print-errorlogs test_batch test_view test_tmp test_writer test_sort
+	TSAN_OPTIONS=halt_on_error=1 $(MESON) test -C $(BUILD)/tsan --print-errorlogs test_batch test_view test_tmp test_writer test_sort test_store
 
 test-py: build
 	$(PY) -m pytest tests/python -q $(PYTEST_ARGS)
