@@ -873,6 +873,7 @@ static int append_ucs4_pipe(idt_store_builder *b, int64_t c, int64_t n, const ui
             if (q.ready[s]) {
                 pthread_mutex_unlock(&q.mu);
                 rc = ucs4_pipe_write(b, c, &q.part[s], err);
+                if (!rc) rc = idt_progress_step(q.part[s].n * width * 4, err); /* Ctrl-C too */
                 pthread_mutex_lock(&q.mu);
                 q.ready[s] = 0;
                 q.written++;

@@ -199,10 +199,28 @@ static int measure_strings(srccol *sc, int64_t nrows, const char *colname) {
     return 0;
 }
 
-/* Pass 2: write column c of the store. */
+/* The construction's progress for a core call that reports its own work done (units of
+ * source bytes) from `base` on. */
+typedef struct prog_from {
+    idt_progress p;
+    idt_py_prog *pp;
+    int64_t base;
+} prog_from;
+
+static int prog_from_fn(void *ctx, int64_t done, int64_t total) {
+    prog_from *f = ctx;
+    (void)total;
+    return f->pp->p.fn(f->pp->p.ctx, f->base + done, f->pp->total);
+}
+
+/* Pass 2: write column c of the store. A NumPy unicode column already in native order and
+ * C order goes in one call (its encoding pipeline then never drains between chunks; the
+ * core reports progress and takes Ctrl-C between its parts); others in chunks of
+ * CHUNK_BYTES, converted one at a time. */
 static int write_column(idt_module_state *st, srccol *sc, idt_store_builder *b, int64_t c,
                         int64_t nrows, const char *colname, idt_py_prog *pp, int64_t *done) {
-    int64_t step = chunk_rows(sc);
+    int whole = sc->source == 'U' && PyArray_ISCARRAY_RO(sc->arr) && PyArray_ISNOTSWAPPED(sc->arr);
+    int64_t step = whole ? (nrows > 0 ? nrows : 1) : chunk_rows(sc);
     idt_error err;
     for (int64_t a = 0; a < nrows; a += step) {
         int64_t e = a + step < nrows ? a + step : nrows;
@@ -235,8 +253,11 @@ static int write_column(idt_module_state *st, srccol *sc, idt_store_builder *b, 
         } else if (sc->source == 'U') {
             const uint32_t *src = PyArray_DATA(ch);
             int64_t w = PyArray_ITEMSIZE(ch) / 4;
+            prog_from pf = {{prog_from_fn, &pf}, pp, *done - (e - a) * sc->row_bytes};
             Py_BEGIN_ALLOW_THREADS
+            if (whole) idt_progress_begin(&pf.p);
             rc = idt_store_builder_append_ucs4(b, c, n, src, w, &err);
+            if (whole) idt_progress_end();
             Py_END_ALLOW_THREADS
         } else if (sc->source == 'S') {
             const char *src = PyArray_DATA(ch);

@@ -489,7 +489,10 @@ BIG = np.arange(12_000_000, dtype=np.int64)  # 96 MB: three 32 MB construction c
 
 def test_cancel_construction(cancel):
     _interrupted(lambda: infinidata.TableView({"a": BIG}), cancel)
-    _interrupted(lambda: infinidata.TableView({"s": np.array(["x" * 40] * 2_000_000)}), cancel)
+    text = np.array(["x" * 40] * 2_000_000)  # 320 MB of U40: one call, parts checked in the core
+    for n in (2, 7, 40):
+        _interrupted(lambda: infinidata.TableView({"s": text}), cancel, n)
+    _interrupted(lambda: infinidata.TableView({"s": text[::-1]}), cancel)  # chunked: strided
 
 
 def test_cancel_writer_append_keeps_writer_usable(cancel):
