@@ -716,7 +716,8 @@ int idt_view_assemble(idt_schema *schema, const int64_t *cols, int64_t ncols,
     if (ncols < 1) return idt_error_set(err, IDT_ECORRUPT, "a view needs at least one column");
     for (int64_t j = 0; j < ncols; j++)
         if (cols[j] < 0 || cols[j] >= schema->ncols)
-            return idt_error_set(err, IDT_ECORRUPT, "column index %lld out of range", (long long)cols[j]);
+            return idt_error_set(err, IDT_ECORRUPT, "column index %lld out of range for %lld columns",
+                                 (long long)cols[j], (long long)schema->ncols);
     int uniform = 1;
     int64_t total = 0;
     for (int64_t k = 0; k < nseg; k++) {
