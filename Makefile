@@ -7,7 +7,11 @@ STAMP := $(VENV)/.deps-stamp
 BUILD := build
 SRC := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h python/infinidata/*) meson.build pyproject.toml
 ROWS ?=
+# Extra pytest arguments for test-py and sanitize. Tests named there (a path under tests/ or a
+# .py file, node ids included) run alone; otherwise the whole of tests/python runs, with any -k
+# or other options applied to it: `make test-py PYTEST_ARGS=tests/python/test_format.py`.
 PYTEST_ARGS ?=
+PYTEST_PATHS = $(if $(filter tests/% %.py,$(PYTEST_ARGS)),,tests/python)
 
 .PHONY: all build demo test test-c test-py bench bench-lists bench-ops bench-torch bench-io bench-quick bench-scale probe clean sanitize tsan fuzz soak
 
@@ -53,7 +57,7 @@ sanitize: test-c
 	cp $(BUILD)/c/_infinidata*.so $(BUILD)/asan-pkg/infinidata/
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	PYTHONPATH=$(CURDIR)/$(BUILD)/asan-pkg $(PY) -m pytest tests/python -q -p no:cacheprovider $(PYTEST_ARGS)
+	PYTHONPATH=$(CURDIR)/$(BUILD)/asan-pkg $(PY) -m pytest $(PYTEST_PATHS) -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # ThreadSanitizer over the C tests of the batch iterator, reference counting and the threaded
 # text encoding pipeline (test_store).
@@ -63,7 +67,7 @@ tsan: $(STAMP)
 	TSAN_OPTIONS=halt_on_error=1 $(MESON) test -C $(BUILD)/tsan --print-errorlogs test_batch test_view test_tmp test_writer test_sort test_store
 
 test-py: build
-	$(PY) -m pytest tests/python -q $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_PATHS) -q $(PYTEST_ARGS)
 
 test: test-c test-py
 

@@ -365,18 +365,13 @@ def run_case(case, d, args):
     return {"error": f"exit {p.returncode}: {tail}", "load": [la0, loadavg()]}
 
 
-def report(res, args):
-    def rate(c):
-        r = res.get(c, {})
-        return r.get("samples_per_s") if "error" not in r else None
-
-    lines = [f"# infinidata.torch: samples/s, {args.rows:,} rows x {DIM} float32 + int64 label, "
-             f"batch {BATCH}, shuffled", "",
-             f"`{' '.join(args.argv)}`; {os.cpu_count()} CPUs; threads={args.threads}, readahead="
-             f"{2 * args.threads}; slow cases stop after {args.max_seconds} s.", "",
-             "| case | samples/s | samples | seconds | load before/after | note |", "|---|---|---|---|---|---|"]
-    for c in CASES:
-        if c not in res or c in PACK_CASES:
+def case_table(res, cases, unit):
+    """The markdown table (a list of lines) of those of `cases` that ran, in `unit` (samples or
+    tokens): rate, amount, seconds, load averages, and what to know (an error, a partial epoch,
+    a failed check, build time and versions)."""
+    lines = [f"| case | {unit}/s | {unit} | seconds | load before/after | note |", "|---|---|---|---|---|---|"]
+    for c in cases:
+        if c not in res:
             continue
         r = res[c]
         load = "/".join(f"{x:.1f}" for x in r.get("load", []) if x is not None)
@@ -393,7 +388,19 @@ def report(res, args):
                 note.append(f"{k}={r[k]}")
         lines.append(f"| {c} | {r['samples_per_s']:,} | {r['samples']:,} | {r['seconds']} | {load} | "
                      f"{', '.join(note)} |")
-    lines.append("")
+    return lines
+
+
+def report(res, args):
+    def rate(c):
+        r = res.get(c, {})
+        return r.get("samples_per_s") if "error" not in r else None
+
+    lines = [f"# infinidata.torch: samples/s, {args.rows:,} rows x {DIM} float32 + int64 label, "
+             f"batch {BATCH}, shuffled", "",
+             f"`{' '.join(args.argv)}`; {os.cpu_count()} CPUs; threads={args.threads}, readahead="
+             f"{2 * args.threads}; slow cases stop after {args.max_seconds} s.", "",
+             *case_table(res, [c for c in CASES if c not in PACK_CASES], "samples"), ""]
     tl, raw = rate("tableloader"), rate("batch_iter")
     peers_ = {c: rate(c) for c in ("memmap_w2", "hf_w2", "mds_w2") if rate(c)}
     if tl and peers_:
@@ -407,19 +414,7 @@ def report(res, args):
                      f"({'PASS' if x >= 0.8 else 'MISS'})")
     if any(c in res for c in PACK_CASES):
         lines += ["", f"## Sequence packing: tokens/s, {args.pack_docs:,} documents, seq_len {SEQ_LEN}, "
-                  f"batch {PACK_BATCH}, shuffled", "",
-                  "| case | tokens/s | tokens | seconds | load before/after | note |",
-                  "|---|---|---|---|---|---|"]
-        for c in PACK_CASES:
-            if c not in res:
-                continue
-            r = res[c]
-            load = "/".join(f"{x:.1f}" for x in r.get("load", []) if x is not None)
-            if "error" in r:
-                lines.append(f"| {c} | - | - | - | {load} | {r['error'][:300]} |")
-                continue
-            note = "" if r.get("full_epoch") else "partial epoch (time cap)"
-            lines.append(f"| {c} | {r['samples_per_s']:,} | {r['samples']:,} | {r['seconds']} | {load} | {note} |")
+                  f"batch {PACK_BATCH}, shuffled", "", *case_table(res, PACK_CASES, "tokens")]
         pk, pp = rate("pack"), rate("pack_python")
         if pk and pp:
             lines += ["", f"- TableLoader(pack=...) packs {pk / pp:.1f}x the tokens/s of the Python packer"]

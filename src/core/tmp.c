@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,13 +464,22 @@ static int create_file_locked(const char *prefix, char **path, idt_error *err) {
 
 static void chunk_sweep(idt_chunk *c);
 
-static void pool_unlist(idt_chunk *c) {
-    for (idt_chunk **p = &pool_chunks; *p; p = &(*p)->pnext)
+/* Take c off the singly linked list at *head whose link is the idt_chunk * field `link` bytes
+ * into a chunk (offsetof(idt_chunk, next) or pnext) and clear c's link (only that, when c is
+ * not on the list). */
+static void list_unlink(idt_chunk **head, idt_chunk *c, size_t link) {
+#define LINK(x) ((idt_chunk **)(void *)((char *)(x) + link))
+    for (idt_chunk **p = head; *p; p = LINK(*p))
         if (*p == c) {
-            *p = c->pnext;
+            *p = *LINK(c);
             break;
         }
-    c->pnext = NULL;
+    *LINK(c) = NULL;
+#undef LINK
+}
+
+static void pool_unlist(idt_chunk *c) {
+    list_unlink(&pool_chunks, c, offsetof(idt_chunk, pnext));
     c->pooled = 0;
 }
 
@@ -489,12 +499,7 @@ static void chunk_destroy(idt_chunk *c) {
 }
 
 static void chunk_unlist(idt_chunk *c) {
-    for (idt_chunk **p = &chunks; *p; p = &(*p)->next)
-        if (*p == c) {
-            *p = c->next;
-            break;
-        }
-    c->next = NULL;
+    list_unlink(&chunks, c, offsetof(idt_chunk, next));
     c->listed = 0;
 }
 

@@ -247,14 +247,16 @@ static int64_t *trans_of(composer *c, int64_t k) {
 }
 
 /* Replace buf[0..n) (normalized view rows) by packed refs into the composer's table.
- * Returns 0, -1 when out of memory, or IDT_ECANCELLED (in err) when the thread's progress
- * asks to stop (it is told every COMPOSE_BLOCK rows). */
+ * Returns 0, or (in err) IDT_ENOMEM, or IDT_ECANCELLED when the thread's progress asks to
+ * stop (it is told every COMPOSE_BLOCK rows). */
 enum { COMPOSE_BLOCK = 1 << 20 };
 static int compose(composer *c, uint64_t *buf, int64_t n, idt_error *err) {
     const idt_view *v = c->v;
     if (v->nseg == 1 && v->segs[0].kind == IDT_SEG_RUN && v->segs[0].start == 0 &&
-        v->segs[0].step == 1) /* a whole table: row x is ref (slot 0, x) already */
-        return slot_of(c, v->segs[0].store) == 0 ? 0 : -1;
+        v->segs[0].step == 1) { /* a whole table: row x is ref (slot 0, x) already */
+        if (slot_of(c, v->segs[0].store) != 0) goto oom;
+        return 0;
+    }
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++) {
         int64_t x = (int64_t)buf[i];
@@ -263,15 +265,15 @@ static int compose(composer *c, uint64_t *buf, int64_t n, idt_error *err) {
         int64_t pos = s->start + (x - v->cum[k]) * s->step;
         uint64_t slot, row;
         if (s->kind == IDT_SEG_RUN) {
-            if (c->seg_slot[k] < 0 && (c->seg_slot[k] = slot_of(c, s->store)) < 0) return -1;
+            if (c->seg_slot[k] < 0 && (c->seg_slot[k] = slot_of(c, s->store)) < 0) goto oom;
             slot = (uint64_t)c->seg_slot[k];
             row = (uint64_t)pos;
         } else {
             uint64_t r = s->refs->ref[pos];
             uint64_t old = r >> IDT_REF_ROW_BITS;
             int64_t *tr = c->seg_trans[k] ? c->seg_trans[k] : trans_of(c, k);
-            if (!tr) return -1;
-            if (tr[old] < 0 && (tr[old] = slot_of(c, s->refs->stores[old])) < 0) return -1;
+            if (!tr) goto oom;
+            if (tr[old] < 0 && (tr[old] = slot_of(c, s->refs->stores[old])) < 0) goto oom;
             slot = (uint64_t)tr[old];
             row = r & IDT_REF_ROW_MASK;
         }
@@ -282,6 +284,8 @@ static int compose(composer *c, uint64_t *buf, int64_t n, idt_error *err) {
         }
     }
     return 0;
+oom:
+    return idt_error_set(err, IDT_ENOMEM, "out of memory composing %lld rows", (long long)n);
 }
 
 /* Where index work happens: a heap buffer written to the blob in one go when the blob is a
@@ -334,7 +338,6 @@ static int view_from_index(idt_view *v, ixbuf *x, int64_t n, idt_view **out, idt
     int rc = 0;
     if (composer_init(&c, v) != 0) goto oom;
     rc = compose(&c, x->p, n, err);
-    if (rc == -1) goto oom;
     if (rc) goto fail;
     uint64_t hash;
     rc = idt_hash_fast_progress(x->p, (size_t)n * 8, 0, &hash, err);
@@ -713,7 +716,8 @@ int idt_view_assemble(idt_schema *schema, const int64_t *cols, int64_t ncols,
     if (ncols < 1) return idt_error_set(err, IDT_ECORRUPT, "a view needs at least one column");
     for (int64_t j = 0; j < ncols; j++)
         if (cols[j] < 0 || cols[j] >= schema->ncols)
-            return idt_error_set(err, IDT_ECORRUPT, "column index %lld out of range", (long long)cols[j]);
+            return idt_error_set(err, IDT_ECORRUPT, "column index %lld out of range for %lld columns",
+                                 (long long)cols[j], (long long)schema->ncols);
     int uniform = 1;
     int64_t total = 0;
     for (int64_t k = 0; k < nseg; k++) {

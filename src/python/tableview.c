@@ -583,10 +583,13 @@ idt_view **idt_py_views_of(PyObject *tvtype, PyObject *seq, Py_ssize_t *n) {
     return vs;
 }
 
-/* The rows of `views` (a sequence of TableViews; `what` is the TypeError for anything else)
- * in order, as one new view (idt_view_concat, GIL released). *descrs (optional) gets a new
- * reference to the first view's column descriptions. NULL with an exception set. */
-static idt_view *concat_of(idt_module_state *st, PyObject *views, const char *what, PyObject **descrs) {
+typedef int (*views_combiner)(idt_view *const *views, int64_t n, idt_view **out, idt_error *err);
+
+/* `combine` (idt_view_concat or idt_view_zip, GIL released) over `views` (a sequence of
+ * TableViews; `what` is the TypeError for anything else): one new view. *descrs (optional)
+ * gets a new reference to the first view's column descriptions. NULL with an exception set. */
+static idt_view *combine_views(idt_module_state *st, PyObject *views, views_combiner combine,
+                               const char *what, PyObject **descrs) {
     PyObject *seq = PySequence_Fast(views, what);
     if (!seq) return NULL;
     Py_ssize_t n;
@@ -596,7 +599,7 @@ static idt_view *concat_of(idt_module_state *st, PyObject *views, const char *wh
         idt_error err;
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        rc = idt_view_concat(vs, n, &out, &err);
+        rc = combine(vs, n, &out, &err);
         Py_END_ALLOW_THREADS
         if (rc) {
             out = NULL;
@@ -612,26 +615,15 @@ static idt_view *concat_of(idt_module_state *st, PyObject *views, const char *wh
 
 static PyObject *tv_concat(PyObject *cls, PyObject *views) {
     idt_module_state *st = idt_py_state_of_type((PyTypeObject *)cls);
-    idt_view *out = concat_of(st, views, "concat() takes a list of TableView objects", NULL);
+    idt_view *out = combine_views(st, views, idt_view_concat, "concat() takes a list of TableView objects",
+                                  NULL);
     return out ? idt_py_wrap_view(st, out) : NULL;
 }
 
 static PyObject *tv_zip(PyObject *cls, PyObject *views) {
     idt_module_state *st = idt_py_state_of_type((PyTypeObject *)cls);
-    PyObject *seq = PySequence_Fast(views, "zip() takes a list of TableView objects");
-    if (!seq) return NULL;
-    Py_ssize_t n;
-    idt_view **vs = idt_py_views_of(st->TableView_Type, seq, &n);
-    PyObject *res = NULL;
-    if (vs) {
-        idt_view *out = NULL;
-        idt_error err;
-        int rc = idt_view_zip(vs, n, &out, &err);
-        res = rc ? idt_py_raise(st, &err) : idt_py_wrap_view(st, out);
-        PyMem_Free(vs);
-    }
-    Py_DECREF(seq);
-    return res;
+    idt_view *out = combine_views(st, views, idt_view_zip, "zip() takes a list of TableView objects", NULL);
+    return out ? idt_py_wrap_view(st, out) : NULL;
 }
 
 /* tv._rename(olds, news): two lists of str of one length (checked by the caller). */
@@ -966,7 +958,8 @@ static PyObject *idt_tv_batch_iter_concat(PyObject *cls, PyObject *args, PyObjec
         return NULL;
     idt_module_state *st = idt_py_state_of_type((PyTypeObject *)cls);
     PyObject *descrs = NULL;
-    idt_view *cat = concat_of(st, views, "batch_iter_concat() takes a list of TableView objects", &descrs);
+    idt_view *cat = combine_views(st, views, idt_view_concat,
+                                 "batch_iter_concat() takes a list of TableView objects", &descrs);
     if (!cat) return NULL;
     PyObject *res = idt_py_batchiter_start(st, cat, descrs, bs, drop, threads, readahead, pad);
     idt_view_decref(cat);

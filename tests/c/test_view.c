@@ -235,6 +235,16 @@ static void test_from_store(void) {
     CHECK_ERR(idt_view_from_store(st, bad, 1, &v, &err), IDT_EVALUE, err, "column index 4");
     bad[0] = -1;
     CHECK_ERR(idt_view_from_store(st, bad, 1, &v, &err), IDT_EVALUE, err, "-1");
+    /* assembling from parts: the message names the index and the bound */
+    idt_segment seg = {IDT_SEG_RUN, st, NULL, 0, 1, 10};
+    char want[80];
+    bad[0] = st->schema->ncols;
+    snprintf(want, sizeof want, "column index %lld out of range for %lld columns", (long long)bad[0],
+             (long long)st->schema->ncols);
+    CHECK_ERR(idt_view_assemble(st->schema, bad, 1, &seg, 1, &v, &err), IDT_ECORRUPT, err, want);
+    bad[0] = -1;
+    snprintf(want, sizeof want, "column index -1 out of range for %lld columns", (long long)st->schema->ncols);
+    CHECK_ERR(idt_view_assemble(st->schema, bad, 1, &seg, 1, &v, &err), IDT_ECORRUPT, err, want);
     free(ids);
     idt_store_decref(st);
 }

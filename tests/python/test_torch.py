@@ -17,6 +17,7 @@ from infinidata import torch as itorch  # noqa: E402
 from infinidata.torch import TableDataset, TableLoader, collate, view_fingerprint  # noqa: E402
 
 from conftest import UNDER_ASAN, run_python  # noqa: E402
+from _torch_harness import run_distributed  # noqa: E402
 
 TV = infinidata.TableView
 
@@ -451,22 +452,14 @@ def test_worker_rss_does_not_grow_with_the_dataset_size():
 
 # ---- torch.distributed ----
 
+# Runs after _torch_harness.GLOO: launch, json, os, np, torch, infinidata, TableLoader.
 DIST = r"""
-import json, os, sys
-import multiprocessing as mp
-import numpy as np, torch, torch.distributed as dist
-import infinidata
-from infinidata.torch import TableLoader
-
 N, B, K = 1003, 8, 7          # rows, batch size, batches taken before the stop
 
 def ids(b):
     return b["i"].numpy().tolist()
 
-def phase(rank, world, store, tag, out):
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=world)
-    tv = infinidata.TableView.load_from_disk(os.environ["DATA"], "t")
+def phase(tv, tag):
     res = {}
     if tag == "run":
         ld = TableLoader(tv, B, seed=9, threads=1)      # rank and world from torch.distributed
@@ -484,27 +477,11 @@ def phase(rank, world, store, tag, out):
         ld.load_state_dict(state)
         ld.set_epoch(state["epoch"])
         res["rest"] = [r for b in ld for r in ids(b)]
-    allres = [None] * world
-    dist.all_gather_object(allres, res)
-    if rank == 0:
-        json.dump(allres, open(out, "w"))
-    dist.destroy_process_group()
-
-def launch(world, tag):
-    store = os.path.join(os.environ["DATA"], f"store-{tag}")
-    out = os.path.join(os.environ["DATA"], f"{tag}.json")
-    ctx = mp.get_context("fork")
-    ps = [ctx.Process(target=phase, args=(r, world, store, tag, out)) for r in range(world)]
-    for p in ps:
-        p.start()
-    for p in ps:
-        p.join(120)
-        assert p.exitcode == 0, (tag, p.exitcode)
-    return json.load(open(out))
+    return res
 
 if __name__ == "__main__":
     infinidata.TableView({"i": np.arange(N, dtype=np.int64)}).save_to_disk(os.environ["DATA"], "t")
-    run = launch(4, "run")
+    run = launch(4, "run", phase)
     for e in ("e0", "e1"):
         per_rank = [r[e] for r in run]
         assert len({len(x) for x in per_rank}) == 1, [len(x) for x in per_rank]  # equal batch counts
@@ -519,7 +496,7 @@ if __name__ == "__main__":
     states = [r["state"] for r in run]
     assert all(s == states[0] for s in states) and states[0]["rows_consumed"] == K * 4 * B
     json.dump(states[0], open(os.path.join(os.environ["DATA"], "state.json"), "w"))
-    rest = launch(2, "resume")
+    rest = launch(2, "resume", phase)
     seen = [i for r in run for i in r["stop_seen"]] + [i for r in rest for i in r["rest"]]
     assert sorted(seen) == list(range(N)), (len(seen), len(set(seen)))
     print("OK")
@@ -527,11 +504,4 @@ if __name__ == "__main__":
 
 
 def test_distributed_gloo_four_ranks_then_resume_on_two(tmp_path):
-    script = tmp_path / "dist_run.py"
-    script.write_text(DIST)
-    data = tmp_path / "data"
-    data.mkdir()
-    code = f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')"
-    p = run_python(code, env={"DATA": str(data), "INFINIDATA_TMPDIR": str(tmp_path / "area")},
-                   timeout=240)
-    assert p.stdout.strip().endswith("OK"), p.stdout
+    run_distributed(tmp_path, DIST)

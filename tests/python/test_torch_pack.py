@@ -16,7 +16,7 @@ import infinidata  # noqa: E402
 from infinidata import torch as itorch  # noqa: E402
 from infinidata.torch import TableLoader, python_pack  # noqa: E402
 
-from conftest import run_python  # noqa: E402
+from _torch_harness import run_distributed  # noqa: E402
 
 TV = infinidata.TableView
 
@@ -331,23 +331,15 @@ def test_packing_in_dataloader_workers(ctx):
 
 # ---- torch.distributed ----
 
+# Runs after _torch_harness.GLOO: launch, json, os, np, torch, infinidata, TableLoader.
 DIST = r"""
-import json, os
-import multiprocessing as mp
-import numpy as np, torch, torch.distributed as dist
-import infinidata
-from infinidata.torch import TableLoader
-
 N, L, B, K = 301, 8, 3, 4      # documents, seq_len, batch size, batches taken before the stop
 PACK = {"column": "tokens", "seq_len": L, "pad_id": 0}
 
 def flat(b):
     return b["tokens"].numpy().ravel().tolist()
 
-def phase(rank, world, store, tag, out):
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=world)
-    tv = infinidata.TableView.load_from_disk(os.environ["DATA"], "t")
+def phase(tv, tag):
     res = {}
     if tag == "run":
         ld = TableLoader(tv, B, seed=9, threads=1, pack=PACK)   # rank and world from torch.distributed
@@ -364,23 +356,7 @@ def phase(rank, world, store, tag, out):
         ld.load_state_dict(state)
         ld.set_epoch(state["epoch"])
         res["rest"] = [t for b in ld for t in flat(b)]
-    allres = [None] * world
-    dist.all_gather_object(allres, res)
-    if rank == 0:
-        json.dump(allres, open(out, "w"))
-    dist.destroy_process_group()
-
-def launch(world, tag):
-    store = os.path.join(os.environ["DATA"], f"store-{tag}")
-    out = os.path.join(os.environ["DATA"], f"{tag}.json")
-    ctx = mp.get_context("fork")
-    ps = [ctx.Process(target=phase, args=(r, world, store, tag, out)) for r in range(world)]
-    for p in ps:
-        p.start()
-    for p in ps:
-        p.join(120)
-        assert p.exitcode == 0, (tag, p.exitcode)
-    return json.load(open(out))
+    return res
 
 def tokens_once(seen, total):
     seen = [t for t in seen if t != 0]
@@ -394,14 +370,14 @@ if __name__ == "__main__":
     values = np.arange(1, total + 1, dtype=np.int32)                    # unique token ids
     infinidata.TableView({"tokens": infinidata.Ragged(values, offsets)}).save_to_disk(
         os.environ["DATA"], "t")
-    run = launch(4, "run")
+    run = launch(4, "run", phase)
     per_rank = [r["e0"] for r in run]
     assert len({len(x) for x in per_rank}) == 1, [len(x) for x in per_rank]   # equal batch counts
     tokens_once([t for x in per_rank for b in x for t in b], total)           # every token once
     states = [r["state"] for r in run]
     assert all(s == states[0] for s in states) and states[0]["rows_consumed"] == K * 4 * B
     json.dump(states[0], open(os.path.join(os.environ["DATA"], "state.json"), "w"))
-    rest = launch(2, "resume")
+    rest = launch(2, "resume", phase)
     tokens_once([t for r in run for t in r["stop_seen"]] + [t for r in rest for t in r["rest"]], total)
     print("OK")
 """
@@ -410,14 +386,7 @@ if __name__ == "__main__":
 def test_distributed_gloo_packing_four_ranks_then_resume_on_two(tmp_path):
     if not hasattr(infinidata, "Ragged"):
         pytest.skip("list columns are not in this build yet")
-    script = tmp_path / "dist_pack.py"
-    script.write_text(DIST)
-    data = tmp_path / "data"
-    data.mkdir()
-    code = f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')"
-    p = run_python(code, env={"DATA": str(data), "INFINIDATA_TMPDIR": str(tmp_path / "area")},
-                   timeout=240)
-    assert p.stdout.strip().endswith("OK"), p.stdout
+    run_distributed(tmp_path, DIST)
 
 
 # ---- list columns without packing ----
