@@ -1,6 +1,7 @@
 /* store.c: schemas, the store image (header + buffers), the builder and validation. */
 #include "store.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -777,8 +778,9 @@ static void *ucs4_enc_main(void *arg) {
  * helper threads and this one claim parts in order and encode each into a slot of its own
  * (ucs4_enc_main); this thread writes the encoded parts in order (the data to the file, its
  * bytes hashed on the way when they come in file order, the offsets through the stage), and
- * encodes a part itself when the next one to write is not ready. At most UCS4_SLOTS parts
- * are encoded ahead of the writing, so memory stays a few MB whatever n. */
+ * encodes a part itself when the next one to write is not ready. At most 2 parts per thread
+ * are encoded ahead of the writing: memory is a few MB whatever n (a part is at least one
+ * element, so an element wider than UCS4_PIPE_PART takes up to 7/4 of its size per slot). */
 enum { UCS4_SLOTS = 2 * UCS4_MAX_THREADS };
 
 typedef struct ucs4_pipe {
@@ -1157,6 +1159,13 @@ int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *e
             return frc;
         }
         idt_blob_shrink_unwritten(b->blob, (size_t)b->tail);
+        if (b->blob->size != (size_t)b->tail) { /* its file is not the image's length */
+            int rc = idt_error_sys(err, errno, "cannot set temp file '%s' to %llu bytes",
+                                   b->blob->path, (unsigned long long)b->tail);
+            idt_free(ascii);
+            idt_store_builder_free(b);
+            return rc;
+        }
     }
     uint8_t uid[16];
     idt_random_bytes(uid, sizeof uid);

@@ -918,8 +918,9 @@ int idt_blob_pool_take_open(idt_blob_pool *p, size_t size, size_t reserve, idt_b
 
 /* ---- dedicated files ---- */
 
-/* A file of `size` bytes with disk space reserved for [0, reserve); the rest, if any, is a
- * hole until written (idt_blob_write then takes every byte there by pwrite). */
+/* A file mapped for `size` bytes, its first `reserve` bytes there with disk space reserved;
+ * the rest, if any, lies past the end of the file until written (idt_blob_write then takes
+ * every byte there by pwrite; idt_blob_shrink_unwritten sets the file's final length). */
 static int blob_new_file(idt_blob *b, size_t size, size_t reserve, idt_error *err) {
     pthread_mutex_lock(&mu);
     int fd = create_file_locked("b", &b->path, err);
@@ -931,10 +932,9 @@ static int blob_new_file(idt_blob *b, size_t size, size_t reserve, idt_error *er
         rc = idt_error_sys(err, errno, "cannot reserve %zu bytes for temp file '%s'", reserve, b->path);
         goto fail_unlink;
     }
-    if (reserve < size && idt_ftruncate(fd, (off_t)size) != 0) {
-        rc = idt_error_sys(err, errno, "cannot size temp file '%s' to %zu bytes", b->path, size);
-        goto fail_unlink;
-    }
+    /* the mapping may run past the end of the file: what lies there is written by pwrite
+     * before it is read, and the file grows with it (so RLIMIT_FSIZE and the disk see the
+     * bytes written, not the room) */
     b->sparse_from = reserve < size ? reserve : 0;
     if (idt_fstat(fd, &st) != 0) {
         rc = idt_error_sys(err, errno, "cannot stat temp file '%s'", b->path);
@@ -991,10 +991,20 @@ void idt_blob_shrink(idt_blob *b, size_t size) { blob_shrink(b, size, 0); }
 
 void idt_blob_shrink_unwritten(idt_blob *b, size_t size) { blob_shrink(b, size, 1); }
 
-/* unwritten: the bytes past `size` were never written, so an arena range goes back clean
- * (it needs no zeroing when taken again). */
+/* Free [off, off + len) of c, a range never written since it was taken (zeros, but its
+ * blocks were reserved): its whole pages are punched now, so it goes back holding no blocks
+ * and needs no zeroing when taken again; if punching fails it goes back dirty, for the
+ * sweep. Caller holds mu. */
+static int release_unwritten(idt_chunk *c, size_t off, size_t len) {
+    size_t ps = align_up(off, page_size), pe = align_down(off + len, page_size);
+    if (pe > ps && idt_punch_hole(c->fd, (off_t)ps, (off_t)(pe - ps)) != 0) return range_release(c, off, len);
+    return free_insert(c, off, len, 0);
+}
+
+/* unwritten: the bytes past `size` were never written (release_unwritten). */
 static void blob_shrink(idt_blob *b, size_t size, int unwritten) {
-    if (size >= b->size) return;
+    /* (a file mapped past its end is cut or grown to its size even when that is all of it) */
+    if (size > b->size || (size == b->size && !b->sparse_from)) return;
     if (b->kind == IDT_BLOB_ARENA) {
         size_t keep = align_up(size ? size : 1, IDT_BLOB_ALIGN);
         pthread_mutex_lock(&mu);
@@ -1003,7 +1013,7 @@ static void blob_shrink(idt_blob *b, size_t size, int unwritten) {
             if (ngens) gens_reap();
             if (!range_in_children(b->fork_seq, fork_seq) &&
                 !range_in_untracked_children(b->fork_seq, fork_seq) &&
-                (unwritten ? free_insert(c, (size_t)b->offset + keep, b->map_len - keep, 0)
+                (unwritten ? release_unwritten(c, (size_t)b->offset + keep, b->map_len - keep)
                            : range_release(c, (size_t)b->offset + keep, b->map_len - keep)) == 0) {
                 c->held -= b->map_len - keep;
                 atomic_fetch_sub(&n_arena_bytes, (int64_t)(b->map_len - keep));

@@ -103,9 +103,12 @@ int idt_blob_pool_new(idt_blob_pool **out, idt_error *err);
 int idt_blob_pool_take(idt_blob_pool *p, size_t size, idt_blob **out, idt_error *err);
 /* As idt_blob_pool_take, for a blob of which only [0, reserve) is sure to be written (a
  * store whose string columns' sizes are found as they come, idt_blob_shrink_unwritten giving
- * back the rest): a FILE blob reserves disk space for that prefix only, the rest being a hole
- * until written (idt_blob_write takes every byte there by pwrite, so a full disk is an IDT_EIO
- * error, never a SIGBUS on the mapping); an arena or pool blob reserves all of it. */
+ * back the rest): a FILE blob's file holds that prefix only, with its disk space reserved,
+ * and is mapped for `size` bytes; the rest lies past the file's end until written
+ * (idt_blob_write takes every byte there by pwrite, so a full disk or RLIMIT_FSIZE is an
+ * IDT_EIO error for the bytes written, never a SIGBUS on the mapping), and
+ * idt_blob_shrink_unwritten must then set the file's length. An arena or pool blob reserves
+ * all of it (its unused part goes back at the shrink, its pages punched). */
 int idt_blob_pool_take_open(idt_blob_pool *p, size_t size, size_t reserve, idt_blob **out,
                             idt_error *err);
 /* NULL is a no-op. */
@@ -130,7 +133,9 @@ void idt_blob_seal(idt_blob *b);
  * blob nobody else references yet. Never fails (a blob that cannot shrink keeps its space). */
 void idt_blob_shrink(idt_blob *b, size_t size);
 /* The same for a blob whose bytes past `size` were never written (the tail of an
- * idt_blob_pool_take_open reservation): an arena range goes back without needing zeroing. */
+ * idt_blob_pool_take_open reservation): an arena range goes back with its pages punched (no
+ * zeroing needed when taken again); a file is cut, or grown, to exactly `size` bytes, which
+ * its blob's size then says (it keeps its old size if the file cannot be set). */
 void idt_blob_shrink_unwritten(idt_blob *b, size_t size);
 
 /* Map `path` read-only as a LOADED blob of the whole file. Errors: IDT_EIO. */

@@ -452,9 +452,14 @@ static void test_builder_open(void) {
         }
         CHECK(!memcmp(st->cols[cx].data, x, N * sizeof *x));
         CHECK_OK(idt_store_verify(st, "built", &err), err);
-        /* compact: the open column laid out last ends the image, far below the bound */
+        /* compact: the open column laid out last ends the image, far below the bound; the
+         * file is exactly the image (a save links it; its checksum runs to its end) */
         CHECK_EQ(image_end(st, cc), (uint64_t)st->blob->size);
         CHECK(st->blob->size < (size_t)bound);
+        struct stat fs;
+        REQUIRE(stat(st->blob->path, &fs) == 0);
+        CHECK_EQ((uint64_t)fs.st_size, (uint64_t)st->blob->size);
+        CHECK((uint64_t)fs.st_blocks * 512 < (uint64_t)st->blob->size + (1 << 20));
         idt_store_decref(st);
         free(ptrs);
         free(lens);
@@ -509,6 +514,11 @@ static void test_builder_open(void) {
                      ((uint64_t)ps[k - 1]->blob->offset + ps[k - 1]->blob->size + 63) / 64 * 64);
         }
     }
+    /* the room each store did not use went back holding no disk blocks */
+    struct stat es;
+    REQUIRE(stat(ps[2]->blob->path, &es) == 0);
+    uint64_t live = (uint64_t)ps[2]->blob->offset + ps[2]->blob->size;
+    CHECK((uint64_t)es.st_blocks * 512 <= live + (1 << 20));
     for (int k = 0; k < 3; k++) idt_store_decref(ps[k]);
     idt_blob_pool_free(pool);
     /* code points past U+1FFFFF take more than 4 bytes: the input-size bound is too small */

@@ -352,6 +352,29 @@ def test_small_file_size_limit_still_makes_small_tables(tmp_path):
     assert out == "OSError True"
 
 
+FSIZE_TEXT = r"""
+import errno, resource, numpy as np, infinidata
+T = infinidata.TableView
+n = 300_000
+a = np.array(['abc%d' % i for i in range(n)], dtype='U32')  # 38 MB of UCS4, ~3 MB stored
+resource.setrlimit(resource.RLIMIT_FSIZE, (32 << 20, 32 << 20))
+t = T({'s': a, 'i': np.arange(n)})  # read once, its file growing with what is written
+assert (t[:]['s'] == a).all() and t[n - 1]['s'] == 'abc%d' % (n - 1)
+try:
+    T({'s': np.array(['x' * 31 + str(i % 10) for i in range(n)], dtype='U32')})  # 9.6 MB stored
+    T({'s': np.array(['y' * 300] * 120_000, dtype='U300')})  # 36 MB stored: over the limit
+except OSError as e:
+    print('OSError', e.errno == errno.EFBIG)
+"""
+
+
+def test_file_size_limit_counts_text_stored_not_its_bound(tmp_path):
+    # A large NumPy unicode column is an open column, with room for 4 bytes per code point;
+    # the limit (and the disk) must see only the bytes stored.
+    out = run_python(FSIZE_TEXT, env={"INFINIDATA_TMPDIR": str(tmp_path / "root")}).stdout.strip()
+    assert out == "OSError True"
+
+
 FORK_REUSE = r"""
 import os, numpy as np, infinidata
 from infinidata import _infinidata as core
