@@ -206,12 +206,14 @@ static void random_readers(const idt_view *v, int delta) {
         const idt_segment *s = &v->segs[k];
         if (s->kind != IDT_SEG_REFS) continue;
         for (int64_t i = 0; i < s->refs->nstores; i++) {
-            idt_blob *b = s->refs->stores[i]->blob;
-            if (b->kind == IDT_BLOB_ARENA || !b->map) continue;
-            b->random_readers += delta;
-            if (((delta > 0 && b->random_readers == 1) || (delta < 0 && b->random_readers == 0)) &&
+            void *map;
+            size_t len;
+            int64_t *readers = idt_blob_advice_target(s->refs->stores[i]->blob, &map, &len);
+            if (!readers) continue;
+            *readers += delta;
+            if (((delta > 0 && *readers == 1) || (delta < 0 && *readers == 0)) &&
                 atomic_load_explicit(&pf_mode, memory_order_relaxed) != IDT_PREFETCH_OFF)
-                idt_madvise(b->map, b->map_len, delta > 0 ? MADV_RANDOM : MADV_NORMAL);
+                idt_madvise(map, len, delta > 0 ? MADV_RANDOM : MADV_NORMAL);
         }
     }
     pthread_mutex_unlock(&random_mu);

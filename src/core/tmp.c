@@ -48,6 +48,9 @@ struct idt_chunk {
     size_t held;       /* bytes of those ranges */
     idt_extent *free;  /* free ranges sorted by offset, coalesced */
     size_t nfree, capfree;
+    /* pool extents: iterators reading its blobs in random order (prefetch.c's lock, not mu;
+     * idt_blob_advice_target) */
+    int64_t random_readers;
 };
 
 /* A fork whose children may still map this process's chunks: the read end of a pipe whose
@@ -869,7 +872,9 @@ int idt_blob_pool_take_open(idt_blob_pool *p, size_t size, size_t reserve, idt_b
     idt_blob *b = idt_calloc(1, sizeof *b);
     if (!b) return idt_error_set(err, IDT_ENOMEM, "out of memory allocating a blob");
     b->fd = -1;
-    size_t need = align_up(size, IDT_BLOB_ALIGN), i = 0, off = 0;
+    /* whole pages: an extent's blobs start on a page, as a file's do, so that a store's
+     * page-aligned column keeps 4 KiB rows on one page each */
+    size_t need = align_up(size, page_size), i = 0, off = 0;
     pthread_mutex_lock(&mu);
     helds_release();
     int rc = make_procdir(err);
@@ -1006,7 +1011,7 @@ static void blob_shrink(idt_blob *b, size_t size, int unwritten) {
     /* (a file mapped past its end is cut or grown to its size even when that is all of it) */
     if (size > b->size || (size == b->size && !b->sparse_from)) return;
     if (b->kind == IDT_BLOB_ARENA) {
-        size_t keep = align_up(size ? size : 1, IDT_BLOB_ALIGN);
+        size_t keep = align_up(size ? size : 1, b->chunk->pooled ? page_size : IDT_BLOB_ALIGN);
         pthread_mutex_lock(&mu);
         idt_chunk *c = b->chunk;
         if (keep < b->map_len && c->owner == getpid() && !atomic_load(&b->pinned)) {
@@ -1125,6 +1130,19 @@ void idt_blob_seal(idt_blob *b) {
         idt_close(b->fd);
         b->fd = -1;
     }
+}
+
+int64_t *idt_blob_advice_target(idt_blob *b, void **map, size_t *len) {
+    if (b->kind != IDT_BLOB_ARENA) {
+        if (!b->map) return NULL;
+        *map = b->map;
+        *len = b->map_len;
+        return &b->random_readers;
+    }
+    if (!b->chunk->pooled) return NULL; /* map, size and pooled never change after creation */
+    *map = b->chunk->map;
+    *len = b->chunk->size;
+    return &b->chunk->random_readers;
 }
 
 void idt_blob_pin(const idt_blob *b) { atomic_store(&((idt_blob *)b)->pinned, 1); }

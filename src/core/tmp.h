@@ -79,7 +79,8 @@ typedef struct idt_blob {
     uint64_t dev, ino; /* identity of the file, for dedup when saving */
     int fd;            /* FILE blobs while being written: open for idt_blob_write, else -1 */
     size_t sparse_from; /* FILE: disk is reserved only below this offset (0: all of it) */
-    int64_t random_readers; /* iterators reading it in random order (prefetch.c; its lock) */
+    int64_t random_readers; /* iterators reading it in random order (prefetch.c; its lock;
+                                pool blobs count on their extent: idt_blob_advice_target) */
     uint64_t fork_seq; /* ARENA: forks of this process before the blob was made */
     _Atomic int pinned; /* other mappings of its bytes may exist: never reuse its range */
 } idt_blob;
@@ -137,6 +138,13 @@ void idt_blob_shrink(idt_blob *b, size_t size);
  * zeroing needed when taken again); a file is cut, or grown, to exactly `size` bytes, which
  * its blob's size then says (it keeps its old size if the file cannot be set). */
 void idt_blob_shrink_unwritten(idt_blob *b, size_t size);
+
+/* Where read-ahead advice for blob b's bytes goes (prefetch.c marks the mappings of blobs
+ * read in random order MADV_RANDOM): a file's or a loaded blob's own mapping, or a pool
+ * extent's, which its blobs share; sets *map and *len and returns that mapping's count of
+ * random-order readers, which the caller keeps under its own lock. NULL for a small arena
+ * blob (its chunk holds unrelated small blobs: left alone). */
+int64_t *idt_blob_advice_target(idt_blob *b, void **map, size_t *len);
 
 /* Map `path` read-only as a LOADED blob of the whole file. Errors: IDT_EIO. */
 int idt_blob_map_file(const char *path, idt_blob **out, idt_error *err);

@@ -164,6 +164,57 @@ static void test_random_iterators_advise_random(void) {
     idt_view_decref(v);
 }
 
+/* The same for stores carved from a writer's pool: the extent's mapping (which its stores
+ * share) is marked while any random-order iterator reads one of them, and each store starts
+ * on a page, so a 4 KiB row is one page. */
+static void test_pool_stores_advise_random(void) {
+    enum { N = 1 << 18 }; /* 2 MiB a store: over IDT_ARENA_MAX, so from the pool */
+    idt_column cd = {"id", IDT_COL_FIXED, "<i8", 8, 0, NULL, 1, 8};
+    idt_schema *sc;
+    idt_error err;
+    REQUIRE(CHECK_OK(idt_schema_new(&cd, 1, &sc, &err), err) == 0);
+    idt_blob_pool *pool;
+    REQUIRE(CHECK_OK(idt_blob_pool_new(&pool, &err), err) == 0);
+    int64_t *id = malloc((size_t)N * 8);
+    REQUIRE(id);
+    for (int64_t i = 0; i < N; i++) id[i] = i;
+    idt_view *parts[2];
+    for (int k = 0; k < 2; k++) {
+        idt_store_builder *b;
+        idt_store *st;
+        REQUIRE(CHECK_OK(idt_store_builder_new_in(sc, N - k * 3, NULL, pool, &b, &err), err) == 0);
+        CHECK_OK(idt_store_builder_write_fixed(b, 0, 0, N - k * 3, id, &err), err);
+        REQUIRE(CHECK_OK(idt_store_builder_finish(b, &st, &err), err) == 0);
+        CHECK_EQ(st->blob->kind, IDT_BLOB_ARENA);
+        CHECK_EQ(((uintptr_t)st->cols[0].data) % 4096, 0);
+        REQUIRE(CHECK_OK(h_view_of(st, &parts[k], &err), err) == 0);
+        idt_store_decref(st);
+    }
+    idt_view *v, *sh;
+    REQUIRE(CHECK_OK(idt_view_concat(parts, 2, &v, &err), err) == 0);
+    REQUIRE(CHECK_OK(idt_view_shuffle(v, 1, &sh, &err), err) == 0);
+    idt_store *st;
+    int64_t row;
+    idt_view_locate(v, 0, &st, &row);
+    char fl[256];
+    vmflags(st->cols[0].data, fl, sizeof fl);
+    REQUIRE(fl[0]);
+    CHECK(!strstr(fl, " rr"));
+    idt_batcher *a;
+    REQUIRE(CHECK_OK(idt_batcher_new(sh, 1000, 0, 2, 2, &a, &err), err) == 0);
+    vmflags(st->cols[0].data, fl, sizeof fl);
+    CHECK(strstr(fl, " rr"));
+    idt_batcher_free(a);
+    vmflags(st->cols[0].data, fl, sizeof fl);
+    CHECK(!strstr(fl, " rr"));
+    idt_view_decref(sh);
+    idt_view_decref(v);
+    for (int k = 0; k < 2; k++) idt_view_decref(parts[k]);
+    idt_blob_pool_free(pool);
+    idt_schema_decref(sc);
+    free(id);
+}
+
 /* Mode OFF advises nothing even when cold; ALWAYS advises even when resident. */
 static void test_modes(void) {
     idt_view *v = ids_view(1 << 17);
@@ -266,6 +317,7 @@ int main(int argc, char **argv) {
         H_TEST(test_resident_rows_are_not_advised),
         H_TEST(test_cold_rows_are_advised_and_read),
         H_TEST(test_random_iterators_advise_random),
+        H_TEST(test_pool_stores_advise_random),
         H_TEST(test_modes),
         H_TEST(test_batches_same_in_every_mode),
     };
