@@ -130,6 +130,14 @@ static void vmflags(const void *p, char *out, size_t n) {
     fclose(f);
 }
 
+/* 1 when the mapping holding p is marked MADV_RANDOM ("rr" in its VmFlags), 0 when not, -1
+ * when no mapping holds p. */
+static int marked_random(const void *p) {
+    char fl[256];
+    vmflags(p, fl, sizeof fl);
+    return fl[0] ? strstr(fl, " rr") != NULL : -1;
+}
+
 /* An iterator over a shuffled large store marks its mapping MADV_RANDOM ("rr") while it lives,
  * counted: two iterators, the flag goes with the last; a contiguous view never sets it. */
 static void test_random_iterators_advise_random(void) {
@@ -139,25 +147,19 @@ static void test_random_iterators_advise_random(void) {
     idt_store *st;
     int64_t row;
     idt_view_locate(v, 0, &st, &row);
-    char fl[256];
-    vmflags(st->cols[0].data, fl, sizeof fl);
-    REQUIRE(fl[0]);
-    CHECK(!strstr(fl, " rr"));
+    const char *d = st->cols[0].data;
+    CHECK_EQ(marked_random(d), 0);
     idt_batcher *a, *b, *c;
     REQUIRE(CHECK_OK(idt_batcher_new(v, 1000, 0, 1, 0, &c, &err), err) == 0);
-    vmflags(st->cols[0].data, fl, sizeof fl);
-    CHECK(!strstr(fl, " rr")); /* contiguous */
+    CHECK_EQ(marked_random(d), 0); /* contiguous */
     REQUIRE(CHECK_OK(idt_batcher_new(sh, 1000, 0, 2, 2, &a, &err), err) == 0);
     REQUIRE(CHECK_OK(idt_batcher_new(sh, 1000, 0, 1, 0, &b, &err), err) == 0);
-    vmflags(st->cols[0].data, fl, sizeof fl);
-    CHECK(strstr(fl, " rr"));
+    CHECK_EQ(marked_random(d), 1);
     CHECK_EQ(st->blob->random_readers, 2);
     idt_batcher_free(a);
-    vmflags(st->cols[0].data, fl, sizeof fl);
-    CHECK(strstr(fl, " rr"));
+    CHECK_EQ(marked_random(d), 1);
     idt_batcher_free(b);
-    vmflags(st->cols[0].data, fl, sizeof fl);
-    CHECK(!strstr(fl, " rr"));
+    CHECK_EQ(marked_random(d), 0);
     CHECK_EQ(st->blob->random_readers, 0);
     idt_batcher_free(c);
     idt_view_decref(sh);
@@ -196,17 +198,13 @@ static void test_pool_stores_advise_random(void) {
     idt_store *st;
     int64_t row;
     idt_view_locate(v, 0, &st, &row);
-    char fl[256];
-    vmflags(st->cols[0].data, fl, sizeof fl);
-    REQUIRE(fl[0]);
-    CHECK(!strstr(fl, " rr"));
+    const char *d = st->cols[0].data;
+    CHECK_EQ(marked_random(d), 0);
     idt_batcher *a;
     REQUIRE(CHECK_OK(idt_batcher_new(sh, 1000, 0, 2, 2, &a, &err), err) == 0);
-    vmflags(st->cols[0].data, fl, sizeof fl);
-    CHECK(strstr(fl, " rr"));
+    CHECK_EQ(marked_random(d), 1);
     idt_batcher_free(a);
-    vmflags(st->cols[0].data, fl, sizeof fl);
-    CHECK(!strstr(fl, " rr"));
+    CHECK_EQ(marked_random(d), 0);
     idt_view_decref(sh);
     idt_view_decref(v);
     for (int k = 0; k < 2; k++) idt_view_decref(parts[k]);
