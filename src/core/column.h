@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "error.h"
 
@@ -116,6 +117,8 @@ static inline int64_t idt_column_out_row_bytes(const idt_column *c, int64_t widt
 /* Trailing NULs are padding (NumPy's rule for 'S' and 'U'): a store never keeps them, and
  * string comparisons ignore them. These give the length without them. */
 static inline int64_t idt_str_strip(const char *p, int64_t len) {
+    uint64_t x;
+    while (len >= 8 && (memcpy(&x, p + len - 8, 8), x == 0)) len -= 8; /* long padding */
     while (len > 0 && p[len - 1] == 0) len--;
     return len;
 }

@@ -614,6 +614,12 @@ enum {
     UCS4_MAX_THREADS = 8
 };
 
+/* Whether n elements of `width` code points are appended as a pipeline (and read once as
+ * an open column): large inputs of wide elements (narrow ones cost a length per 64 bytes). */
+static int ucs4_pipelined(int64_t n, int64_t width) {
+    return n >= 0 && width >= 16 && n <= INT64_MAX / 4 / width && n * width * 4 >= UCS4_PAR_MIN;
+}
+
 /* Threads worth using for n elements of `width` code points: one below UCS4_PAR_MIN bytes,
  * else up to the CPU count (at most UCS4_MAX_THREADS), at least UCS4_PART bytes each. */
 static int ucs4_threads(int64_t n, int64_t width) {
@@ -687,14 +693,6 @@ typedef struct ucs4_enc_part {
     int ascii, oom;
 } ucs4_enc_part;
 
-/* Bytes of a narrowed element of `w` bytes without its trailing NULs. */
-static inline int64_t strip_narrowed(const char *e, int64_t w) {
-    uint64_t x;
-    while (w >= 8 && (memcpy(&x, e + w - 8, 8), x == 0)) w -= 8;
-    while (w > 0 && e[w - 1] == 0) w--;
-    return w;
-}
-
 /* Grow p's buffer to hold `need` more bytes; 0, or -1 (p->oom set). */
 static int enc_room(ucs4_enc_part *p, size_t need) {
     if (p->len + need <= p->cap) return 0;
@@ -764,7 +762,7 @@ static void *ucs4_enc_main(void *arg) {
         int64_t o = 0;
         for (int64_t i = 0; i < m; i++) {
             const char *e = out + i * w;
-            int64_t len = strip_narrowed(e, w);
+            int64_t len = idt_str_strip(e, w);
             if (o != i * w) memmove(out + o, e, (size_t)len);
             lens[a + i] = (uint64_t)len;
             o += len;
@@ -906,8 +904,7 @@ int idt_store_builder_append_ucs4(idt_store_builder *b, int64_t c, int64_t n,
                                   const uint32_t *src, int64_t width, idt_error *err) {
     int rc = check_append(b, c, n, 1, err);
     if (rc) return rc;
-    /* large inputs of wide elements (narrow ones: a length per 64 bytes) as a pipeline */
-    if (width >= 16 && n * width * 4 >= UCS4_PAR_MIN)
+    if (ucs4_pipelined(n, width))
         return append_ucs4_pipe(b, c, n, src, width, ucs4_threads(n, width), err);
     build_col *bc = &b->bc[c];
     for (int64_t i = 0; i < n; i++) {
@@ -1126,46 +1123,34 @@ int idt_store_builder_finish(idt_store_builder *b, idt_store **out, idt_error *e
         idt_store_builder_free(b);
         return idt_error_set(err, IDT_ENOMEM, "out of memory");
     }
-    for (int64_t i = 0; i < nc; i++) {
+    int rc = 0;
+    for (int64_t i = 0; i < nc && !rc; i++) {
         build_col *bc = &b->bc[i];
         if (!idt_column_is_var(&b->schema->cols[i])) continue;
-        int frc = bc->open ? 0 : flush_col(b, i, err);
-        if (frc) {
-            idt_free(ascii);
-            idt_store_builder_free(b);
-            return frc;
-        }
-        if (!bc->positional && (bc->nstr != bc->nstr_max || (!bc->open && bc->bytes != bc->bytes_max))) {
-            int rc = idt_error_set(err, IDT_EVALUE,
-                                   "column '%s': strings changed while the table was built "
-                                   "(%lld of %lld strings, %lld of %lld bytes)",
-                                   b->schema->cols[i].name, (long long)bc->nstr,
-                                   (long long)bc->nstr_max, (long long)bc->bytes,
-                                   (long long)bc->bytes_max);
-            idt_free(ascii);
-            idt_store_builder_free(b);
-            return rc;
-        }
+        if (!bc->open && (rc = flush_col(b, i, err)) != 0) break;
+        if (!bc->positional && (bc->nstr != bc->nstr_max || (!bc->open && bc->bytes != bc->bytes_max)))
+            rc = idt_error_set(err, IDT_EVALUE,
+                               "column '%s': strings changed while the table was built "
+                               "(%lld of %lld strings, %lld of %lld bytes)",
+                               b->schema->cols[i].name, (long long)bc->nstr,
+                               (long long)bc->nstr_max, (long long)bc->bytes,
+                               (long long)bc->bytes_max);
         ascii[i] = bc->ascii;
     }
-    if (b->has_open) { /* seal the open columns (in the order they came), then drop the room left */
-        int frc = b->open_col >= 0 ? open_seal(b, b->open_col, err) : 0;
-        for (int64_t i = 0; i < nc && !frc; i++)
-            if (b->bc[i].open && !b->bc[i].sealed && !(frc = open_start(b, i, err)))
-                frc = open_seal(b, i, err);
-        if (frc) {
-            idt_free(ascii);
-            idt_store_builder_free(b);
-            return frc;
-        }
-        idt_blob_shrink_unwritten(b->blob, (size_t)b->tail);
-        if (b->blob->size != (size_t)b->tail) { /* its file is not the image's length */
-            int rc = idt_error_sys(err, errno, "cannot set temp file '%s' to %llu bytes",
-                                   b->blob->path, (unsigned long long)b->tail);
-            idt_free(ascii);
-            idt_store_builder_free(b);
-            return rc;
-        }
+    if (!rc && b->has_open) { /* seal the open columns (in the order they came), then drop the room left */
+        rc = b->open_col >= 0 ? open_seal(b, b->open_col, err) : 0;
+        for (int64_t i = 0; i < nc && !rc; i++)
+            if (b->bc[i].open && !b->bc[i].sealed && !(rc = open_start(b, i, err)))
+                rc = open_seal(b, i, err);
+        if (!rc) idt_blob_shrink_unwritten(b->blob, (size_t)b->tail);
+        if (!rc && b->blob->size != (size_t)b->tail) /* its file is not the image's length */
+            rc = idt_error_sys(err, errno, "cannot set temp file '%s' to %llu bytes",
+                               b->blob->path, (unsigned long long)b->tail);
+    }
+    if (rc) {
+        idt_free(ascii);
+        idt_store_builder_free(b);
+        return rc;
     }
     uint8_t uid[16];
     idt_random_bytes(uid, sizeof uid);
@@ -1421,8 +1406,7 @@ int64_t idt_ucs4_utf8_len(const uint32_t *src, int64_t n, int64_t width, int *as
 }
 
 int64_t idt_ucs4_open_bound(int64_t n, int64_t width) {
-    if (n < 0 || width < 16 || n > INT64_MAX / 4 / width || n * width * 4 < UCS4_PAR_MIN) return -1;
-    return n * width * 4;
+    return ucs4_pipelined(n, width) ? n * width * 4 : -1;
 }
 
 int64_t idt_fixed_bytes_len(const char *src, int64_t n, int64_t width) {
